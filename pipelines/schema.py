@@ -1,0 +1,74 @@
+"""Feature schemas: the sensor layout every loader maps to, and frame validation.
+
+Validation lists every problem at once (file, row, column) instead of stopping at the first.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_numeric_dtype
+
+N_SENSORS = 590
+SENSOR_COLUMNS: list[str] = [f"Sensor-{i}" for i in range(1, N_SENSORS + 1)]
+
+
+class SchemaError(ValueError):
+    """Input does not fit a schema; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: list["Problem"]):
+        self.problems = problems
+        first = problems[0].text() if problems else "invalid input"
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        super().__init__(first + more)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, located as precisely as we can."""
+
+    message: str
+    file: str | None = None
+    row: int | None = None  # 1-based data row (the header is not counted)
+    column: str | None = None
+
+    def to_dict(self) -> dict:
+        """The problem as a JSON-ready dict without empty fields."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def text(self) -> str:
+        """One line naming file, row and column, e.g. ``a.csv, row 3, column Sensor-7: ...``."""
+        where = [p for p in (self.file, self.row and f"row {self.row}",
+                             self.column and f"column {self.column}") if p]
+        return (", ".join(where) + ": " if where else "") + self.message
+
+
+def coerce_numeric(frame: pd.DataFrame, file: str | None = None,
+                   max_problems: int = 50) -> tuple[np.ndarray, list[Problem]]:
+    """Convert a frame to a float matrix, reporting each cell that is present but not a number.
+
+    Empty cells become NaN: missing values are allowed and imputed later. Columns that pandas
+    already parsed as numbers are copied as they are, so the common case stays fast.
+    """
+    values = np.empty(frame.shape, dtype=float)
+    problems: list[Problem] = []
+    n_bad = 0
+    for j in range(frame.shape[1]):
+        col = frame.iloc[:, j]
+        if is_numeric_dtype(col) and col.dtype != bool:
+            values[:, j] = col.to_numpy(dtype=float, na_value=np.nan)
+            continue
+        text = col.astype("string").str.strip()
+        number = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
+        values[:, j] = number.to_numpy(dtype=float, na_value=np.nan)
+        bad = (number.isna() & text.fillna("").ne("")).to_numpy(dtype=bool)
+        for r in np.flatnonzero(bad):
+            n_bad += 1
+            if len(problems) < max_problems:
+                problems.append(Problem(f"'{text.iat[r]}' is not a number", file=file,
+                                        row=int(r) + 1, column=str(frame.columns[j])))
+    if n_bad > max_problems:
+        problems.append(Problem(f"{n_bad - max_problems} more non-numeric cells are not listed",
+                                file=file))
+    return values, problems

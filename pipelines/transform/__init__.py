@@ -1,0 +1,1 @@
+"""Preprocessing shared by training and serving (fitted on training data only)."""
