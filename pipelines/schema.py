@@ -44,16 +44,16 @@ class Problem:
         return (", ".join(where) + ": " if where else "") + self.message
 
 
-def coerce_numeric(frame: pd.DataFrame, file: str | None = None,
-                   max_problems: int = 50) -> tuple[np.ndarray, list[Problem]]:
+def coerce_numeric(frame: pd.DataFrame, file: str | None = None, max_problems: int = 50,
+                   max_per_column: int = 3) -> tuple[np.ndarray, list[Problem]]:
     """Convert a frame to a float matrix, reporting each cell that is present but not a number.
 
     Empty cells become NaN: missing values are allowed and imputed later. Columns that pandas
-    already parsed as numbers are copied as they are, so the common case stays fast.
+    already parsed as numbers are copied as they are, so the common case stays fast. At most
+    ``max_per_column`` cells are listed per column (then a count), ``max_problems`` in all.
     """
     values = np.empty(frame.shape, dtype=float)
     problems: list[Problem] = []
-    n_bad = 0
     for j in range(frame.shape[1]):
         col = frame.iloc[:, j]
         if is_numeric_dtype(col) and col.dtype != bool:
@@ -62,13 +62,16 @@ def coerce_numeric(frame: pd.DataFrame, file: str | None = None,
         text = col.astype("string").str.strip()
         number = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
         values[:, j] = number.to_numpy(dtype=float, na_value=np.nan)
-        bad = (number.isna() & text.fillna("").ne("")).to_numpy(dtype=bool)
-        for r in np.flatnonzero(bad):
-            n_bad += 1
-            if len(problems) < max_problems:
-                problems.append(Problem(f"'{text.iat[r]}' is not a number", file=file,
-                                        row=int(r) + 1, column=str(frame.columns[j])))
-    if n_bad > max_problems:
-        problems.append(Problem(f"{n_bad - max_problems} more non-numeric cells are not listed",
-                                file=file))
+        bad = np.flatnonzero((number.isna() & text.fillna("").ne("")).to_numpy(dtype=bool))
+        name = str(frame.columns[j])
+        for r in bad[:max_per_column]:
+            problems.append(Problem(f"'{text.iat[r]}' is not a number", file=file,
+                                    row=int(r) + 1, column=name))
+        if len(bad) > max_per_column:
+            problems.append(Problem(f"{len(bad) - max_per_column} more non-numeric cells in "
+                                    f"this column", file=file, column=name))
+    if len(problems) > max_problems:
+        hidden = len(problems) - max_problems
+        problems = problems[:max_problems] + [Problem(f"{hidden} more problems not listed",
+                                                      file=file)]
     return values, problems

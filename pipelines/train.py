@@ -29,7 +29,7 @@ from pipelines.schema import SENSOR_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DATA_DIR = Path("../shared/data")
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 DEFAULT_ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 
 # candidate name -> (registered detector, parameters, role)

@@ -81,6 +81,7 @@ def check_empty_columns(frame: pd.DataFrame, name: str, optional: Iterable[str])
     """Columns with no value in any row, other than sensors known to be mostly missing."""
     optional = set(optional)
     empty = [str(c) for c in frame.columns[1:] if frame[c].isna().all()]
+    empty = ["" if c.startswith("Unnamed") else c for c in empty]
     required_empty = [c for c in empty if c not in optional]
     if not required_empty:
         return []
@@ -99,12 +100,12 @@ def validate_batch_files(paths: Iterable[Path], with_labels: bool,
     """Validate batch files; return one report per file and the frames of the accepted ones.
 
     ``optional_empty`` names sensors allowed to be empty in a whole file. When None, it is
-    derived from the structurally valid files themselves: a sensor missing in at least half
+    derived from the files with the right column count: a sensor missing in more than half
     of all their rows is sparse by nature, while an always-present sensor that is empty in a
     whole file means the export broke.
     """
     reports: list[BatchReport] = []
-    frames: dict[str, pd.DataFrame] = {}
+    shaped: dict[str, pd.DataFrame] = {}  # files with the right number of columns
     for path in sorted(Path(p) for p in paths):
         name = path.name
         report = BatchReport(file=name)
@@ -118,18 +119,17 @@ def validate_batch_files(paths: Iterable[Path], with_labels: bool,
         report.rows, report.columns = frame.shape
         report.problems += check_columns(frame, name, with_labels)
         if report.columns == 1 + N_SENSORS + int(with_labels):
-            _, cell_problems = coerce_numeric(frame.iloc[:, 1:], name, max_problems=5)
+            _, cell_problems = coerce_numeric(frame.iloc[:, 1:1 + N_SENSORS], name, max_problems=10,
+                                              max_per_column=1)
             report.problems += cell_problems
-        if not report.problems or all("entirely empty" in p.message for p in report.problems):
-            frames[name] = frame
+            shaped[name] = frame
     if optional_empty is None:
-        optional_empty = sparse_sensors(frames.values())
+        optional_empty = sparse_sensors(shaped.values())
     for report in reports:
-        if report.file in frames:
-            report.problems += check_empty_columns(frames[report.file], report.file,
+        if report.file in shaped:
+            report.problems += check_empty_columns(shaped[report.file], report.file,
                                                    optional_empty)
-            if report.problems:
-                del frames[report.file]
+    frames = {r.file: shaped[r.file] for r in reports if r.accepted}
     for report in reports:
         logger.info("%s: %s", report.file,
                     "accepted" if report.accepted else "rejected: " +
@@ -138,14 +138,14 @@ def validate_batch_files(paths: Iterable[Path], with_labels: bool,
 
 
 def sparse_sensors(frames: Iterable[pd.DataFrame]) -> list[str]:
-    """Sensors missing in at least ``SPARSE_FRACTION`` of all rows of these frames."""
+    """Sensors missing in more than ``SPARSE_FRACTION`` of all rows of these frames."""
     frames = list(frames)
     if not frames:
         return []
     sensors = pd.concat([f.iloc[:, 1:1 + N_SENSORS].set_axis(SENSOR_COLUMNS, axis=1)
                          for f in frames], ignore_index=True)
     missing = sensors.isna().mean()
-    return missing.index[missing >= SPARSE_FRACTION].tolist()
+    return missing.index[missing > SPARSE_FRACTION].tolist()
 
 
 def batch_files(directory: Path) -> list[Path]:
