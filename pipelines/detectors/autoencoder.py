@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -134,7 +135,10 @@ class AutoencoderDetector:
         import torch
 
         example = torch.zeros(2, n_features, dtype=torch.float32)
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            # The TorchScript exporter is deprecated but still shipped in torch 2.13; it is
+            # ~50x faster than the dynamo exporter here, which matters inside CV folds.
+            warnings.simplefilter("ignore", DeprecationWarning)
             path = Path(tmp) / "model.onnx"
             torch.onnx.export(module, (example,), str(path), input_names=["x"],
                               output_names=["error"], dynamo=False, opset_version=17,

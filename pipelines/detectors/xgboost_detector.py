@@ -3,6 +3,11 @@
 ``imbalance="scale_pos_weight"`` weights the fail class by the pass/fail ratio of the training
 rows; ``imbalance="smote"`` oversamples the fail class with imbalanced-learn's SMOTE on the
 training rows only (never on rows that are later scored for evaluation).
+
+``missing="median"`` fills gaps with the training medians; ``missing="native"`` leaves them
+as NaN so each split learns which way missing values go (SECOM's gaps come in blocks that
+carry information). With ``num_parallel_tree > 1`` and one boosting round the booster is a
+random forest, still served by XGBoost's own runtime.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from pipelines.schema import N_SENSORS
 logger = logging.getLogger(__name__)
 
 IMBALANCE_METHODS = ("scale_pos_weight", "smote", "none")
+MISSING_METHODS = ("median", "native")
 
 
 class XGBoostDetector:
@@ -32,8 +38,8 @@ class XGBoostDetector:
     def __init__(self, *, imbalance: str = "scale_pos_weight", n_estimators: int = 400,
                  max_depth: int = 3, learning_rate: float = 0.02, subsample: float = 0.7,
                  colsample_bynode: float = 0.3, min_child_weight: float = 2.0,
-                 num_parallel_tree: int = 1, max_missing: float = 0.5, n_jobs: int = 2,
-                 random_state: int = 0):
+                 num_parallel_tree: int = 1, reg_lambda: float = 1.0, missing: str = "median",
+                 max_missing: float = 0.5, n_jobs: int = 2, random_state: int = 0):
         self.imbalance = imbalance
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -42,6 +48,8 @@ class XGBoostDetector:
         self.colsample_bynode = colsample_bynode
         self.min_child_weight = min_child_weight
         self.num_parallel_tree = num_parallel_tree
+        self.reg_lambda = reg_lambda
+        self.missing = missing
         self.max_missing = max_missing
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -50,8 +58,8 @@ class XGBoostDetector:
         """Constructor parameters, as stored in the manifest."""
         return {k: getattr(self, k) for k in (
             "imbalance", "n_estimators", "max_depth", "learning_rate", "subsample",
-            "colsample_bynode", "min_child_weight", "num_parallel_tree", "max_missing",
-            "n_jobs", "random_state")}
+            "colsample_bynode", "min_child_weight", "num_parallel_tree", "reg_lambda", "missing",
+            "max_missing", "n_jobs", "random_state")}
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "XGBoostDetector":
         """Fit preprocessing and trees on these rows; ``y`` is 1 for fail, 0 for pass."""
@@ -59,9 +67,13 @@ class XGBoostDetector:
             raise ValueError("XGBoostDetector is supervised: pass labels y (1 = fail, 0 = pass)")
         if self.imbalance not in IMBALANCE_METHODS:
             raise ValueError(f"imbalance must be one of {IMBALANCE_METHODS}, got '{self.imbalance}'")
+        if self.missing not in MISSING_METHODS or (self.missing == "native" and
+                                                    self.imbalance == "smote"):
+            raise ValueError(f"missing must be one of {MISSING_METHODS} ('median' with SMOTE), "
+                             f"got '{self.missing}'")
         y = np.asarray(y).astype(int)
         self.preprocessor_ = fit_preprocessor(X, max_missing=self.max_missing)
-        features = impute(self.preprocessor_, X)
+        features = self._features(X)
         weight = 1.0
         if self.imbalance == "smote":
             from imblearn.over_sampling import SMOTE
@@ -73,20 +85,25 @@ class XGBoostDetector:
             "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": self.subsample,
             "colsample_bynode": self.colsample_bynode, "min_child_weight": self.min_child_weight,
             "num_parallel_tree": self.num_parallel_tree, "scale_pos_weight": weight,
+            "lambda": self.reg_lambda,
             "nthread": self.n_jobs, "seed": self.random_state,
         }
         self.booster_ = xgb.train(params, xgb.DMatrix(features, label=y),
                                   num_boost_round=self.n_estimators)
         return self
 
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        if self.missing == "native":
+            return np.asarray(X, dtype=float)[:, self.preprocessor_["kept"]]
+        return impute(self.preprocessor_, X)
+
     def score(self, X: np.ndarray) -> np.ndarray:
         """Fault probability per row."""
-        return np.asarray(self.booster_.inplace_predict(impute(self.preprocessor_, X)),
-                          dtype=float)
+        return np.asarray(self.booster_.inplace_predict(self._features(X)), dtype=float)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-sensor contribution to the fault log-odds (tree-path attribution), (rows, 590)."""
-        matrix = xgb.DMatrix(impute(self.preprocessor_, X))
+        matrix = xgb.DMatrix(self._features(X))
         contrib = self.booster_.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
         full = np.zeros((contrib.shape[0], N_SENSORS))
         full[:, self.preprocessor_["kept"]] = contrib
