@@ -61,8 +61,7 @@ def sample():
     """A sample file generated from the shipped model's training statistics."""
     predictor = sensor_predictor()
     preprocessor = predictor.get(None).detector.preprocessor_
-    rows = min(int(request.args.get("rows", 200)), 10_000) if request.args.get(
-        "rows", "200").isdigit() else 200
+    rows = max(1, min(request.args.get("rows", 200, type=int), 10_000))
     return _csv_response(sensor_sample(preprocessor, n_rows=rows), "fablens_sensor_sample.csv")
 
 

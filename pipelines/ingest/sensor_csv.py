@@ -74,7 +74,7 @@ def parse_sensor_frame(frame: pd.DataFrame, file: str = "upload.csv",
     """Map a raw frame (as read from CSV) to a :class:`SensorTable`.
 
     Raises :class:`SchemaError` listing every problem: missing id column, wrong number of
-    sensor columns, non-numeric cells, bad labels, duplicate-free ids are not required.
+    sensor columns, non-numeric cells, bad labels, empty ids.
     """
     if frame.shape[0] == 0:
         raise SchemaError([Problem("the file has a header but no data rows", file=file)])
