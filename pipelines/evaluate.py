@@ -84,28 +84,38 @@ def cross_validate(make_detector: DetectorFactory, X: np.ndarray, y: np.ndarray,
                    n_splits: int = 5, n_repeats: int = 3, target_far: float = 0.05,
                    random_state: int = 42,
                    progress: Callable[[str], None] | None = None) -> CVResult:
-    """Repeated stratified k-fold: out-of-fold scores per repeat, metrics at the FAR threshold.
+    """Repeated stratified k-fold, every fitted step inside the training folds.
 
-    In each repeat every row is scored once by a detector that never saw it. The threshold of
-    a repeat comes from its out-of-fold scores of passing rows; the shipped threshold comes
-    from all repeats' out-of-fold passing scores pooled.
+    ``roc_auc`` and ``pr_auc`` are the mean over all folds (scikit-learn's convention for a
+    cross-validated score); ``*_pooled`` are the same metrics on each repeat's pooled
+    out-of-fold scores. Threshold metrics (precision, recall, F1, balanced accuracy) are taken
+    per repeat on pooled out-of-fold scores, at the threshold that flags ``target_far`` of that
+    repeat's passing wafers; the shipped threshold pools all repeats' passing scores.
     """
     y = np.asarray(y).astype(int)
     splitter = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats,
                                        random_state=random_state)
     oof = np.full((n_repeats, len(y)), np.nan)
+    per_fold = []
     for i, (train, test) in enumerate(splitter.split(X, y)):
         detector = make_detector().fit(X[train], y[train])
-        oof[i // n_splits, test] = detector.score(X[test])
+        scores = detector.score(X[test])
+        oof[i // n_splits, test] = scores
+        per_fold.append({"roc_auc": float(roc_auc_score(y[test], scores)),
+                         "pr_auc": float(average_precision_score(y[test], scores))})
         if progress:
             progress(f"fold {i + 1}/{n_splits * n_repeats}")
     per_repeat = []
     for scores in oof:
         threshold = threshold_at_false_alarm_rate(scores[y == 0], target_far)
-        per_repeat.append(binary_metrics(y, scores, threshold))
-    metrics = summarise(per_repeat)
+        metrics = binary_metrics(y, scores, threshold)
+        metrics["roc_auc_pooled"] = metrics.pop("roc_auc")
+        metrics["pr_auc_pooled"] = metrics.pop("pr_auc")
+        per_repeat.append(metrics)
+    metrics = summarise(per_fold) | summarise(per_repeat)
     metrics.update(protocol=f"repeated stratified {n_splits}-fold x {n_repeats}, all fitting "
-                            f"inside folds; threshold at {target_far:.0%} out-of-fold false alarms",
+                            f"inside folds; ROC-AUC and PR-AUC averaged over folds; threshold "
+                            f"metrics at {target_far:.0%} out-of-fold false alarms per repeat",
                    n_rows=int(len(y)), n_fail=int(y.sum()))
     normal = oof[:, y == 0].ravel()
     return CVResult(metrics, threshold_at_false_alarm_rate(normal, target_far), normal)

@@ -1,6 +1,7 @@
 """Prediction: load the committed bundles once, score sensor tables, explain each decision."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from pipelines.schema import SENSOR_COLUMNS
 logger = logging.getLogger(__name__)
 
 TOP_K = 3
+SAMPLE_MODEL_FILE = "sample_model.json"
 
 
 @dataclass
@@ -59,6 +61,8 @@ class SensorPredictor:
         self.classifier = roles.get("classifier")
         self.anomaly = roles.get("anomaly")
         self.default_model = self.classifier or self.anomaly
+        sample_path = self.module_dir / SAMPLE_MODEL_FILE
+        self.sample_model = json.loads(sample_path.read_text()) if sample_path.exists() else None
 
     def get(self, name: str | None) -> LoadedModel:
         """The model that decides: ``name`` or the shipped default."""

@@ -25,6 +25,8 @@ from pipelines.evaluate import cross_validate, score_quantiles, time_split
 from pipelines.ingest.secom import load_secom
 from pipelines.ingest.sensor_csv import SensorTable
 from pipelines.ingest.sensor_fault import load_sensor_fault
+from pipelines.predict import SAMPLE_MODEL_FILE
+from pipelines.samples import fit_sample_model
 from pipelines.schema import SENSOR_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -151,7 +153,15 @@ def train_sensor(data_dir: Path, artifacts_dir: Path, *, candidates: list[str] |
             "evaluation": evaluation,
         })
     (module_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+    write_sample_model(table, module_dir)
     return evaluation
+
+
+def write_sample_model(table: SensorTable, module_dir: Path) -> Path:
+    """Store the statistics the app draws its sample CSV from (no training rows)."""
+    path = Path(module_dir) / SAMPLE_MODEL_FILE
+    path.write_text(json.dumps(fit_sample_model(table.values, table.labels)) + "\n")
+    return path
 
 
 def _parser(evaluate_only: bool) -> argparse.ArgumentParser:

@@ -190,3 +190,40 @@ def test_creating_the_app_and_predicting_never_imports_torch():
     assert out.returncode == 0, out.stderr[-2000:]
     marker = [line for line in out.stdout.splitlines() if line.startswith("TORCH_IMPORTED")]
     assert marker == ["TORCH_IMPORTED False"]
+
+
+def test_sample_and_template_downloads(client):
+    sample = client.get("/sensor/sample.csv?rows=30")
+    assert sample.status_code == 200 and sample.mimetype == "text/csv"
+    frame = pd.read_csv(io.BytesIO(sample.data))
+    assert len(frame) == 30 and list(frame.columns) == ["Wafer", *SENSOR_COLUMNS]
+    body = upload(client, sample.data, "sample.csv").get_json()
+    assert body["n_rows"] == 30
+    template = client.get("/sensor/template.csv")
+    assert template.data.decode().strip() == ",".join(["Wafer", *SENSOR_COLUMNS])
+
+
+def test_sample_flags_some_but_not_most_wafers(client):
+    """The generated sample should show the page's flagged state as well as normal wafers."""
+    sample = client.get("/sensor/sample.csv?rows=400").data
+    body = upload(client, sample, "sample.csv").get_json()
+    share = body["n_flagged"] / body["n_rows"]
+    assert 0.02 < share < 0.5
+
+
+def test_check_endpoint_summarises_or_lists_problems(client):
+    ok = client.post("/sensor/check", data={"file": (io.BytesIO(to_csv_bytes(make_batch_frame(3))),
+                                                     "ok.csv")},
+                     headers={"X-Requested-With": "fetch"})
+    assert ok.status_code == 200 and ok.get_json()["n_rows"] == 3
+    bad = client.post("/sensor/check", data={"file": (io.BytesIO(b"a,b\n1,2\n"), "bad.csv")},
+                      headers={"X-Requested-With": "fetch"})
+    assert bad.status_code == 400 and bad.get_json()["problems"]
+
+
+def test_pages_render(client):
+    for url in ("/", "/sensor/", "/history"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and b"<html" in missing.data.lower()

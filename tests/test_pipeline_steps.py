@@ -10,7 +10,7 @@ from pipelines.artifacts import BundleError, load_bundle, save_bundle
 from pipelines.detectors.base import REGISTRY, UnknownDetectorError, get_detector_class
 from pipelines.evaluate import (binary_metrics, cross_validate, false_alarm_rate,
                                 threshold_at_false_alarm_rate, time_split)
-from pipelines.samples import sensor_sample
+from pipelines.samples import fit_sample_model, sensor_sample
 from pipelines.schema import N_SENSORS, SENSOR_COLUMNS
 from pipelines.transform.sensor import feature_names, fit_preprocessor, impute, standardise
 
@@ -180,11 +180,15 @@ def test_unknown_detector_lists_valid_names():
 
 
 def test_sample_is_generated_not_copied():
-    X, _ = synthetic()
-    params = fit_preprocessor(X)
-    sample = sensor_sample(params, n_rows=50, seed=3)
+    X, y = synthetic()
+    model = fit_sample_model(X, y, n_components=5)
+    assert json.loads(json.dumps(model)) == model
+    sample = sensor_sample(model, n_rows=50, seed=3, shifted_fraction=0.5)
     assert list(sample.columns) == ["Wafer", *SENSOR_COLUMNS] and len(sample) == 50
     values = sample[SENSOR_COLUMNS].to_numpy()
-    assert np.isnan(values[:, 100]).all()  # dropped sensors stay empty
-    rows = {tuple(np.round(r, 4)) for r in X}
+    assert np.isnan(values[:, 200]).mean() > 0.5  # mostly-missing sensors stay mostly missing
+    assert (values[:, 100] == 7.0).all()  # constant sensors keep their value
+    rows = {tuple(np.round(r, 5)) for r in X}
     assert not any(tuple(r) in rows for r in values)
+    # shifted wafers move along the fail direction (sensors 0..4 are higher for fails)
+    assert np.nanmean(values[:, :5]) > 0.3

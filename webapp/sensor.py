@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from werkzeug.exceptions import NotFound
 
 from pipelines.samples import sensor_sample, sensor_template
 from webapp.models import sensor_predictor
@@ -58,11 +59,13 @@ def check():
 
 @bp.get("/sample.csv")
 def sample():
-    """A sample file generated from the shipped model's training statistics."""
-    predictor = sensor_predictor()
-    preprocessor = predictor.get(None).detector.preprocessor_
+    """A sample file generated from training statistics (``sample_model.json``)."""
+    model = sensor_predictor().sample_model
+    if model is None:
+        raise NotFound("no sample statistics in the artifacts; run 'python -m pipelines.train "
+                       "sensor' to create them")
     rows = max(1, min(request.args.get("rows", 200, type=int), 10_000))
-    return _csv_response(sensor_sample(preprocessor, n_rows=rows), "fablens_sensor_sample.csv")
+    return _csv_response(sensor_sample(model, n_rows=rows), "fablens_sensor_sample.csv")
 
 
 @bp.get("/template.csv")

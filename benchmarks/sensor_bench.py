@@ -1,0 +1,125 @@
+"""Sensor serving benchmarks: CSV throughput, single-row latency, worker memory.
+
+Run: ``python -m benchmarks.sensor_bench`` (results printed as a Markdown table and written to
+``benchmarks/out/sensor.json``). Uses the committed artifacts and the in-process Flask test
+client, so the figures cover parsing, validation, scoring, explanations and the results CSV,
+but not the network.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_mib() -> float:
+    """Resident memory of this process in MiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure_memory() -> dict:
+    """RSS of a fresh process after creating the app and loading the models (like a worker)."""
+    code = (
+        "from benchmarks.sensor_bench import rss_mib\n"
+        "import json\n"
+        "before = rss_mib()\n"
+        "from webapp import create_app\n"
+        "from webapp.models import sensor_predictor\n"
+        "app = create_app({'DATABASE_URL': 'sqlite://'})\n"
+        "after_app = rss_mib()\n"
+        "with app.app_context():\n"
+        "    sensor_predictor()\n"
+        "import sys\n"
+        "print(json.dumps({'rss_python_mib': before, 'rss_app_mib': after_app,\n"
+        "                  'rss_models_loaded_mib': rss_mib(), 'torch_imported': 'torch' in sys.modules}))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--single", type=int, default=200, help="single-row requests")
+    args = parser.parse_args(argv)
+
+    import pandas as pd
+
+    from pipelines.samples import sensor_sample
+    from webapp import create_app
+    from webapp.models import sensor_predictor
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite"})
+        client = app.test_client()
+        with app.app_context():
+            sample_model = sensor_predictor().sample_model
+        frame = sensor_sample(sample_model, n_rows=args.rows, seed=1)
+        payload = frame.to_csv(index=False).encode()
+
+        def post_csv():
+            response = client.post("/api/v1/sensor/predict?format=csv",
+                                   data={"file": (io.BytesIO(payload), "bench.csv")},
+                                   content_type="multipart/form-data")
+            assert response.status_code == 200, response.data[:300]
+            return response.data
+
+        post_csv()  # warm-up: loads models
+        csv_times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            body = post_csv()
+            csv_times.append(time.perf_counter() - start)
+        rows_back = len(pd.read_csv(io.BytesIO(body)))
+        assert rows_back == args.rows, f"results CSV has {rows_back} rows, expected {args.rows}"
+
+        one = frame.iloc[:1, 1:].to_numpy().tolist()
+        one = [[None if v != v else v for v in one[0]]]
+        single = []
+        for _ in range(args.single):
+            start = time.perf_counter()
+            response = client.post("/api/v1/sensor/predict", json={"instances": one})
+            single.append(time.perf_counter() - start)
+            assert response.status_code == 200
+    single_sorted = sorted(single)
+    results = {
+        "rows": args.rows,
+        "csv_mb": round(len(payload) / 1e6, 1),
+        "csv_seconds_median": round(statistics.median(csv_times), 3),
+        "csv_seconds_all": [round(t, 3) for t in csv_times],
+        "rows_per_second": round(args.rows / statistics.median(csv_times)),
+        "single_row_ms_median": round(1000 * statistics.median(single), 2),
+        "single_row_ms_p95": round(1000 * single_sorted[int(0.95 * len(single)) - 1], 2),
+        "cpu_count": os.cpu_count(),
+        **measure_memory(),
+    }
+    out_dir = ROOT / "benchmarks" / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "sensor.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("| measure | result | target |\n| --- | --- | --- |")
+    print(f"| {args.rows} rows x 590 sensors ({results['csv_mb']} MB CSV) upload -> results CSV, "
+          f"median of {args.repeats} | {results['csv_seconds_median']} s "
+          f"({results['rows_per_second']} rows/s) | < 1 s |")
+    print(f"| single-row JSON predict, median of {args.single} | "
+          f"{results['single_row_ms_median']} ms (p95 {results['single_row_ms_p95']} ms) | < 20 ms |")
+    print(f"| worker RSS after loading models | {results['rss_models_loaded_mib']:.0f} MiB "
+          f"(app only {results['rss_app_mib']:.0f} MiB; torch imported: "
+          f"{results['torch_imported']}) | - |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
