@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.artifacts import BundleError, load_bundle
-from pipelines.detectors.base import UnknownDetectorError
+from pipelines.detectors.base import UnknownDetectorError, top_k
 from pipelines.ingest.sensor_csv import SensorTable
 from pipelines.schema import SENSOR_COLUMNS
 
@@ -82,29 +82,27 @@ class SensorPredictor:
         decider = self.get(model)
         threshold = decider.threshold if threshold is None else float(threshold)
         X = table.values
+        scores, contributions = decider.detector.explain(X)
         out = pd.DataFrame({"id": table.ids})
-        scores = {}
-        if self.classifier:
-            scores[self.classifier] = self.models[self.classifier].detector.score(X)
-            out["fault_probability"] = scores[self.classifier]
-        if self.anomaly:
-            scores[self.anomaly] = self.models[self.anomaly].detector.score(X)
-            out["anomaly_score"] = scores[self.anomaly]
-        decision = scores[decider.name]
-        out["is_fault"] = decision >= threshold
+        for name, column in ((self.classifier, "fault_probability"),
+                             (self.anomaly, "anomaly_score")):
+            if name:
+                out[column] = scores if name == decider.name else \
+                    self.models[name].detector.score(X)
+        out["is_fault"] = scores >= threshold
         out["imputed_cells"] = np.isnan(X).sum(axis=1)
-        contributions = decider.detector.contributions(X)
-        order = np.argsort(-contributions, axis=1)[:, :TOP_K]
+        order = top_k(contributions, TOP_K)
         pre = decider.detector.preprocessor_
         low = np.full(len(SENSOR_COLUMNS), np.nan)
         high = np.full(len(SENSOR_COLUMNS), np.nan)
         low[pre["kept"]], high[pre["kept"]] = pre["q01"], pre["q99"]
-        rows = np.arange(len(X))[:, None]
+        rows = np.arange(len(X))
+        names = np.asarray(SENSOR_COLUMNS)
         for k in range(order.shape[1]):
             j = order[:, k]
-            out[f"top_sensor_{k + 1}"] = np.asarray(SENSOR_COLUMNS)[j]
-            out[f"top_sensor_{k + 1}_contribution"] = contributions[rows[:, 0], j]
-            out[f"top_sensor_{k + 1}_value"] = X[rows[:, 0], j]
+            out[f"top_sensor_{k + 1}"] = names[j]
+            out[f"top_sensor_{k + 1}_contribution"] = contributions[rows, j]
+            out[f"top_sensor_{k + 1}_value"] = X[rows, j]
             out[f"top_sensor_{k + 1}_low"] = low[j]
             out[f"top_sensor_{k + 1}_high"] = high[j]
         out.attrs.update(model=decider.name, model_version=decider.version, threshold=threshold)

@@ -52,6 +52,8 @@ def coerce_numeric(frame: pd.DataFrame, file: str | None = None, max_problems: i
     already parsed as numbers are copied as they are, so the common case stays fast. At most
     ``max_per_column`` cells are listed per column (then a count), ``max_problems`` in all.
     """
+    if all(is_numeric_dtype(t) and t != bool for t in frame.dtypes):
+        return frame.to_numpy(dtype=float, na_value=np.nan), []
     values = np.empty(frame.shape, dtype=float)
     problems: list[Problem] = []
     for j in range(frame.shape[1]):

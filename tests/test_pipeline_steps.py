@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipelines.artifacts import BundleError, load_bundle, save_bundle
-from pipelines.detectors.base import REGISTRY, UnknownDetectorError, get_detector_class
+from pipelines.detectors.base import REGISTRY, UnknownDetectorError, get_detector_class, top_k
 from pipelines.evaluate import (binary_metrics, cross_validate, false_alarm_rate,
                                 threshold_at_false_alarm_rate, time_split)
 from pipelines.samples import fit_sample_model, sensor_sample
@@ -119,7 +119,8 @@ def test_every_detector_round_trips(name, tmp_path):
     detector = cls(**FAST_PARAMS[name]).fit(X, y)
     scores = detector.score(X)
     assert scores.shape == (len(X),) and np.isfinite(scores).all()
-    contributions = detector.contributions(X[:7])
+    explained, contributions = detector.explain(X[:7])
+    np.testing.assert_allclose(explained, scores[:7], rtol=1e-5, atol=1e-6)
     assert contributions.shape == (7, N_SENSORS)
     assert (contributions[:, 100] == 0).all()  # dropped sensors contribute nothing
     manifest = save_bundle(detector, tmp_path / name, module="sensor", manifest_fields={
@@ -127,14 +128,14 @@ def test_every_detector_round_trips(name, tmp_path):
     assert set(manifest["files"]) >= {"preprocessor.json"}
     loaded, _ = load_bundle(tmp_path / name, SENSOR_COLUMNS)
     np.testing.assert_allclose(loaded.score(X), scores, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(loaded.contributions(X[:7]), contributions, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.explain(X[:7])[1], contributions, rtol=1e-5, atol=1e-6)
 
 
 def test_xgboost_learns_the_shifted_sensors():
     X, y = synthetic(n=400)
     detector = get_detector_class("xgboost")(n_estimators=60).fit(X, y)
     assert binary_metrics(y, detector.score(X), 0.5)["roc_auc"] > 0.9
-    top = np.argsort(-detector.contributions(X[y == 1]).mean(axis=0))[:5]
+    top = np.argsort(-detector.explain(X[y == 1])[1].mean(axis=0))[:5]
     assert set(top) & set(range(5))
 
 
@@ -153,7 +154,7 @@ def test_autoencoder_torch_and_onnx_agree():
     detector = get_detector_class("autoencoder")(epochs=5).fit(X, y)
     np.testing.assert_allclose(detector.errors(X_missing), detector.torch_errors(X_missing),
                                atol=1e-4, rtol=0)
-    shares = detector.contributions(X[:4])
+    shares = detector.explain(X[:4])[1]
     np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-5)
 
 
@@ -172,6 +173,11 @@ def test_tampered_bundle_is_refused(tmp_path):
     (tmp_path / "preprocessor.json").write_text("{}")
     with pytest.raises(BundleError, match="sha256"):
         load_bundle(tmp_path)
+
+
+def test_top_k_orders_the_largest_contributions():
+    contributions = np.array([[0.1, 0.5, -1.0, 0.3], [2.0, 0.0, 1.0, 3.0]])
+    assert top_k(contributions, 3).tolist() == [[1, 3, 0], [3, 0, 2]]
 
 
 def test_unknown_detector_lists_valid_names():

@@ -5,7 +5,9 @@ import logging
 import sys
 from pathlib import Path
 
-from flask import Flask
+import io
+
+from flask import Flask, Request
 
 from webapp import config
 
@@ -22,10 +24,19 @@ def _configure_logging(app: Flask) -> None:
         root.setLevel(logging.INFO)
 
 
+class InMemoryRequest(Request):
+    """Keeps uploaded files in memory (bounded by MAX_CONTENT_LENGTH), never on disk."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None,
+                         content_length=None):
+        return io.BytesIO()
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: defaults -> environment -> ``test_config``; register blueprints."""
     app = Flask(__name__, template_folder=str(config.ROOT / "templates"),
                 static_folder=str(config.ROOT / "static"), instance_relative_config=False)
+    app.request_class = InMemoryRequest
     app.config.from_mapping(config.DEFAULTS)
     app.config.update(config.from_environment())
     if test_config:

@@ -90,9 +90,10 @@ def sensor_request() -> tuple[SensorTable, float | None, str | None, str]:
 
 
 def results_csv(results) -> bytes:
-    """Every result row as CSV bytes, built in memory."""
+    """Every result row as CSV bytes, built in memory (training ranges are left to the JSON)."""
     buffer = io.StringIO()
-    results.to_csv(buffer, index=False, float_format="%.6g")
+    table = results.drop(columns=[c for c in results if c.endswith(("_low", "_high"))])
+    table.round(6).to_csv(buffer, index=False)
     return buffer.getvalue().encode()
 
 

@@ -164,13 +164,13 @@ class AutoencoderDetector:
         """Anomaly score: mean absolute reconstruction error (standardised units)."""
         return self.errors(X).mean(axis=1).astype(float)
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Each sensor's share of the row's reconstruction error, (rows, 590)."""
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Anomaly score and each sensor's share of the reconstruction error, (rows, 590)."""
         errors = self.errors(X)
         share = errors / np.maximum(errors.sum(axis=1, keepdims=True), 1e-12)
         full = np.zeros((errors.shape[0], N_SENSORS))
         full[:, self.preprocessor_["kept"]] = share
-        return full
+        return errors.mean(axis=1).astype(float), full
 
     def save(self, directory: Path) -> dict:
         """Write the ONNX graph and preprocessor; return ``{file: role}`` for the manifest."""

@@ -28,8 +28,11 @@ class Detector(Protocol):
 
     def score(self, X: np.ndarray) -> np.ndarray: ...
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Per-row, per-sensor share of the score, shape (rows, 590); dropped sensors are 0."""
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and each sensor's contribution to them, (rows,) and (rows, 590), in one pass.
+
+        Dropped sensors contribute 0; a larger contribution pushed the row towards "faulty".
+        """
         ...
 
     def get_params(self) -> dict: ...
@@ -58,9 +61,9 @@ def get_detector_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def top_contributors(contributions: np.ndarray, names: list[str], k: int = 3) -> list[list[dict]]:
-    """The ``k`` sensors with the largest positive contribution for each row."""
+def top_k(contributions: np.ndarray, k: int = 3) -> np.ndarray:
+    """Column indices of each row's ``k`` largest contributions, largest first, (rows, k)."""
     k = min(k, contributions.shape[1])
-    order = np.argsort(-contributions, axis=1)[:, :k]
-    return [[{"sensor": names[j], "contribution": float(contributions[r, j])} for j in row]
-            for r, row in enumerate(order)]
+    part = np.argpartition(-contributions, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(contributions, part, axis=1), axis=1)
+    return np.take_along_axis(part, order, axis=1)

@@ -101,13 +101,18 @@ class XGBoostDetector:
         """Fault probability per row."""
         return np.asarray(self.booster_.inplace_predict(self._features(X)), dtype=float)
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Per-sensor contribution to the fault log-odds (tree-path attribution), (rows, 590)."""
-        matrix = xgb.DMatrix(self._features(X))
-        contrib = self.booster_.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
+    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fault probability and per-sensor contributions to its log-odds (tree paths).
+
+        The contributions plus the bias sum to the margin, so the probability comes from the
+        same pass.
+        """
+        matrix = xgb.DMatrix(self._features(X), nthread=self.n_jobs)
+        contrib = self.booster_.predict(matrix, pred_contribs=True, approx_contribs=True)
+        probability = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1, dtype=np.float64)))
         full = np.zeros((contrib.shape[0], N_SENSORS))
-        full[:, self.preprocessor_["kept"]] = contrib
-        return full
+        full[:, self.preprocessor_["kept"]] = contrib[:, :-1]
+        return probability, full
 
     def save(self, directory: Path) -> dict:
         """Write the model and preprocessor; return ``{file: role}`` for the manifest."""
