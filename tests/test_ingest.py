@@ -201,3 +201,18 @@ def test_load_secom_original_layout(data_dir, tmp_path):
     np.testing.assert_allclose(table.values, reference.values, equal_nan=True)
     np.testing.assert_array_equal(table.labels, reference.labels)
     assert table.ids[0] == "2008-07-19 11:55:00"
+
+
+def test_validate_command_reports_every_file(data_dir):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    out = subprocess.run([sys.executable, "-m", "pipelines.validate",
+                          str(data_dir / "sensor_fault" / "Prediction_Batch_files"), "--prediction"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = __import__("json").loads(out.stdout)
+    assert (doc["files"], doc["accepted"], doc["rejected"]) == (19, 16, 3)
+    rejected = {r["file"]: r["reasons"] for r in doc["reports"] if not r["accepted"]}
+    assert all("file name" in " ".join(reasons) for reasons in rejected.values())
