@@ -148,6 +148,15 @@ def test_upload_over_the_size_limit_is_413(tmp_path):
     assert "limit" in response.get_json()["message"]
 
 
+def test_too_many_rows_is_413_naming_the_limit(tmp_path):
+    from webapp import create_app
+    app = create_app({"TESTING": True, "MAX_ROWS": 10,
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 't.sqlite'}"})
+    response = upload(app.test_client(), to_csv_bytes(make_batch_frame(11)), "many.csv")
+    assert response.status_code == 413
+    assert "11 rows is more than the 10 row limit" in response.get_json()["message"]
+
+
 @pytest.mark.parametrize("body,needle", [
     ({"instances": [[1, 2, 3]]}, "expected 590 values"),
     ({"instances": [{"Sensor-1": 1, "Sensr-2": 3}]}, "unknown sensor"),

@@ -16,7 +16,7 @@ from pipelines.schema import SchemaError
 from webapp import __version__, db
 from webapp.errors import InputError
 from webapp.models import sensor_predictor
-from webapp.uploads import read_sensor_upload, uploaded_file
+from webapp.uploads import check_row_limit, read_sensor_upload, uploaded_file
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ def sensor_request() -> tuple[SensorTable, float | None, str | None, str]:
         if not isinstance(body, dict) or "instances" not in body:
             raise InputError("the JSON body needs 'instances': a list of rows")
         try:
-            table = table_from_instances(body["instances"], body.get("ids"))
+            table = check_row_limit(table_from_instances(body["instances"], body.get("ids")),
+                                    "instances")
         except SchemaError as exc:
             raise InputError(str(exc), [p.to_dict() for p in exc.problems]) from None
         options, source = body, "json"

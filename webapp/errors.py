@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ def _wants_json() -> bool:
 
 def _payload(error: HTTPException) -> dict:
     message = error.description or error.name
-    if error.code == 413:
-        from flask import current_app
+    if isinstance(error, RequestEntityTooLarge):
         limit = current_app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
         message = f"the upload is larger than the {limit:g} MB limit; split the file and try again"
     return {"error": error.name, "message": message,

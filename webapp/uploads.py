@@ -41,8 +41,13 @@ def read_sensor_upload(data: bytes, filename: str) -> SensorTable:
         table = read_sensor_csv(data, file=filename)
     except SchemaError as exc:
         raise InputError(str(exc), [p.to_dict() for p in exc.problems]) from None
+    return check_row_limit(table, filename)
+
+
+def check_row_limit(table: SensorTable, source: str) -> SensorTable:
+    """A 413 when a request holds more rows than ``MAX_ROWS``."""
     limit = current_app.config["MAX_ROWS"]
     if len(table) > limit:
-        raise InputError(f"{filename}: {len(table)} rows is more than the {limit} row limit; "
+        raise InputError(f"{source}: {len(table)} rows is more than the {limit} row limit; "
                          f"split the file", code=413)
     return table
