@@ -12,12 +12,14 @@ import pandas as pd
 from pipelines.artifacts import BundleError, load_bundle
 from pipelines.detectors.base import UnknownDetectorError, top_k
 from pipelines.ingest.sensor_csv import SensorTable
+from pipelines.samples import SAMPLE_MODEL_FILE
 from pipelines.schema import SENSOR_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 3
-SAMPLE_MODEL_FILE = "sample_model.json"
+# the result column each model role fills with its score
+SCORE_COLUMNS = {"classifier": "fault_probability", "anomaly": "anomaly_score"}
 
 
 @dataclass
@@ -31,6 +33,11 @@ class LoadedModel:
     @property
     def threshold(self) -> float:
         return float(self.manifest["threshold"]["value"])
+
+    @property
+    def score_column(self) -> str:
+        """``fault_probability`` for the classifier, ``anomaly_score`` for the anomaly model."""
+        return SCORE_COLUMNS[self.manifest.get("role", "classifier")]
 
     @property
     def version(self) -> str:
@@ -84,11 +91,10 @@ class SensorPredictor:
         X = table.values
         scores, contributions = decider.detector.explain(X)
         out = pd.DataFrame({"id": table.ids})
-        for name, column in ((self.classifier, "fault_probability"),
-                             (self.anomaly, "anomaly_score")):
-            if name:
-                out[column] = scores if name == decider.name else \
-                    self.models[name].detector.score(X)
+        for name in filter(None, (self.classifier, self.anomaly)):
+            loaded = self.models[name]
+            out[loaded.score_column] = scores if name == decider.name else \
+                loaded.detector.score(X)
         out["is_fault"] = scores >= threshold
         out["imputed_cells"] = np.isnan(X).sum(axis=1)
         order = top_k(contributions, TOP_K)

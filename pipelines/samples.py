@@ -14,6 +14,7 @@ from pipelines.schema import N_SENSORS, SENSOR_COLUMNS
 from pipelines.transform.sensor import fit_preprocessor, impute, standardise
 
 CLIP = 10.0
+SAMPLE_MODEL_FILE = "sample_model.json"  # beside the module's bundles in artifacts/
 
 
 def fit_sample_model(X: np.ndarray, y: np.ndarray, n_components: int = 20) -> dict:
@@ -23,15 +24,16 @@ def fit_sample_model(X: np.ndarray, y: np.ndarray, n_components: int = 20) -> di
     passing = X[y == 0]
     pre = fit_preprocessor(passing)
     z = np.clip(standardise(pre, impute(pre, passing)), -CLIP, CLIP).astype(float)
-    _, singular, components = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    centre = z.mean(axis=0)
+    centred = z - centre
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
     k = min(n_components, len(singular))
     component_std = singular[:k] / np.sqrt(max(len(z) - 1, 1))
-    low_rank = (z - z.mean(axis=0)) @ components[:k].T @ components[:k]
-    residual_std = (z - z.mean(axis=0) - low_rank).std(axis=0)
+    residual_std = (centred - centred @ components[:k].T @ components[:k]).std(axis=0)
     fail_shift = np.zeros(len(pre["kept"]))
     if (y == 1).any():
         z_fail = np.clip(standardise(pre, impute(pre, X[y == 1])), -CLIP, CLIP)
-        fail_shift = z_fail.mean(axis=0) - z.mean(axis=0)
+        fail_shift = z_fail.mean(axis=0) - centre
     constant = {SENSOR_COLUMNS[j]: float(np.nanmedian(passing[:, j]))
                 for j in range(N_SENSORS)
                 if SENSOR_COLUMNS[j] in pre["dropped_constant"] and not np.isnan(passing[:, j]).all()}

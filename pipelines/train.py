@@ -25,8 +25,7 @@ from pipelines.evaluate import cross_validate, score_quantiles, time_split
 from pipelines.ingest.secom import load_secom
 from pipelines.ingest.sensor_csv import SensorTable
 from pipelines.ingest.sensor_fault import load_sensor_fault
-from pipelines.predict import SAMPLE_MODEL_FILE
-from pipelines.samples import fit_sample_model
+from pipelines.samples import SAMPLE_MODEL_FILE, fit_sample_model
 from pipelines.schema import SENSOR_COLUMNS
 
 logger = logging.getLogger(__name__)

@@ -1,11 +1,10 @@
 """FabLens web app: ``create_app`` is the factory gunicorn and the tests call."""
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from pathlib import Path
-
-import io
 
 from flask import Flask, Request
 

@@ -122,4 +122,4 @@ def sensor_predict():
         default_threshold=decider.threshold,
         false_alarm_rate=round(decider.false_alarm_rate(meta["threshold"]), 4),
         id_column=table.id_column, n_rows=len(results), n_flagged=flagged,
-        imputed_cells=table.n_missing, predictions=results_to_records(results))
+        imputed_cells=int(results["imputed_cells"].sum()), predictions=results_to_records(results))

@@ -30,8 +30,7 @@ def page_models() -> list[dict]:
                     "threshold": model.threshold,
                     "target_far": threshold["target_false_alarm_rate"],
                     "quantiles": threshold["normal_score_quantiles"],
-                    "score": "fault_probability" if model.manifest.get("role") == "classifier"
-                    else "anomaly_score",
+                    "score": model.score_column,
                     "cv": model.manifest.get("metrics", {}).get("cv", {})})
     return out
 

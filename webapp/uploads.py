@@ -11,6 +11,7 @@ from pipelines.ingest.sensor_csv import SensorTable, read_sensor_csv
 from pipelines.schema import SchemaError
 from webapp.errors import InputError
 
+
 def _looks_binary(data: bytes) -> bool:
     head = data[:4096]
     return b"\x00" in head or head.startswith((b"\x89PNG", b"PK\x03\x04", b"%PDF", b"\xff\xd8",
