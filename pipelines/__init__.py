@@ -1,7 +1,7 @@
-"""FabLens pipelines: ingestion, transformation, training, evaluation and prediction.
+"""FabLens pipelines: a shared ``core`` and one sub-package per module (``sensor``, ...).
 
-Pipeline code takes its inputs as arguments; it never reads Flask config or environment
-variables (the composers in ``pipelines.train`` and ``pipelines.evaluate`` read the command line).
+Pipeline steps take their inputs as arguments; they never read Flask config or environment
+variables (only the command lines in ``pipelines.core.cli`` and the modules' ``cli`` do).
 """
 
 __version__ = "0.1.0"

@@ -19,12 +19,10 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from pipelines.schema import N_SENSORS, SENSOR_COLUMNS, Problem, SchemaError, coerce_numeric
+from pipelines.core.problems import Problem, SchemaError, coerce_numeric
+from pipelines.sensor.schema import ID_HEADERS, LABEL_COLUMNS, N_SENSORS, SENSOR_COLUMNS
 
 logger = logging.getLogger(__name__)
-
-LABEL_COLUMNS = ("Pass/Fail", "Good/Bad")
-ID_HEADERS = ("", "unnamed: 0", "wafer", "time", "id")
 
 
 @dataclass

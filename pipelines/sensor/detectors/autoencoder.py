@@ -12,13 +12,13 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
-from pipelines.schema import N_SENSORS
-from pipelines.transform.sensor import fit_preprocessor, impute, standardise
+from pipelines.core.detectors import BaseDetector, FeatureExplanation
+from pipelines.sensor.transform import fit_preprocessor
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,11 @@ def _session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
-class AutoencoderDetector:
+class AutoencoderDetector(BaseDetector):
     """Reconstruction-error anomaly detector (unsupervised: fits on label-0 rows only)."""
 
     name: ClassVar[str] = "autoencoder"
+    allow_nan: ClassVar[bool] = True  # missing sensors are imputed inside the ONNX graph
     MODEL_FILE: ClassVar[str] = "model.onnx"
     PREPROCESSOR_FILE: ClassVar[str] = "preprocessor.json"
 
@@ -52,14 +53,6 @@ class AutoencoderDetector:
         self.max_missing = max_missing
         self.n_jobs = n_jobs
         self.random_state = random_state
-
-    def get_params(self) -> dict:
-        """Constructor parameters, as stored in the manifest."""
-        params = {k: getattr(self, k) for k in (
-            "epochs", "batch_size", "learning_rate", "weight_decay", "dropout", "max_missing",
-            "n_jobs", "random_state")}
-        params["hidden"] = list(self.hidden)
-        return params
 
     # -- training (torch) -------------------------------------------------------------
     def _build(self, n_features: int):
@@ -96,13 +89,15 @@ class AutoencoderDetector:
 
         return Reconstruction()
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "AutoencoderDetector":
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *,
+            feature_names: Sequence[str] | None = None) -> "AutoencoderDetector":
         """Fit preprocessing and the network on passing rows (``y == 0``, or all rows if no y)."""
         import torch
 
-        X = np.asarray(X, dtype=float)
+        X = self._check_input(X, reset=True, feature_names=feature_names)
         normal = X if y is None else X[np.asarray(y) == 0]
-        self.preprocessor_ = fit_preprocessor(normal, max_missing=self.max_missing)
+        self.preprocessor_ = fit_preprocessor(normal, self.feature_names_in_,
+                                              max_missing=self.max_missing)
         torch.manual_seed(self.random_state)
         torch.set_num_threads(self.n_jobs)
         raw = torch.tensor(normal[:, self.preprocessor_["kept"]], dtype=torch.float32)
@@ -149,31 +144,34 @@ class AutoencoderDetector:
         """Per-sensor errors from the torch module (only after ``fit``; used to check the export)."""
         import torch
 
+        X = self._check_input(X, reset=False)
         with torch.no_grad():
-            x = torch.tensor(np.asarray(X, dtype=float)[:, self.preprocessor_["kept"]],
-                             dtype=torch.float32)
+            x = torch.tensor(X[:, self.preprocessor_["kept"]], dtype=torch.float32)
             return self.module_(x).numpy()
 
     # -- serving (onnxruntime) ----------------------------------------------------------
     def errors(self, X: np.ndarray) -> np.ndarray:
         """Per-kept-sensor absolute reconstruction error from the ONNX model."""
-        x = np.ascontiguousarray(np.asarray(X, dtype=np.float32)[:, self.preprocessor_["kept"]])
+        X = self._check_input(X, reset=False)
+        x = np.ascontiguousarray(X[:, self.preprocessor_["kept"]], dtype=np.float32)
         return self.session_.run(None, {"x": x})[0]
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Anomaly score: mean absolute reconstruction error (standardised units)."""
         return self.errors(X).mean(axis=1).astype(float)
 
-    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Anomaly score and each sensor's share of the reconstruction error, (rows, 590)."""
+    def explain(self, X: np.ndarray) -> FeatureExplanation:
+        """Anomaly score and each sensor's share of the reconstruction error (dropped: 0)."""
         errors = self.errors(X)
         share = errors / np.maximum(errors.sum(axis=1, keepdims=True), 1e-12)
-        full = np.zeros((errors.shape[0], N_SENSORS))
+        full = np.zeros((errors.shape[0], self.n_features_in_))
         full[:, self.preprocessor_["kept"]] = share
-        return errors.mean(axis=1).astype(float), full
+        return FeatureExplanation(errors.mean(axis=1).astype(float), full,
+                                  tuple(self.feature_names_in_))
 
     def save(self, directory: Path) -> dict:
         """Write the ONNX graph and preprocessor; return ``{file: role}`` for the manifest."""
+        self.check_is_fitted()
         directory = Path(directory)
         (directory / self.MODEL_FILE).write_bytes(self.onnx_)
         (directory / self.PREPROCESSOR_FILE).write_text(json.dumps(self.preprocessor_))
@@ -181,12 +179,10 @@ class AutoencoderDetector:
                 self.PREPROCESSOR_FILE: "preprocessor"}
 
     @classmethod
-    def load(cls, directory: Path, manifest: dict) -> "AutoencoderDetector":
+    def load(cls, directory: Path, manifest: dict, **overrides) -> "AutoencoderDetector":
         """Rebuild a scoring-only detector from a bundle (onnxruntime, no torch)."""
         directory = Path(directory)
-        params = dict(manifest.get("params", {}))
-        params["hidden"] = tuple(params.get("hidden", (128, 32)))
-        detector = cls(**params)
+        detector = cls._from_manifest(manifest, **overrides)
         detector.preprocessor_ = json.loads((directory / cls.PREPROCESSOR_FILE).read_text())
         detector.onnx_ = (directory / cls.MODEL_FILE).read_bytes()
         detector.session_ = _session(detector.onnx_, detector.n_jobs)

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.ingest.sensor_csv import SensorTable, read_sensor_csv
-from pipelines.schema import N_SENSORS, Problem, SchemaError
+from pipelines.core.problems import Problem, SchemaError
+from pipelines.sensor.ingest.table import SensorTable, read_sensor_csv
+from pipelines.sensor.schema import N_SENSORS
 
 logger = logging.getLogger(__name__)
 

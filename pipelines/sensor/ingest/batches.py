@@ -16,8 +16,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from pipelines.ingest.sensor_csv import SensorTable, parse_sensor_frame
-from pipelines.schema import N_SENSORS, SENSOR_COLUMNS, Problem, SchemaError, coerce_numeric
+from pipelines.core.problems import Problem, SchemaError, coerce_numeric
+from pipelines.sensor.ingest.table import SensorTable, parse_sensor_frame
+from pipelines.sensor.schema import N_SENSORS, SENSOR_COLUMNS
 
 logger = logging.getLogger(__name__)
 

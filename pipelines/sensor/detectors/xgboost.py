@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 import numpy as np
 import xgboost as xgb
 
-from pipelines.transform.sensor import fit_preprocessor, impute
-from pipelines.schema import N_SENSORS
+from pipelines.core.detectors import BaseDetector, FeatureExplanation
+from pipelines.sensor.transform import fit_preprocessor, impute
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +28,11 @@ IMBALANCE_METHODS = ("scale_pos_weight", "smote", "none")
 MISSING_METHODS = ("median", "native")
 
 
-class XGBoostDetector:
+class XGBoostDetector(BaseDetector):
     """Fault probability from XGBoost; per-row sensor contributions from its tree paths."""
 
     name: ClassVar[str] = "xgboost"
+    allow_nan: ClassVar[bool] = True  # missing sensors are imputed or handled natively
     MODEL_FILE: ClassVar[str] = "model.ubj"
     PREPROCESSOR_FILE: ClassVar[str] = "preprocessor.json"
 
@@ -54,14 +55,8 @@ class XGBoostDetector:
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def get_params(self) -> dict:
-        """Constructor parameters, as stored in the manifest."""
-        return {k: getattr(self, k) for k in (
-            "imbalance", "n_estimators", "max_depth", "learning_rate", "subsample",
-            "colsample_bynode", "min_child_weight", "num_parallel_tree", "reg_lambda", "missing",
-            "max_missing", "n_jobs", "random_state")}
-
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "XGBoostDetector":
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, *,
+            feature_names: Sequence[str] | None = None) -> "XGBoostDetector":
         """Fit preprocessing and trees on these rows; ``y`` is 1 for fail, 0 for pass."""
         if y is None:
             raise ValueError("XGBoostDetector is supervised: pass labels y (1 = fail, 0 = pass)")
@@ -71,8 +66,10 @@ class XGBoostDetector:
                                                     self.imbalance == "smote"):
             raise ValueError(f"missing must be one of {MISSING_METHODS} ('median' with SMOTE), "
                              f"got '{self.missing}'")
+        X = self._check_input(X, reset=True, feature_names=feature_names)
         y = np.asarray(y).astype(int)
-        self.preprocessor_ = fit_preprocessor(X, max_missing=self.max_missing)
+        self.preprocessor_ = fit_preprocessor(X, self.feature_names_in_,
+                                              max_missing=self.max_missing)
         features = self._features(X)
         weight = 1.0
         if self.imbalance == "smote":
@@ -94,38 +91,41 @@ class XGBoostDetector:
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         if self.missing == "native":
-            return np.asarray(X, dtype=float)[:, self.preprocessor_["kept"]]
+            return X[:, self.preprocessor_["kept"]]
         return impute(self.preprocessor_, X)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """Fault probability per row."""
+        X = self._check_input(X, reset=False)
         return np.asarray(self.booster_.inplace_predict(self._features(X)), dtype=float)
 
-    def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def explain(self, X: np.ndarray) -> FeatureExplanation:
         """Fault probability and per-sensor contributions to its log-odds (tree paths).
 
         The contributions plus the bias sum to the margin, so the probability comes from the
-        same pass.
+        same pass. Dropped sensors contribute 0.
         """
+        X = self._check_input(X, reset=False)
         matrix = xgb.DMatrix(self._features(X), nthread=self.n_jobs)
         contrib = self.booster_.predict(matrix, pred_contribs=True, approx_contribs=True)
         probability = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1, dtype=np.float64)))
-        full = np.zeros((contrib.shape[0], N_SENSORS))
+        full = np.zeros((contrib.shape[0], self.n_features_in_))
         full[:, self.preprocessor_["kept"]] = contrib[:, :-1]
-        return probability, full
+        return FeatureExplanation(probability, full, tuple(self.feature_names_in_))
 
     def save(self, directory: Path) -> dict:
         """Write the model and preprocessor; return ``{file: role}`` for the manifest."""
+        self.check_is_fitted()
         directory = Path(directory)
         self.booster_.save_model(directory / self.MODEL_FILE)
         (directory / self.PREPROCESSOR_FILE).write_text(json.dumps(self.preprocessor_))
         return {self.MODEL_FILE: "xgboost model", self.PREPROCESSOR_FILE: "preprocessor"}
 
     @classmethod
-    def load(cls, directory: Path, manifest: dict) -> "XGBoostDetector":
+    def load(cls, directory: Path, manifest: dict, **overrides) -> "XGBoostDetector":
         """Rebuild a fitted detector from a bundle written by :meth:`save`."""
         directory = Path(directory)
-        detector = cls(**manifest.get("params", {}))
+        detector = cls._from_manifest(manifest, **overrides)
         detector.booster_ = xgb.Booster(model_file=str(directory / cls.MODEL_FILE))
         detector.booster_.set_param({"nthread": detector.n_jobs})
         detector.preprocessor_ = json.loads((directory / cls.PREPROCESSOR_FILE).read_text())

@@ -1,17 +1,27 @@
-"""Feature schemas: the sensor layout every loader maps to, and frame validation.
+"""Problems with an input, located by file, row and column, and the numeric-cell rule.
 
-Validation lists every problem at once (file, row, column) instead of stopping at the first.
+Validation lists every problem at once instead of stopping at the first. ``NUMBER_PATTERN`` is
+the one definition of "a number in a text cell": the parsers here use it, the results-CSV
+writer uses it to leave numbers alone, and the pages receive it from the server.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
-N_SENSORS = 590
-SENSOR_COLUMNS: list[str] = [f"Sensor-{i}" for i in range(1, N_SENSORS + 1)]
+# A decimal number with optional sign, fraction and exponent; surrounding blanks allowed.
+# Written so that Python's ``re`` and JavaScript's ``RegExp`` read it the same way.
+NUMBER_PATTERN = r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$"
+_NUMBER = re.compile(NUMBER_PATTERN)
+
+
+def is_number_text(text: str) -> bool:
+    """True when ``text`` is a plain decimal number (see ``NUMBER_PATTERN``)."""
+    return bool(_NUMBER.match(text))
 
 
 class SchemaError(ValueError):
@@ -48,9 +58,10 @@ def coerce_numeric(frame: pd.DataFrame, file: str | None = None, max_problems: i
                    max_per_column: int = 3) -> tuple[np.ndarray, list[Problem]]:
     """Convert a frame to a float matrix, reporting each cell that is present but not a number.
 
-    Empty cells become NaN: missing values are allowed and imputed later. Columns that pandas
-    already parsed as numbers are copied as they are, so the common case stays fast. At most
-    ``max_per_column`` cells are listed per column (then a count), ``max_problems`` in all.
+    Empty cells become NaN: missing values are allowed (a model imputes them or refuses them).
+    Columns that pandas already parsed as numbers are copied as they are, so the common case
+    stays fast; text cells must match ``NUMBER_PATTERN``. At most ``max_per_column`` cells are
+    listed per column (then a count), ``max_problems`` in all.
     """
     if all(is_numeric_dtype(t) and t != bool for t in frame.dtypes):
         return frame.to_numpy(dtype=float, na_value=np.nan), []
@@ -61,10 +72,11 @@ def coerce_numeric(frame: pd.DataFrame, file: str | None = None, max_problems: i
         if is_numeric_dtype(col) and col.dtype != bool:
             values[:, j] = col.to_numpy(dtype=float, na_value=np.nan)
             continue
-        text = col.astype("string").str.strip()
-        number = pd.to_numeric(text.replace("", pd.NA), errors="coerce")
+        text = col.astype("string").str.strip().fillna("")
+        ok = text.str.fullmatch(NUMBER_PATTERN) | text.eq("")
+        number = pd.to_numeric(text.where(ok & text.ne(""), None), errors="coerce")
         values[:, j] = number.to_numpy(dtype=float, na_value=np.nan)
-        bad = np.flatnonzero((number.isna() & text.fillna("").ne("")).to_numpy(dtype=bool))
+        bad = np.flatnonzero(~ok.to_numpy(dtype=bool))
         name = str(frame.columns[j])
         for r in bad[:max_per_column]:
             problems.append(Problem(f"'{text.iat[r]}' is not a number", file=file,

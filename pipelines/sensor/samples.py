@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.schema import N_SENSORS, SENSOR_COLUMNS
-from pipelines.transform.sensor import fit_preprocessor, impute, standardise
+from pipelines.sensor.schema import N_SENSORS, SENSOR_COLUMNS
+from pipelines.sensor.transform import fit_preprocessor, impute, standardise
 
 CLIP = 10.0
-SAMPLE_MODEL_FILE = "sample_model.json"  # beside the module's bundles in artifacts/
+SAMPLE_MODEL_FILE = "sample_model.json"  # a module-level file of the sensor release
 
 
 def fit_sample_model(X: np.ndarray, y: np.ndarray, n_components: int = 20) -> dict:
@@ -22,7 +22,7 @@ def fit_sample_model(X: np.ndarray, y: np.ndarray, n_components: int = 20) -> di
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
     passing = X[y == 0]
-    pre = fit_preprocessor(passing)
+    pre = fit_preprocessor(passing, SENSOR_COLUMNS)
     z = np.clip(standardise(pre, impute(pre, passing)), -CLIP, CLIP).astype(float)
     centre = z.mean(axis=0)
     centred = z - centre

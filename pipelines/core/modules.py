@@ -1,0 +1,76 @@
+"""Pipeline modules: every sub-package of ``pipelines`` other than ``core`` is one.
+
+A module's ``__init__`` defines ``MODULE = PipelineModule(...)`` naming its detectors, its
+command line and the small examples the contract tests fit every detector on. Nothing heavy
+is imported here: the targets are strings, imported when used.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Mapping
+
+
+@dataclass(frozen=True)
+class PipelineModule:
+    """What the core needs to know about a module."""
+
+    name: str
+    # model name -> "package.module:Class" of a BaseDetector subclass
+    detectors: Mapping[str, str] = field(default_factory=dict)
+    # a module with add_arguments(parser, verb) and run(args, verb, progress) -> dict | None
+    cli: str | None = None
+    # "package.module:function" returning {model: DetectorExample} for the contract tests
+    examples: str | None = None
+
+    def load_examples(self) -> dict:
+        """The contract examples (small synthetic data and fast parameters per detector)."""
+        if self.examples is None:
+            return {}
+        path, _, func = self.examples.partition(":")
+        return getattr(importlib.import_module(path), func)()
+
+
+@dataclass(frozen=True)
+class DetectorExample:
+    """A detector the contract tests can fit in seconds: fast parameters and synthetic data."""
+
+    params: dict
+    X: object
+    y: object = None
+    feature_names: list[str] | None = None
+    # how close scores must be after save -> load (ONNX export: float32 rounding)
+    atol: float = 1e-6
+
+
+@lru_cache(maxsize=None)
+def _discover() -> tuple[PipelineModule, ...]:
+    import pipelines
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(pipelines.__path__), key=lambda i: i.name):
+        if not info.ispkg or info.name == "core":
+            continue
+        package = importlib.import_module(f"pipelines.{info.name}")
+        module = getattr(package, "MODULE", None)
+        if isinstance(module, PipelineModule):
+            found.append(module)
+    return tuple(found)
+
+
+def discover() -> dict[str, PipelineModule]:
+    """Every pipeline module, by name (found once per process)."""
+    return {module.name: module for module in _discover()}
+
+
+def get_module(name: str) -> PipelineModule:
+    """One pipeline module; a clear error naming the known ones otherwise."""
+    modules = discover()
+    if name not in modules:
+        raise KeyError(f"unknown module '{name}'; known: {', '.join(sorted(modules)) or 'none'}")
+    return modules[name]
+
+
+Progress = Callable[[str], None]

@@ -1,0 +1,104 @@
+"""The predictor base: load one module's release once, pick a model, say what a threshold means."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from pipelines.core.artifacts import BundleError, load_release
+from pipelines.core.detectors import UnknownDetectorError
+from pipelines.core.thresholds import false_alarm_curve, rate_on_curve
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A fitted detector with its bundle manifest."""
+
+    name: str
+    detector: object
+    manifest: dict
+
+    @property
+    def threshold(self) -> float:
+        """The default threshold, chosen at the manifest's target false-alarm rate."""
+        return float(self.manifest["threshold"]["value"])
+
+    @property
+    def target_far(self) -> float:
+        return float(self.manifest["threshold"]["target_false_alarm_rate"])
+
+    @property
+    def role(self) -> str:
+        return self.manifest.get("role", "classifier")
+
+    @property
+    def version(self) -> str:
+        return self.manifest.get("version", self.name)
+
+    @property
+    def false_alarm_curve(self) -> dict[str, list[float]]:
+        """Threshold -> share of normal validation rows flagged (see ``core.thresholds``)."""
+        return false_alarm_curve(self.manifest["threshold"]["normal_score_quantiles"])
+
+    def false_alarm_rate(self, threshold: float) -> float:
+        """Approximate share of normal rows flagged at ``threshold`` (validation data)."""
+        return rate_on_curve(self.false_alarm_curve, threshold)
+
+    def describe(self) -> dict:
+        """What a page or API client needs to know about this model (no machine paths)."""
+        return {"name": self.name, "model": self.manifest.get("model"), "role": self.role,
+                "version": self.version, "threshold": self.threshold,
+                "target_far": self.target_far, "far_curve": self.false_alarm_curve,
+                "metrics": self.manifest.get("metrics", {})}
+
+
+class Predictor:
+    """Loads every model of a module's release from ``artifacts/<module>/``.
+
+    Subclasses set ``module`` and add the module's ``predict``. ``overrides`` replace detector
+    parameters at load time (the serving thread count).
+    """
+
+    module: ClassVar[str]
+
+    def __init__(self, module_dir: Path, **overrides):
+        self.module_dir = Path(module_dir)
+        release, loaded = load_release(self.module_dir, **overrides)
+        if release.get("module") != self.module:
+            raise BundleError(f"{self.module_dir} holds module '{release.get('module')}', "
+                              f"not '{self.module}'")
+        self.release = release
+        self.models: dict[str, LoadedModel] = {
+            name: LoadedModel(name, detector, manifest)
+            for name, (detector, manifest) in loaded.items()}
+        if not self.models:
+            raise BundleError(f"the {self.module} release in {self.module_dir} lists no models")
+        self.default_model = release.get("default_model") or next(iter(self.models))
+        logger.info("loaded %s models %s", self.module, sorted(self.models))
+
+    def get(self, name: str | None) -> LoadedModel:
+        """The model that decides: ``name`` or the release's default."""
+        name = name or self.default_model
+        if not isinstance(name, str) or name not in self.models:
+            raise UnknownDetectorError(f"unknown model '{name}'; choose one of: "
+                                       f"{', '.join(sorted(self.models))}")
+        return self.models[name]
+
+    def module_file(self, name: str) -> Path:
+        """A module-level file of the release (hash-checked when the release was loaded)."""
+        if name not in self.release.get("files", {}):
+            raise BundleError(f"the {self.module} release has no file '{name}'")
+        return self.module_dir / name
+
+    def module_json(self, name: str) -> dict:
+        """A module-level JSON file of the release."""
+        return json.loads(self.module_file(name).read_text())
+
+    def describe(self) -> list[dict]:
+        """Every model's description, the default first."""
+        order = sorted(self.models, key=lambda n: n != self.default_model)
+        return [self.models[n].describe() | {"default": n == self.default_model} for n in order]

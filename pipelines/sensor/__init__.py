@@ -1,0 +1,10 @@
+"""Sensor module: one row of ~590 process-sensor readings per wafer; predict which wafers fail."""
+from pipelines.core.modules import PipelineModule
+
+MODULE = PipelineModule(
+    name="sensor",
+    detectors={"xgboost": "pipelines.sensor.detectors.xgboost:XGBoostDetector",
+               "autoencoder": "pipelines.sensor.detectors.autoencoder:AutoencoderDetector"},
+    cli="pipelines.sensor.cli",
+    examples="pipelines.sensor.examples:detector_examples",
+)

@@ -1,0 +1,1 @@
+"""Sensor detectors: supervised XGBoost and an autoencoder trained on passing wafers."""

@@ -1,0 +1,1 @@
+"""Sensor loaders, one per source format, all mapping to ``pipelines.sensor.schema``."""

@@ -1,0 +1,100 @@
+"""Sensor prediction: score wafers with the released models and explain each decision."""
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.predictor import Predictor
+from pipelines.sensor.ingest.table import SensorTable
+from pipelines.sensor.samples import SAMPLE_MODEL_FILE
+from pipelines.sensor.schema import SENSOR_COLUMNS
+from pipelines.sensor.transform import training_range
+
+logger = logging.getLogger(__name__)
+
+TOP_K = 3
+# the result column each model role fills with its score
+SCORE_COLUMNS = {"classifier": "fault_probability", "anomaly": "anomaly_score"}
+
+
+class SensorPredictor(Predictor):
+    """Scores wafers with the shipped classifier and the autoencoder; explains the decision."""
+
+    module: ClassVar[str] = "sensor"
+
+    def __init__(self, module_dir, **overrides):
+        super().__init__(module_dir, **overrides)
+        for model in self.models.values():
+            if model.manifest.get("feature_schema", {}).get("names") != SENSOR_COLUMNS:
+                raise ValueError(f"sensor model {model.name} was not trained on the "
+                                 f"{len(SENSOR_COLUMNS)}-sensor schema")
+        roles = {m.role: n for n, m in self.models.items()}
+        self.classifier = roles.get("classifier")
+        self.anomaly = roles.get("anomaly")
+
+    @property
+    def sample_model(self) -> dict:
+        """Statistics the sample CSV is drawn from (a hash-checked file of the release)."""
+        return self.module_json(SAMPLE_MODEL_FILE)
+
+    def describe(self) -> list[dict]:
+        """Each model's description plus the result column its score fills."""
+        return [d | {"score": SCORE_COLUMNS[d["role"]]} for d in super().describe()]
+
+    def predict(self, table: SensorTable, threshold: float | None = None,
+                model: str | None = None) -> pd.DataFrame:
+        """One row per wafer: id, scores, decision at the threshold and the top sensors.
+
+        ``threshold`` applies to the deciding model's score (fault probability for the
+        classifier, anomaly score for the autoencoder); default is the manifest's.
+        """
+        decider = self.get(model)
+        threshold = decider.threshold if threshold is None else float(threshold)
+        X = table.values
+        explanation = decider.detector.explain(X)
+        out = pd.DataFrame({"id": table.ids})
+        for name in filter(None, (self.classifier, self.anomaly)):
+            loaded = self.models[name]
+            out[SCORE_COLUMNS[loaded.role]] = explanation.scores if name == decider.name \
+                else loaded.detector.score(X)
+        out["is_fault"] = explanation.scores >= threshold
+        out["imputed_cells"] = np.isnan(X).sum(axis=1)
+        order = explanation.top(TOP_K)
+        low, high = training_range(decider.detector.preprocessor_, X.shape[1])
+        rows = np.arange(len(X))
+        names = np.asarray(explanation.feature_names)
+        for k in range(order.shape[1]):
+            j = order[:, k]
+            out[f"top_sensor_{k + 1}"] = names[j]
+            out[f"top_sensor_{k + 1}_contribution"] = explanation.contributions[rows, j]
+            out[f"top_sensor_{k + 1}_value"] = X[rows, j]
+            out[f"top_sensor_{k + 1}_low"] = low[j]
+            out[f"top_sensor_{k + 1}_high"] = high[j]
+        out.attrs.update(model=decider.name, model_version=decider.version, threshold=threshold)
+        return out
+
+
+def results_to_records(results: pd.DataFrame) -> list[dict]:
+    """JSON-ready prediction records with ``top_sensors`` as a list per row."""
+    records = []
+    top = [c[:-len("_contribution")] for c in results.columns if c.endswith("_contribution")]
+    data = results.to_dict("list")
+    for i in range(len(results)):
+        record = {"id": data["id"][i], "is_fault": bool(data["is_fault"][i]),
+                  "imputed_cells": int(data["imputed_cells"][i])}
+        for key in SCORE_COLUMNS.values():
+            if key in data:
+                record[key] = float(data[key][i])
+        record["top_sensors"] = [{
+            "sensor": data[t][i], "contribution": float(data[f"{t}_contribution"][i]),
+            "value": _none_if_nan(data[f"{t}_value"][i]), "low": _none_if_nan(data[f"{t}_low"][i]),
+            "high": _none_if_nan(data[f"{t}_high"][i])} for t in top]
+        records.append(record)
+    return records
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if value != value else float(value)

@@ -1,0 +1,9 @@
+"""The sensor layout every loader maps to: a wafer id, 590 sensors, an optional label."""
+from __future__ import annotations
+
+N_SENSORS = 590
+SENSOR_COLUMNS: list[str] = [f"Sensor-{i}" for i in range(1, N_SENSORS + 1)]
+# label column names in the two real layouts (SECOM: Pass/Fail, batch files: Good/Bad)
+LABEL_COLUMNS = ("Pass/Fail", "Good/Bad")
+# headers accepted for the first (wafer id) column, lower-cased
+ID_HEADERS = ("", "unnamed: 0", "wafer", "time", "id")

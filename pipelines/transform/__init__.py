@@ -1,1 +1,0 @@
-"""Preprocessing shared by training and serving (fitted on training data only)."""
