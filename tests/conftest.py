@@ -1,18 +1,27 @@
-"""Shared fixtures: a fresh app and SQLite database per test, the real data directory."""
+"""Shared fixtures: a fresh app and migrated database per test, the real data, PostgreSQL.
+
+PostgreSQL tests use the server named by ``FABLENS_TEST_POSTGRES_URL`` (``make test`` starts
+one on loopback and sets it; see the README). Without it they are skipped, except under CI,
+where a missing server is a failure.
+"""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.schema import SENSOR_COLUMNS
+from pipelines.core import locations
+from pipelines.sensor.schema import SENSOR_COLUMNS
 from webapp import create_app
+from webapp.db import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("FABLENS_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+DATA_DIR = locations.data_dir(os.environ)
+POSTGRES_URL = os.environ.get("FABLENS_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +31,15 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory / 'test.sqlite'}"
+
+
 @pytest.fixture
 def app(tmp_path):
-    return create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite'}"})
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    return create_app({"TESTING": True, "DATABASE_URL": url})
 
 
 @pytest.fixture
@@ -35,6 +50,39 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database on the test server, dropped afterwards."""
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs FABLENS_TEST_POSTGRES_URL: `make test` starts PostgreSQL")
+        pytest.skip("no PostgreSQL server: set FABLENS_TEST_POSTGRES_URL (make test does)")
+    from sqlalchemy import create_engine, text
+
+    from webapp.config import normalise_database_url
+
+    server = normalise_database_url(POSTGRES_URL)
+    name = f"fablens_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = server.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each database test runs on the embedded SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    return request.getfixturevalue("postgres_url")
 
 
 def make_batch_frame(n_rows: int = 5, seed: int = 0, labels: bool = False) -> pd.DataFrame:

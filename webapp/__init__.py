@@ -13,7 +13,7 @@ from webapp import config
 __version__ = "0.1.0"
 
 
-def _configure_logging(app: Flask) -> None:
+def _configure_logging() -> None:
     """Log to stdout so a PaaS captures it (only when nothing configured logging already)."""
     root = logging.getLogger()
     if not root.handlers:
@@ -32,23 +32,33 @@ class InMemoryRequest(Request):
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: defaults -> environment -> ``test_config``; register blueprints."""
-    app = Flask(__name__, template_folder=str(config.ROOT / "templates"),
-                static_folder=str(config.ROOT / "static"), instance_relative_config=False)
-    app.request_class = InMemoryRequest
-    app.config.from_mapping(config.DEFAULTS)
-    app.config.update(config.from_environment())
-    if test_config:
-        app.config.update(test_config)
-    _configure_logging(app)
+    """Build the app: defaults -> environment -> ``test_config``; register every module.
 
-    from webapp import api, db, errors, models, pages, sensor
+    Raises :class:`webapp.config.ConfigError` (a clear message, no half-working app) when the
+    templates, static files or artifacts cannot be found. The database schema is not touched
+    here: ``flask --app webapp db upgrade`` or gunicorn's start hook migrates it once.
+    """
+    settings = config.load(overrides=test_config)
+    config.check(settings)
+    home = Path(settings["HOME_DIR"])
+    app = Flask(__name__, template_folder=str(home / "templates"),
+                static_folder=str(home / "static"))
+    app.request_class = InMemoryRequest
+    app.config.update(settings)
+    _configure_logging()
+
+    from webapp import api, db, errors, pages, predictors
+    from webapp.modules import registered
 
     db.init_app(app)
-    models.init_app(app)
+    predictors.init_app(app)
     errors.init_app(app)
     app.register_blueprint(pages.bp)
-    app.register_blueprint(sensor.bp)
     app.register_blueprint(api.bp)
-    app.jinja_env.globals["app_version"] = __version__
+    modules = registered()
+    for spec in modules:
+        if spec.ready:
+            for blueprint in spec.blueprints:
+                app.register_blueprint(blueprint)
+    app.jinja_env.globals.update(app_version=__version__, modules=modules)
     return app

@@ -1,45 +1,97 @@
-"""The one place configuration defaults live; environment variables override them.
+"""The one place the web app's configuration defaults live; environment variables override them.
 
-``create_app`` applies: these defaults -> ``FABLENS_*``/``DATABASE_URL`` environment -> test_config.
+``create_app`` (and gunicorn's start hook) use :func:`load`: :func:`defaults` ->
+:func:`from_environment` -> ``test_config``.
+Paths come from ``pipelines.core.locations`` (the checkout, or an installed copy).
 """
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Callable, Mapping
 
-ROOT = Path(__file__).resolve().parent.parent
+from pipelines.core import locations
 
-DEFAULTS: dict = {
-    "ARTIFACTS_DIR": str(ROOT / "artifacts"),
-    "DATA_DIR": str((ROOT.parent / "shared" / "data").resolve()),
-    "DATABASE_URL": "sqlite:///" + str(ROOT / "instance" / "fablens.sqlite"),
-    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
-    "MAX_ROWS": 100_000,
-    "SECRET_KEY": "dev-only-change-me",
-    "DEFAULT_SENSOR_MODEL": None,  # None: the model the training run shipped
-    "ONNX_THREADS": 1,
-}
 
-# environment variable -> (config key, type)
-ENVIRONMENT: dict[str, tuple[str, type]] = {
+class ConfigError(RuntimeError):
+    """The app cannot start as configured; the message says what to change."""
+
+
+def defaults() -> dict:
+    """Defaults, resolved now (not at import) so a test or a deployment can move the files."""
+    home = locations.home()
+    artifacts = locations.artifacts_dir({})
+    return {
+        "HOME_DIR": str(home) if home else None,  # templates/, static/, artifacts/
+        "ARTIFACTS_DIR": str(artifacts) if artifacts else None,
+        "DATABASE_URL": "sqlite:///" + str(locations.instance_dir() / "fablens.sqlite"),
+        "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
+        "MAX_ROWS": 100_000,
+        "MODEL_THREADS": 1,  # threads each loaded model may use per request
+        "SECRET_KEY": "dev-only-change-me",
+    }
+
+
+def _megabytes(value: str) -> int:
+    return int(float(value) * 1024 * 1024)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+# environment variable -> (config key, parser)
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_ARTIFACTS_DIR": ("ARTIFACTS_DIR", str),
-    "FABLENS_DATA_DIR": ("DATA_DIR", str),
     "DATABASE_URL": ("DATABASE_URL", str),
-    "FABLENS_MAX_UPLOAD_MB": ("MAX_CONTENT_LENGTH", lambda v: int(float(v) * 1024 * 1024)),
-    "FABLENS_MAX_ROWS": ("MAX_ROWS", int),
+    "FABLENS_MAX_UPLOAD_MB": ("MAX_CONTENT_LENGTH", _megabytes),
+    "FABLENS_MAX_ROWS": ("MAX_ROWS", _positive_int),
+    "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
-    "FABLENS_SENSOR_MODEL": ("DEFAULT_SENSOR_MODEL", str),
-    "FABLENS_ONNX_THREADS": ("ONNX_THREADS", int),
 }
 
 
-def from_environment(environ: dict | None = None) -> dict:
-    """Config values set through environment variables."""
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg (3) driver for PostgreSQL URLs, including Render's ``postgres://`` form."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict:
+    """Config values set through environment variables; a clear error for a bad value."""
     environ = os.environ if environ is None else environ
     out = {}
-    for variable, (key, cast) in ENVIRONMENT.items():
+    for variable, (key, parse) in ENVIRONMENT.items():
         if environ.get(variable):
-            out[key] = cast(environ[variable])
-    if out.get("DATABASE_URL", "").startswith("postgres://"):  # Render's form
-        out["DATABASE_URL"] = "postgresql://" + out["DATABASE_URL"][len("postgres://"):]
+            try:
+                out[key] = parse(environ[variable])
+            except ValueError as exc:
+                raise ConfigError(f"{variable}={environ[variable]!r} is not valid: {exc}") from None
+    if "DATABASE_URL" in out:
+        out["DATABASE_URL"] = normalise_database_url(out["DATABASE_URL"])
     return out
+
+
+def load(environ: Mapping[str, str] | None = None, overrides: Mapping | None = None) -> dict:
+    """Defaults, then the environment, then ``overrides``: the configuration the app runs with."""
+    return {**defaults(), **from_environment(environ), **(overrides or {})}
+
+
+def check(config: Mapping) -> None:
+    """Refuse to start without templates, static files or artifacts, saying where we looked."""
+    home = config.get("HOME_DIR")
+    if not home or not all((Path(home) / d).is_dir() for d in ("templates", "static")):
+        raise ConfigError(
+            "FabLens cannot find its templates and static files. Run it from the repository "
+            "(pip install -e .), or install it with 'pip install .' so they are copied to "
+            f"{Path(sys.prefix) / 'share' / 'fablens'}.")
+    artifacts = config.get("ARTIFACTS_DIR")
+    if not artifacts or not Path(artifacts).is_dir():
+        raise ConfigError(f"FabLens cannot find its model artifacts (looked in {artifacts}); "
+                          "set FABLENS_ARTIFACTS_DIR or run 'python -m pipelines.train <module>'.")

@@ -1,4 +1,4 @@
-"""Site pages that belong to no single module: home, models, history."""
+"""Site pages that belong to no single module: home and history."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
@@ -7,24 +7,11 @@ from webapp import db
 
 bp = Blueprint("pages", __name__)
 
-MODULES = [
-    {"endpoint": "sensor.page", "name": "Sensor", "ready": True,
-     "text": "One row of ~590 process-sensor readings per wafer: predict which wafers fail, "
-             "and which sensors point to the cause."},
-    {"endpoint": None, "name": "Wafer map", "ready": False,
-     "text": "Die pass/fail grids: classify the defect pattern (coming next)."},
-    {"endpoint": None, "name": "Time series", "ready": False,
-     "text": "Machine sensor histories: flag abnormal behaviour, estimate remaining useful life "
-             "(coming next)."},
-    {"endpoint": None, "name": "Inspection", "ready": False,
-     "text": "Product photos: detect and localise visual anomalies (coming next)."},
-]
-
 
 @bp.get("/")
 def index():
-    """Home page linking the modules."""
-    return render_template("index.html", modules=MODULES)
+    """Home page: one card per registered module (navigation comes from the same registry)."""
+    return render_template("index.html")
 
 
 @bp.get("/history")

@@ -38,7 +38,8 @@ def false_alarm_curve(quantiles: list[float]) -> dict[str, list[float]]:
     """The curve through (quantile at level p, 1 - p): the share of normal rows at or above.
 
     Between its points the curve is linear; below the lowest normal score every normal row is
-    flagged (1.0), at or above the highest none is (0.0). See :func:`rate_on_curve`.
+    flagged (1.0), at or above the highest none is (0.0): reading it is plain clamped linear
+    interpolation (:func:`rate_on_curve`, and the page's ``interp``), with no rule of its own.
     """
     q = [float(v) for v in quantiles]
     if len(q) < 2:
@@ -49,7 +50,4 @@ def false_alarm_curve(quantiles: list[float]) -> dict[str, list[float]]:
 
 def rate_on_curve(curve: dict[str, list[float]], threshold: float) -> float:
     """The approximate share of normal rows flagged at ``threshold``, read off the curve."""
-    xs, ys = curve["thresholds"], curve["rates"]
-    if threshold >= xs[-1]:
-        return 0.0
-    return float(np.interp(threshold, xs, ys, left=1.0, right=0.0))
+    return float(np.interp(threshold, curve["thresholds"], curve["rates"]))

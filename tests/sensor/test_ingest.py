@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.ingest.secom import load_secom
-from pipelines.ingest.sensor_csv import parse_sensor_frame, read_sensor_csv, table_from_instances
-from pipelines.ingest.sensor_fault import (batch_files, check_file_name, load_sensor_fault,
-                                           validate_batch_files)
-from pipelines.schema import SENSOR_COLUMNS, SchemaError, coerce_numeric
+from pipelines.core.problems import SchemaError, coerce_numeric
+from pipelines.sensor.ingest.batches import (batch_files, check_file_name, load_sensor_fault,
+                                             validate_batch_files)
+from pipelines.sensor.ingest.secom import load_secom
+from pipelines.sensor.ingest.table import parse_sensor_frame, read_sensor_csv, table_from_instances
+from pipelines.sensor.schema import SENSOR_COLUMNS
 from tests.conftest import make_batch_frame, to_csv_bytes
 
 

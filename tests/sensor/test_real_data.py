@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from pipelines.artifacts import load_bundle, read_manifest, sha256
-from pipelines.ingest.sensor_fault import batch_files, validate_batch_files
-from pipelines.ingest.sensor_csv import parse_sensor_frame
-from pipelines.predict import SensorPredictor
-from pipelines.schema import SENSOR_COLUMNS
-from pipelines.train import load_sensor_data, train_sensor
+from pipelines.core.artifacts import load_bundle, read_manifest, sha256
+from pipelines.sensor.ingest.batches import batch_files, validate_batch_files
+from pipelines.sensor.ingest.table import parse_sensor_frame
+from pipelines.sensor.predict import SensorPredictor
+from pipelines.sensor.schema import SENSOR_COLUMNS
+from pipelines.sensor.train import load_sensor_data, train_sensor
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / "artifacts" / "sensor"
@@ -50,6 +50,12 @@ def test_committed_bundles_are_intact_and_documented(data_dir):
     evaluation = json.loads((ARTIFACTS / "evaluation.json").read_text())
     shipped = evaluation["shipped"]
     assert {shipped, "autoencoder"} == {p.parent.name for p in ARTIFACTS.glob("*/manifest.json")}
+    release = read_manifest(ARTIFACTS)
+    assert release["default_model"] == shipped and set(release["models"]) == {shipped, "autoencoder"}
+    assert set(release["files"]) == {"evaluation.json", "sample_model.json"}
+    for name, entry in release["files"].items():
+        assert sha256(ARTIFACTS / name) == entry["sha256"]
+    assert "path" not in release["training_data"] and "/" not in json.dumps(release["training_data"])
     for name in (shipped, "autoencoder"):
         manifest = read_manifest(ARTIFACTS / name)
         assert manifest["metrics"] == evaluation["models"][name]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.schema import SENSOR_COLUMNS
+from pipelines.sensor.schema import SENSOR_COLUMNS
 
 pytestmark = pytest.mark.pages
 
@@ -39,9 +39,11 @@ def base_url(tmp_path_factory):
     from werkzeug.serving import make_server
 
     from webapp import create_app
+    from webapp.db import upgrade
 
-    db = tmp_path_factory.mktemp("pages") / "t.sqlite"
-    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{db}"})
+    url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 't.sqlite'}"
+    upgrade(url)
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -369,7 +371,7 @@ def test_csv_parser_and_false_alarm_rate_in_browser(page):
 
     page.goto("/sensor/")
     got = page.evaluate("""async (cases) => {
-        const m = await import('/static/js/sensor.js');
+        const m = await import('/static/js/lib/csv.js');
         const parse = (text) => { const rows = []; m.parseCSV(text, (r) => rows.push(r)); return rows; };
         const out = cases.map(([text]) => parse(text));
         let unterminated = null;
@@ -382,15 +384,15 @@ def test_csv_parser_and_false_alarm_rate_in_browser(page):
     assert "never closed" in got["unterminated"]
     assert got["roundTrip"] == got["values"]
 
-    config = json.loads(page.locator("#sensor-config").text_content())
+    config = json.loads(page.locator("#page-config").text_content())
     model = next(m for m in config["models"] if m["name"] == config["default_model"])
-    quantiles = model["quantiles"]
+    quantiles = model["far_curve"]["thresholds"]  # the manifest's normal-score quantiles
     assert len(quantiles) == 101
-    thresholds = [-1.0, 0.0, 0.05, 0.2, model["threshold"], 0.6, 0.99, 2.0]
-    js = page.evaluate("""async ([q, ts]) => {
-        const m = await import('/static/js/sensor.js');
-        return ts.map((t) => m.falseAlarmRate(q, t));
-    }""", [quantiles, thresholds])
+    thresholds = [-1.0, 0.0, 0.05, 0.2, model["threshold"], 0.6, 0.99, 2.0, quantiles[-1]]
+    js = page.evaluate("""async ([curve, ts]) => {
+        const m = await import('/static/js/lib/threshold.js');
+        return ts.map((t) => m.falseAlarmRate(curve, t));
+    }""", [model["far_curve"], thresholds])
     levels = np.linspace(0, 1, len(quantiles))
     expected = [1.0 - float(np.interp(t, quantiles, levels, left=0.0, right=1.0)) for t in thresholds]
     assert js == pytest.approx(expected, abs=1e-9)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.schema import SENSOR_COLUMNS
-from tests.conftest import ROOT, make_batch_frame, to_csv_bytes
+from pipelines.sensor.schema import SENSOR_COLUMNS
+from tests.conftest import ROOT, make_batch_frame, sqlite_url, to_csv_bytes
 
 
 def upload(client, data: bytes, name: str = "batch.csv", query: str = "", **form):
@@ -24,7 +24,8 @@ def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
-    assert "sensor/autoencoder" in response.get_json()["artifacts"]
+    ready = client.get("/health/ready").get_json()
+    assert "autoencoder" in ready["modules"]["sensor"]["models"]
 
 
 def test_models_lists_thresholds_and_metrics(client):
@@ -142,7 +143,7 @@ def test_missing_id_column(client):
 def test_upload_over_the_size_limit_is_413(tmp_path):
     from webapp import create_app
     app = create_app({"TESTING": True, "MAX_CONTENT_LENGTH": 10_000,
-                      "DATABASE_URL": f"sqlite:///{tmp_path / 't.sqlite'}"})
+                      "DATABASE_URL": sqlite_url(tmp_path)})
     response = upload(app.test_client(), to_csv_bytes(make_batch_frame(20)))
     assert response.status_code == 413
     assert "limit" in response.get_json()["message"]
@@ -150,8 +151,9 @@ def test_upload_over_the_size_limit_is_413(tmp_path):
 
 def test_too_many_rows_is_413_naming_the_limit(tmp_path):
     from webapp import create_app
-    app = create_app({"TESTING": True, "MAX_ROWS": 10,
-                      "DATABASE_URL": f"sqlite:///{tmp_path / 't.sqlite'}"})
+    from webapp.db import upgrade
+    upgrade(sqlite_url(tmp_path))
+    app = create_app({"TESTING": True, "MAX_ROWS": 10, "DATABASE_URL": sqlite_url(tmp_path)})
     response = upload(app.test_client(), to_csv_bytes(make_batch_frame(11)), "many.csv")
     assert response.status_code == 413
     assert "11 rows is more than the 10 row limit" in response.get_json()["message"]
@@ -183,11 +185,13 @@ def test_unknown_api_route_is_json_404(client):
     assert response.get_json()["error"] == "Not Found"
 
 
-def test_creating_the_app_and_predicting_never_imports_torch():
+def test_creating_the_app_and_predicting_never_imports_torch(tmp_path):
     code = (
         "import sys, io\n"
         "from webapp import create_app\n"
-        "app = create_app({'TESTING': True, 'DATABASE_URL': 'sqlite://'})\n"
+        "from webapp.db import upgrade\n"
+        f"upgrade({sqlite_url(tmp_path)!r})\n"
+        f"app = create_app({{'TESTING': True, 'DATABASE_URL': {sqlite_url(tmp_path)!r}}})\n"
         "c = app.test_client()\n"
         "r = c.post('/api/v1/sensor/predict', json={'instances': [[0.0]*590]})\n"
         "assert r.status_code == 200, r.data\n"

@@ -1,0 +1,95 @@
+// Bringing files in: picking or dropping them, first checks in the browser, the server's
+// check, and posting with an upload progress bar.
+
+/** True for bytes that are clearly not text (a known binary signature or a NUL byte). */
+export function looksBinary(bytes) {
+  if (bytes.length >= 4 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return true;
+  if (bytes.length >= 2 && ((bytes[0] === 0x50 && bytes[1] === 0x4b) || (bytes[0] === 0x1f && bytes[1] === 0x8b)
+    || (bytes[0] === 0xff && bytes[1] === 0xd8))) return true;
+  return bytes.includes(0);
+}
+
+/** Checks before reading a CSV file: a message saying what to fix, or null. */
+export async function precheckCSV(file, maxMB) {
+  const name = file.name || "upload.csv";
+  const mb = 1024 * 1024;
+  const hint = "Upload a comma-separated .csv file with a header row";
+  if (!/\.(csv|txt)$/i.test(name)) return `${name}: not a CSV file. ${hint} (the template shows the layout).`;
+  if (file.size > maxMB * mb) {
+    return `${name} is ${(file.size / mb).toFixed(1)} MB, more than the ${maxMB} MB limit. Split the file and try again.`;
+  }
+  if (file.size === 0) return `${name}: the file is empty.`;
+  const head = new Uint8Array(await file.slice(0, 4096).arrayBuffer());
+  if (looksBinary(head)) return `${name}: not a CSV file (it looks like binary data). ${hint}.`;
+  return null;
+}
+
+/** POST a file to a check endpoint; resolves to {ok, status, body} (never throws). */
+export async function checkOnServer(url, file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const res = await fetch(url, {
+      method: "POST", body: form, headers: { "X-Requested-With": "fetch", Accept: "application/json" },
+    });
+    let body = null;
+    try { body = await res.json(); } catch { body = null; }
+    return { ok: res.ok, status: res.status, body };
+  } catch (err) {
+    return { ok: false, status: 0, body: null, networkError: String(err) };
+  }
+}
+
+/** Wire a file input and a drop zone to ``onFile(file)``; a drop anywhere else on the page
+ *  must not navigate away (and lose edits). ``onMany()`` is called when several files are
+ *  dropped on a page that takes one. */
+export function bindFilePicker({ input, dropzone, onFile, onMany }) {
+  input.addEventListener("change", async () => {
+    const file = input.files[0];
+    await onFile(file);
+    input.value = ""; // so picking the same file again reloads it
+  });
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+  const over = (e) => { e.preventDefault(); dropzone.classList.add("is-over"); };
+  dropzone.addEventListener("dragenter", over);
+  dropzone.addEventListener("dragover", over);
+  dropzone.addEventListener("dragleave", (e) => {
+    if (!dropzone.contains(e.relatedTarget)) dropzone.classList.remove("is-over");
+  });
+  dropzone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    dropzone.classList.remove("is-over");
+    const files = e.dataTransfer?.files;
+    if (files?.length > 1 && onMany) { onMany(files); return; }
+    if (files?.length) onFile(files[0]);
+  });
+}
+
+/** POST ``form`` with progress; handlers: onProgress(loaded, total), onUploaded(),
+ *  onDone(status, text), onError(), onAbort(). Returns the XMLHttpRequest (for abort()). */
+export function postWithProgress(url, form, handlers) {
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", url);
+  xhr.setRequestHeader("X-Requested-With", "fetch");
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) handlers.onProgress?.(e.loaded, e.total); });
+  xhr.upload.addEventListener("load", () => handlers.onUploaded?.());
+  xhr.addEventListener("load", () => handlers.onDone(xhr.status, xhr.responseText));
+  xhr.addEventListener("error", () => handlers.onError?.());
+  xhr.addEventListener("abort", () => handlers.onAbort?.());
+  xhr.send(form);
+  return xhr;
+}
+
+/** A progress box (<progress>, a status line, a Cancel button) driven by postWithProgress. */
+export function progressBox({ box, bar, text, cancel }) {
+  let xhr = null;
+  cancel.addEventListener("click", () => xhr?.abort());
+  return {
+    start(request, message) { xhr = request; box.hidden = false; bar.value = 0; text.textContent = message; },
+    progress(percent, message) { bar.value = percent; text.textContent = message; },
+    waiting(message) { bar.removeAttribute("value"); text.textContent = message; }, // indeterminate
+    stop(message = "") { xhr = null; box.hidden = true; text.textContent = message; },
+  };
+}

@@ -1,0 +1,111 @@
+"""Sensor pipeline steps on tiny frames: preprocessing, detectors, samples."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipelines.core.detectors import get_detector_class
+from pipelines.core.evaluation import binary_metrics
+from pipelines.sensor.examples import synthetic
+from pipelines.sensor.samples import fit_sample_model, sensor_sample
+from pipelines.sensor.schema import N_SENSORS, SENSOR_COLUMNS
+from pipelines.sensor.transform import fit_preprocessor, impute, standardise, training_range
+
+
+def test_preprocessor_drops_missing_and_constant_and_imputes_with_train_medians():
+    X, _ = synthetic()
+    params = fit_preprocessor(X, SENSOR_COLUMNS, max_missing=0.5)
+    assert "Sensor-201" in params["dropped_missing"] and "Sensor-101" in params["dropped_constant"]
+    assert len(params["kept"]) == N_SENSORS - 2
+    assert 100 not in params["kept"]
+    test = np.full((1, N_SENSORS), np.nan)
+    imputed = impute(params, test)
+    np.testing.assert_allclose(imputed[0], params["median"])
+    assert json.loads(json.dumps(params)) == params  # plain JSON
+    z = standardise(params, impute(params, X))
+    assert abs(float(z.mean())) < 1e-3
+    low, high = training_range(params, N_SENSORS)
+    assert np.isnan(low[100]) and (low[params["kept"]] <= high[params["kept"]]).all()
+
+
+def test_preprocessor_statistics_come_only_from_rows_given():
+    X, _ = synthetic()
+    a = fit_preprocessor(X[:100])
+    b = fit_preprocessor(np.vstack([X[:100], X[100:] + 100.0]))
+    assert a["median"] != b["median"]  # would be equal if it looked beyond its rows
+
+
+def test_preprocessor_follows_the_matrix_it_is_given():
+    """No global sensor count: 12 columns are 12 features, named or numbered."""
+    X, _ = synthetic(n_features=300)
+    params = fit_preprocessor(X[:, :12])
+    assert len(params["kept"]) == 12 and len(params["median"]) == 12
+    with pytest.raises(ValueError, match="feature names"):
+        fit_preprocessor(X[:, :12], ["a", "b"])
+    with pytest.raises(ValueError, match="matrix"):
+        fit_preprocessor(np.zeros(5))
+
+
+def test_xgboost_learns_the_shifted_sensors():
+    X, y = synthetic(n=400)
+    detector = get_detector_class("sensor", "xgboost")(n_estimators=60).fit(
+        X, y, feature_names=SENSOR_COLUMNS)
+    assert binary_metrics(y, detector.score(X), 0.5)["roc_auc"] > 0.9
+    explanation = detector.explain(X[y == 1])
+    top = np.argsort(-explanation.contributions.mean(axis=0))[:5]
+    assert set(top) & set(range(5))
+    assert explanation.feature_names[0] == "Sensor-1"
+    assert (explanation.contributions[:, 100] == 0).all()  # dropped sensors contribute nothing
+
+
+def test_xgboost_smote_and_missing_labels():
+    X, y = synthetic()
+    cls = get_detector_class("sensor", "xgboost")
+    assert cls(imbalance="smote", n_estimators=10).fit(X, y).score(X).shape == (len(X),)
+    with pytest.raises(ValueError, match="supervised"):
+        cls().fit(X)
+
+
+def test_autoencoder_torch_and_onnx_agree():
+    X, y = synthetic()
+    X_missing = X.copy()
+    X_missing[::3, 20] = np.nan
+    detector = get_detector_class("sensor", "autoencoder")(epochs=5).fit(X, y)
+    np.testing.assert_allclose(detector.errors(X_missing), detector.torch_errors(X_missing),
+                               atol=1e-4, rtol=0)
+    shares = detector.explain(X[:4]).contributions
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_autoencoder_fits_on_passing_rows_only():
+    X, y = synthetic()
+    detector = get_detector_class("sensor", "autoencoder")(epochs=2, hidden=(8,)).fit(X, y)
+    expected = fit_preprocessor(X[y == 0])
+    assert detector.preprocessor_["median"] == expected["median"]
+
+
+def test_sample_is_generated_not_copied():
+    """No generated row equals a training row; compared on the observed cells only, since a
+    row holding NaN never compares equal and would prove nothing."""
+    X, y = synthetic()
+    X = np.where(np.isnan(X), 0.0, X)  # training rows fully observed, so equality can happen
+    model = fit_sample_model(X, y, n_components=5)
+    assert json.loads(json.dumps(model)) == model
+    sample = sensor_sample(model, n_rows=50, seed=3, shifted_fraction=0.5)
+    assert list(sample.columns) == ["Wafer", *SENSOR_COLUMNS] and len(sample) == 50
+    values = sample[SENSOR_COLUMNS].to_numpy()
+    assert (values[:, 100] == 7.0).all()  # constant sensors keep their value
+    observed = ~np.isnan(values)
+    for row, seen in zip(values, observed):
+        close = np.isclose(np.round(X, 5)[:, seen], row[seen], rtol=0, atol=1e-9).all(axis=1)
+        assert not close.any(), "a generated wafer repeats a training wafer"
+    # shifted wafers move along the fail direction (sensors 0..4 are higher for fails)
+    assert np.nanmean(values[:, :5]) > 0.3
+
+
+def test_sample_keeps_mostly_missing_sensors_missing():
+    X, y = synthetic()
+    sample = sensor_sample(fit_sample_model(X, y, n_components=5), n_rows=200, seed=3)
+    assert sample["Sensor-201"].isna().mean() > 0.5

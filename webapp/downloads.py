@@ -1,0 +1,59 @@
+"""The one results-CSV writer: every row, numbers as numbers, spreadsheet-formula-safe text.
+
+A text cell that starts with ``= + - @``, a tab or a carriage return could run as a formula
+when the file is opened in a spreadsheet, so it is prefixed with ``'`` (OWASP's advice).
+Numbers are left alone, whether stored as numbers or as text such as ``-3.5``. The pages
+receive ``FORMULA_TRIGGERS`` and ``NUMBER_PATTERN`` from the server and apply the same rule.
+"""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from flask import Response
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from pipelines.core.problems import NUMBER_PATTERN, is_number_text
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """One text cell made safe to open in a spreadsheet."""
+    if text and text.startswith(FORMULA_TRIGGERS) and not is_number_text(text):
+        return "'" + text
+    return text
+
+
+def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text columns are neutralised; numeric columns untouched."""
+    out = frame.copy(deep=False)
+    for column in out.columns:
+        series = out[column]
+        if is_numeric_dtype(series) or is_bool_dtype(series):
+            continue
+        text = series.astype("string")
+        risky = text.str.startswith(FORMULA_TRIGGERS).fillna(False) & \
+            ~text.str.fullmatch(NUMBER_PATTERN).fillna(False)
+        if risky.any():
+            out[column] = series.where(~risky.to_numpy(dtype=bool), "'" + text)
+    out.columns = [neutralise(str(c)) for c in out.columns]
+    return out
+
+
+def csv_bytes(frame: pd.DataFrame, float_decimals: int | None = 6) -> bytes:
+    """Every row of ``frame`` as formula-safe CSV bytes (floats rounded to ``float_decimals``)."""
+    safe = safe_frame(frame)
+    if float_decimals is not None:
+        floats = [c for c in safe.columns if safe[c].dtype.kind == "f"]
+        if floats:
+            safe[floats] = safe[floats].round(float_decimals)
+    buffer = io.StringIO()
+    safe.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def csv_response(frame: pd.DataFrame, filename: str, float_decimals: int | None = 6) -> Response:
+    """A download of ``frame`` as ``filename`` (every row, formula-safe)."""
+    return Response(csv_bytes(frame, float_decimals), mimetype="text/csv", headers={
+        "Content-Disposition": f"attachment; filename={filename}"})

@@ -1,0 +1,1 @@
+"""Alembic migrations of the FabLens database (run by ``webapp.db.upgrade``)."""

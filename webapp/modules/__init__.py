@@ -1,0 +1,94 @@
+"""The module registry: one entry per FabLens module, ready or planned.
+
+It feeds the navigation, the home cards, blueprint registration, model loading,
+``/api/v1/models`` and the contract tests. A ready module is a package
+``webapp.modules.<name>`` whose ``MODULE`` is a :class:`ModuleSpec`; adding one is replacing
+its planned line below with its name.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from flask import Blueprint
+
+
+@dataclass(frozen=True)
+class UploadExample:
+    """A file the module's predict API accepts (or refuses, with ``needle`` in the message)."""
+
+    filename: str
+    data: bytes
+    n_rows: int | None = None
+    needle: str | None = None
+
+
+@dataclass(frozen=True)
+class ModuleExamples:
+    """Requests the contract tests send to every ready module.
+
+    ``good`` must name some rows with text starting ``=``, ``+``, ``-`` or ``@`` so the
+    results CSV shows its formula guard; ``bad`` must be refused with a 4xx naming the problem.
+    """
+
+    good: UploadExample
+    bad: UploadExample
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """What the web app knows about a module."""
+
+    name: str
+    title: str
+    blurb: str
+    blueprints: tuple[Blueprint, ...] = ()
+    predictor: Callable[..., object] | None = None  # (module_dir, n_jobs=...) -> Predictor
+    page: str | None = None  # endpoint of the module page
+    predict: str | None = None  # endpoint of the predict API (multipart "file", ?format=csv)
+    examples: Callable[[object], ModuleExamples] | None = field(default=None, repr=False)
+
+    @property
+    def ready(self) -> bool:
+        """A module is ready when it has a predictor and a page; planned ones are only listed."""
+        return self.predictor is not None and self.page is not None
+
+
+def planned(name: str, title: str, blurb: str) -> ModuleSpec:
+    """A module shown as coming soon: in the navigation and on the home page, nothing else."""
+    return ModuleSpec(name=name, title=title, blurb=blurb)
+
+
+REGISTRY: tuple[str | ModuleSpec, ...] = (
+    "sensor",
+    planned("wafermap", "Wafer map", "Die pass/fail grids per wafer: classify the defect "
+                                     "pattern and show the region behind it."),
+    planned("timeseries", "Time series", "Sensor histories per machine: flag abnormal "
+                                         "behaviour and estimate remaining useful life."),
+    planned("inspection", "Inspection", "Product photos: find and localise visual defects, "
+                                        "trained on good parts only."),
+)
+
+
+def registered() -> list[ModuleSpec]:
+    """Every module in registry order, ready ones imported from their packages."""
+    specs = []
+    for entry in REGISTRY:
+        if isinstance(entry, str):
+            entry = importlib.import_module(f"webapp.modules.{entry}").MODULE
+        specs.append(entry)
+    return specs
+
+
+def ready_modules() -> list[ModuleSpec]:
+    """The modules that serve pages and predictions."""
+    return [spec for spec in registered() if spec.ready]
+
+
+def get_module(name: str) -> ModuleSpec:
+    """The ready module called ``name``."""
+    for spec in ready_modules():
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no ready module '{name}'")

@@ -1,0 +1,41 @@
+"""The page kit's server side: what every module page receives, from one place.
+
+Rules the page needs as well as the server (the numeric-cell pattern, the formula guard of
+the results CSV, what a threshold means) are handed to the page here, never rewritten in JS.
+"""
+from __future__ import annotations
+
+from flask import current_app, render_template, url_for
+
+from pipelines.core.problems import NUMBER_PATTERN
+from webapp.downloads import FORMULA_TRIGGERS
+from webapp.modules import ModuleSpec
+
+
+def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
+    """The JSON config a module page script starts from (models, limits, rules, URLs)."""
+    return {
+        "module": spec.name,
+        "models": predictor.describe(),
+        "default_model": predictor.default_model,
+        "max_upload_mb": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
+        "max_rows": current_app.config["MAX_ROWS"],
+        "number_pattern": NUMBER_PATTERN,
+        "formula_triggers": "".join(FORMULA_TRIGGERS),
+        "predict_url": url_for(spec.predict),
+        "api_url": url_for(spec.predict, _external=True),
+        **extra,
+    }
+
+
+def render_module_page(spec: ModuleSpec, template: str, predictor, config: dict, *,
+                       item_label: str, **context) -> str:
+    """Render a module page (a template extending ``module_page.html``).
+
+    ``item_label`` names what is scored on the summary cards ("Wafers").
+    """
+    default = predictor.get(None)
+    return render_template(template, module=spec, config=config, models=config["models"],
+                           default=default.describe(), max_upload_mb=config["max_upload_mb"],
+                           max_rows=config["max_rows"], api_url=config["api_url"],
+                           item_label=item_label, **context)
