@@ -3,9 +3,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8000
-DATA   ?= $(or $(FABLENS_DATA_DIR),../shared/data)
 
-.PHONY: serve install install-dev browser test test-fast train evaluate bench clean
+.PHONY: serve install install-dev browser postgres test test-fast train evaluate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +15,10 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 
+# The same start command as render.yaml; its start hook migrates the database once.
 serve: install
-	$(BIN)/gunicorn --workers 2 --threads 2 --timeout 120 --bind 127.0.0.1:$(PORT) 'webapp:create_app()'
+	$(BIN)/gunicorn -c python:webapp.gunicorn_conf --workers 2 --threads 2 --timeout 120 \
+	  --bind 127.0.0.1:$(PORT) 'webapp:create_app()'
 
 # Tests: the dev extra (training libraries, pytest, Playwright) plus Debian's Chromium.
 install-dev: $(BIN)/python
@@ -29,17 +30,24 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); }
 
+# A throwaway PostgreSQL server on 127.0.0.1:55432 (Debian's package, installed if missing).
+postgres:
+	@bash .ci/postgres.sh
+
+# Every test, the database tests on SQLite and on the PostgreSQL server started here.
 test: install-dev browser
-	$(BIN)/python -m pytest -n 2 --durations=10
+	url=$$(bash .ci/postgres.sh) && \
+	  FABLENS_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest -n 2 --durations=10
 
 test-fast: install-dev
 	$(BIN)/python -m pytest -n 2 -m "not pages and not slow"
 
+# Data: $FABLENS_DATA_DIR, else ../shared/data (the default lives in pipelines/core/locations.py).
 train: install-dev
-	$(BIN)/python -m pipelines.train sensor --data $(DATA)
+	$(BIN)/python -m pipelines.train sensor
 
 evaluate: install-dev
-	$(BIN)/python -m pipelines.evaluate sensor --data $(DATA)
+	$(BIN)/python -m pipelines.evaluate sensor
 
 bench: install-dev
 	$(BIN)/python -m benchmarks.sensor_bench

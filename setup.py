@@ -1,13 +1,28 @@
 """FabLens: find faults in manufacturing data (sensor, wafer map, time series, inspection)."""
+import os
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
-SERVE = [line.strip() for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
+HERE = Path(__file__).resolve().parent
+SERVE = [line.strip() for line in (HERE / "requirements.txt").read_text().splitlines()
          if line.strip() and not line.startswith("#")]
 TRAIN = ["scikit-learn==1.9.1", "imbalanced-learn==0.14.2", "torch==2.13.0", "onnx==1.23.2",
          "onnxscript==0.7.2"]
 DEV = TRAIN + ["pytest==9.2.0", "pytest-xdist==3.8.0", "playwright==1.65.2"]
+
+
+def shared_files(*folders: str) -> list[tuple[str, list[str]]]:
+    """templates/, static/ and artifacts/ go to <prefix>/share/fablens/ in a regular install,
+    where pipelines.core.locations finds them (a checkout uses them in place)."""
+    out = []
+    for folder in folders:
+        for directory, _, files in os.walk(folder):
+            if files:
+                out.append((os.path.join("share", "fablens", directory),
+                            sorted(os.path.join(directory, f) for f in files)))
+    return out
+
 
 setup(
     name="fablens",
@@ -15,6 +30,8 @@ setup(
     description=__doc__,
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["webapp", "webapp.*", "pipelines", "pipelines.*"]),
+    package_data={"webapp.migrations": ["script.py.mako"]},
+    data_files=shared_files("templates", "static", "artifacts"),
     install_requires=SERVE,
     extras_require={"train": TRAIN, "dev": DEV},
 )

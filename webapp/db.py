@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, create_engine,
                         inspect, insert, select, text)
 from sqlalchemy.engine import Engine
@@ -133,9 +134,7 @@ def recent_runs(limit: int = 50) -> list[dict]:
         return [dict(r) for r in rows]
 
 
-@click.group("db")
-def db_cli() -> None:
-    """Database commands."""
+db_cli = AppGroup("db", help="Database commands.")
 
 
 @db_cli.command("upgrade")
