@@ -36,11 +36,11 @@ def measure_memory() -> dict:
         "import json\n"
         "before = rss_mib()\n"
         "from webapp import create_app\n"
-        "from webapp.models import sensor_predictor\n"
+        "from webapp.predictors import get_predictor\n"
         "app = create_app({'DATABASE_URL': 'sqlite://'})\n"
         "after_app = rss_mib()\n"
         "with app.app_context():\n"
-        "    sensor_predictor()\n"
+        "    get_predictor('sensor')\n"
         "import sys\n"
         "print(json.dumps({'rss_python_mib': before, 'rss_app_mib': after_app,\n"
         "                  'rss_models_loaded_mib': rss_mib(), 'torch_imported': 'torch' in sys.modules}))\n")
@@ -58,15 +58,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
-    from pipelines.samples import sensor_sample
+    from pipelines.sensor.samples import sensor_sample
     from webapp import create_app
-    from webapp.models import sensor_predictor
+    from webapp.db import upgrade
+    from webapp.predictors import get_predictor
 
     with tempfile.TemporaryDirectory() as tmp:
+        upgrade(f"sqlite:///{tmp}/bench.sqlite")
         app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite"})
         client = app.test_client()
         with app.app_context():
-            sample_model = sensor_predictor().sample_model
+            sample_model = get_predictor("sensor").sample_model
         frame = sensor_sample(sample_model, n_rows=args.rows, seed=1)
         payload = frame.to_csv(index=False).encode()
 

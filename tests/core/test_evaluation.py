@@ -1,0 +1,152 @@
+"""Thresholds, metrics per task and the protocols, on tiny arrays."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.core.evaluation import (binary_metrics, cross_validate, grouped, multiclass_metrics,
+                                       regression_metrics, stratified, time_ordered, time_split)
+from pipelines.core.thresholds import (false_alarm_curve, false_alarm_rate, rate_on_curve,
+                                       score_quantiles, threshold_at_false_alarm_rate)
+
+
+def test_threshold_meets_the_false_alarm_target():
+    normal = np.arange(1000, dtype=float)
+    threshold = threshold_at_false_alarm_rate(normal, 0.05)
+    assert false_alarm_rate(normal, threshold) == pytest.approx(0.05)
+    assert false_alarm_rate(normal, threshold_at_false_alarm_rate(normal, 0.0001)) == 0.0
+    with pytest.raises(ValueError):
+        threshold_at_false_alarm_rate(normal, 1.5)
+    with pytest.raises(ValueError):
+        threshold_at_false_alarm_rate(np.array([]), 0.05)
+
+
+def test_false_alarm_curve_reads_like_the_quantiles():
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=5000)
+    curve = false_alarm_curve(score_quantiles(normal))
+    assert curve["rates"][0] == 1.0 and curve["rates"][-1] == 0.0
+    for t in (-1.0, 0.0, 1.0, 1.645):
+        assert rate_on_curve(curve, t) == pytest.approx(false_alarm_rate(normal, t), abs=0.01)
+    assert rate_on_curve(curve, -100) == 1.0 and rate_on_curve(curve, 100) == 0.0
+    assert rate_on_curve(curve, curve["thresholds"][-1]) == 0.0
+    with pytest.raises(ValueError):
+        false_alarm_curve([0.5])
+
+
+def test_binary_metrics_perfect_and_inverted():
+    y = np.array([0, 0, 0, 1, 1])
+    good = binary_metrics(y, np.array([0.1, 0.2, 0.3, 0.8, 0.9]), 0.5)
+    assert good["roc_auc"] == 1.0 and good["f1"] == 1.0 and good["balanced_accuracy"] == 1.0
+    bad = binary_metrics(y, np.array([0.9, 0.8, 0.7, 0.2, 0.1]), 0.5)
+    assert bad["roc_auc"] == 0.0 and bad["recall"] == 0.0
+
+
+def test_multiclass_metrics():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.eye(3)[[0, 0, 1, 2, 2, 2]]
+    m = multiclass_metrics(y, probs, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(5 / 6)
+    assert m["per_class"]["b"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3),
+                                   "support": 2}
+    assert m["confusion_matrix"] == [[2, 0, 0], [0, 1, 1], [0, 0, 2]]
+    assert m["macro_f1"] == pytest.approx(np.mean([1.0, 2 / 3, 0.8]))
+
+
+def test_regression_metrics():
+    m = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
+    assert m["rmse"] == pytest.approx(np.sqrt(4 / 3)) and m["mae"] == pytest.approx(2 / 3)
+
+
+class Spy:
+    """A detector that remembers which rows it was fitted on (column 0 holds the row id)."""
+
+    fitted_on: list[set] = []
+
+    def fit(self, X, y=None):
+        self.rows_ = set(X[:, 0].astype(int))
+        Spy.fitted_on.append(self.rows_)
+        return self
+
+    def score(self, X):
+        assert not set(X[:, 0].astype(int)) & self.rows_, "scored a row it was fitted on"
+        return X[:, 1]
+
+
+def rows(n=100, seed=1):
+    rng = np.random.default_rng(seed)
+    return np.c_[np.arange(n), rng.random(n)], (np.arange(n) % 5 == 0).astype(int)
+
+
+def test_cross_validation_never_scores_a_row_it_fitted_on():
+    X, y = rows()
+    Spy.fitted_on = []
+    result = cross_validate(Spy, X, y, splitter=stratified(5, n_repeats=2), target_far=0.1)
+    assert len(Spy.fitted_on) == 10 and all(len(r) == 80 for r in Spy.fitted_on)
+    assert result.normal_scores.size == 2 * int((y == 0).sum())
+    assert {"roc_auc", "pr_auc", "roc_auc_std", "roc_auc_pooled"} <= set(result.metrics)
+    assert result.metrics["protocol"].startswith("repeated stratified 5-fold x 2")
+
+
+def test_grouped_split_keeps_each_machine_in_one_fold():
+    X, y = rows(120)
+    machines = np.repeat(np.arange(12), 10)
+    Spy.fitted_on = []
+    cross_validate(Spy, X, y, splitter=grouped(4), groups=machines, target_far=0.1)
+    for fitted in Spy.fitted_on:
+        held_out = set(range(120)) - fitted
+        assert {m for m in machines[list(fitted)]}.isdisjoint(machines[list(held_out)])
+    with pytest.raises(ValueError, match="groups"):
+        list(grouped(4)(X, y, None))
+
+
+def test_time_ordered_split_trains_on_the_past_only():
+    X, y = rows(100)
+    order = np.arange(100)[::-1]  # row 99 is the earliest
+    for _, train, test in time_ordered(4)(X, y, order):
+        assert order[train].max() < order[test].min()
+    result = cross_validate(Spy, X, y, splitter=time_ordered(4), groups=order, target_far=0.1)
+    assert result.metrics["protocol"].startswith("time-ordered")
+
+
+def test_regression_and_multiclass_tasks():
+    X, _ = rows(60)
+    y = X[:, 1] * 3
+
+    class Mean:
+        def fit(self, X, y):
+            self.mean_ = y.mean()
+            return self
+
+        def score(self, X):
+            return np.full(len(X), self.mean_)
+
+    result = cross_validate(Mean, X, y, task="regression", splitter=grouped(3),
+                            groups=np.arange(60) % 6)
+    assert result.threshold is None and result.metrics["rmse"] > 0
+
+    classes = (np.arange(60) % 3)
+
+    class Prior:
+        def fit(self, X, y):
+            self.p_ = np.bincount(y, minlength=3) / len(y)
+            return self
+
+        def score(self, X):
+            return np.tile(self.p_, (len(X), 1))
+
+    result = cross_validate(Prior, X, classes, task="multiclass", splitter=stratified(3))
+    assert 0 <= result.metrics["macro_f1"] <= 1
+    with pytest.raises(ValueError, match="task"):
+        cross_validate(Prior, X, classes, task="ranking")
+
+
+def test_time_split_trains_on_the_earliest_rows():
+    X, y = rows(200, seed=2)
+    y = (np.arange(200) % 4 == 0).astype(int)
+    order = np.arange(200)[::-1]
+    Spy.fitted_on = []
+    metrics = time_split(Spy, X, y, order, train_fraction=0.75, unit="wafers")
+    assert metrics["n_train"] == 150 and metrics["n_test"] == 50
+    assert Spy.fitted_on[-1] == set(range(50, 200))
+    assert "of wafers by timestamp" in metrics["protocol"]

@@ -1,0 +1,125 @@
+"""The app factory, configuration, readiness, the results-CSV writer and the page config."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from pipelines.core import locations
+from pipelines.core.problems import NUMBER_PATTERN
+from webapp import config, create_app
+from webapp.config import ConfigError
+from webapp.db import upgrade
+from webapp.downloads import FORMULA_TRIGGERS, csv_bytes, neutralise
+from webapp.predictors import get_predictor
+from tests.conftest import ROOT, sqlite_url
+
+
+def test_defaults_then_environment_then_test_config(tmp_path):
+    env = {"FABLENS_MAX_ROWS": "7", "FABLENS_MAX_UPLOAD_MB": "1.5", "FABLENS_MODEL_THREADS": "3",
+           "DATABASE_URL": "postgres://db/x"}
+    settings = config.load(env, {"MAX_ROWS": 9})
+    assert settings["MAX_ROWS"] == 9 and settings["MODEL_THREADS"] == 3
+    assert settings["MAX_CONTENT_LENGTH"] == int(1.5 * 1024 * 1024)
+    assert settings["DATABASE_URL"] == "postgresql+psycopg://db/x"
+    assert config.load({})["DATABASE_URL"].endswith("instance/fablens.sqlite")
+    for bad in ({"FABLENS_MAX_ROWS": "many"}, {"FABLENS_MODEL_THREADS": "0"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            config.load(bad)
+
+
+def test_dead_settings_are_gone():
+    keys = set(config.defaults()) | {key for key, _ in config.ENVIRONMENT.values()}
+    assert not keys & {"DEFAULT_SENSOR_MODEL", "ONNX_THREADS", "DATA_DIR"}
+    text = "\n".join(p.read_text() for p in (ROOT / "webapp").rglob("*.py"))
+    assert "FABLENS_SENSOR_MODEL" not in text and "FABLENS_ONNX_THREADS" not in text
+
+
+def test_one_default_for_the_data_directory(monkeypatch):
+    monkeypatch.delenv("FABLENS_DATA_DIR", raising=False)
+    assert locations.data_dir({}) == (ROOT.parent / "shared" / "data").resolve()
+    assert locations.data_dir({"FABLENS_DATA_DIR": "/x"}).as_posix() == "/x"
+    sources = [p for d in ("pipelines", "webapp", "benchmarks") for p in (ROOT / d).rglob("*.py")]
+    mentions = [p.relative_to(ROOT).as_posix() for p in sources
+                if '"shared" / "data"' in p.read_text() or "'shared' / 'data'" in p.read_text()]
+    assert mentions == ["pipelines/core/locations.py"]
+
+
+def test_serving_threads_come_from_config(tmp_path):
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path), "MODEL_THREADS": 1})
+    with app.app_context():
+        models = get_predictor("sensor").models
+    for model in models.values():
+        assert model.detector.n_jobs == 1  # trained with n_jobs=2
+        session = getattr(model.detector, "session_", None)
+        if session is not None:
+            assert session.get_session_options().intra_op_num_threads == 1
+
+
+def test_missing_artifacts_or_templates_refuse_to_start(tmp_path):
+    with pytest.raises(ConfigError, match="artifacts"):
+        create_app({"ARTIFACTS_DIR": str(tmp_path / "none")})
+    with pytest.raises(ConfigError, match="templates"):
+        create_app({"HOME_DIR": str(tmp_path)})
+
+
+def test_readiness_names_a_broken_bundle(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(ROOT / "artifacts", artifacts)
+    (artifacts / "sensor" / "autoencoder" / "preprocessor.json").write_text("{}")
+    upgrade(sqlite_url(tmp_path))
+    client = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path),
+                         "ARTIFACTS_DIR": str(artifacts)}).test_client()
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    problems = response.get_json()["problems"]
+    assert problems == ["sensor: artifacts/sensor/autoencoder/preprocessor.json does not match "
+                        "the sha256 in its manifest; retrain or restore the committed file"]
+    assert client.get("/health").status_code == 200
+
+
+def test_readiness_is_ready_with_the_committed_artifacts(client):
+    body = client.get("/health/ready").get_json()
+    assert body["status"] == "ready" and body["modules"]["sensor"]["default_model"]
+
+
+@pytest.mark.parametrize("text,safe", [
+    ("=1+1", "'=1+1"), ("+SUM(A1)", "'+SUM(A1)"), ("-x", "'-x"), ("@cmd", "'@cmd"),
+    ("\tTAB", "'\tTAB"), ("\rCR", "'\rCR"), ("-5", "-5"), ("+3.25e2", "+3.25e2"),
+    ("W-1", "W-1"), ("", ""),
+])
+def test_formula_guard(text, safe):
+    assert neutralise(text) == safe
+
+
+def test_results_csv_keeps_every_row_and_numbers(tmp_path):
+    frame = pd.DataFrame({"id": ["=A1", "-7", "ok"] * 1000, "score": [-0.5, 1.23456789, 3.0] * 1000,
+                          "flag": [True, False, True] * 1000})
+    back = pd.read_csv(io.BytesIO(csv_bytes(frame)), dtype={"id": str})
+    assert len(back) == 3000
+    assert back["id"].tolist()[:3] == ["'=A1", "-7", "ok"]
+    assert back["score"].tolist()[:3] == [-0.5, 1.234568, 3.0]  # numbers untouched (rounded)
+
+
+def test_page_receives_the_server_rules(client):
+    html = client.get("/sensor/").get_data(as_text=True)
+    cfg = json.loads(re.search(r'id="page-config">(.*?)</script>', html, re.S).group(1))
+    assert cfg["number_pattern"] == NUMBER_PATTERN
+    assert cfg["formula_triggers"] == "".join(FORMULA_TRIGGERS)
+    assert cfg["label_columns"] == ["Pass/Fail", "Good/Bad"]
+    for model in cfg["models"]:
+        curve = model["far_curve"]
+        assert len(curve["thresholds"]) == len(curve["rates"]) == 101
+    assert "/work/" not in html  # no machine path reaches the page
+
+
+def test_js_does_not_restate_server_rules():
+    """The rules the server hands over are not written again in the page scripts."""
+    js = "\n".join(p.read_text() for p in (ROOT / "static" / "js").rglob("*.js"))
+    assert "Good/Bad" not in js and "Pass/Fail" not in js
+    assert "[+-]?(?:\\d+" not in js  # the numeric-cell pattern
+    assert "quantiles" not in js  # the false-alarm rule: the page reads the server's curve
