@@ -28,7 +28,7 @@ def defaults() -> dict:
         "DATABASE_URL": "sqlite:///" + str(locations.instance_dir() / "fablens.sqlite"),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
         "MAX_ROWS": 100_000,
-        "MODEL_THREADS": 1,  # threads each loaded model may use per request
+        "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
     }
 

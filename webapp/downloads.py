@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 from flask import Response
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
@@ -33,10 +34,14 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if is_numeric_dtype(series) or is_bool_dtype(series):
             continue
         text = series.astype("string")
-        risky = text.str.startswith(FORMULA_TRIGGERS).fillna(False) & \
-            ~text.str.fullmatch(NUMBER_PATTERN).fillna(False)
+        starts = np.flatnonzero(text.str.startswith(FORMULA_TRIGGERS).fillna(False).to_numpy(bool))
+        if not starts.size:
+            continue
+        numbers = text.iloc[starts].str.fullmatch(NUMBER_PATTERN).fillna(False).to_numpy(bool)
+        risky = np.zeros(len(text), dtype=bool)
+        risky[starts[~numbers]] = True
         if risky.any():
-            out[column] = series.where(~risky.to_numpy(dtype=bool), "'" + text)
+            out[column] = series.where(~risky, "'" + text)
     out.columns = [neutralise(str(c)) for c in out.columns]
     return out
 

@@ -195,9 +195,11 @@ class BaseDetector:
                                     f"(rows first), got shape {X.shape}")
         if X.shape[0] == 0:
             raise InvalidInputError(f"{self.name}: no rows to {'fit' if reset else 'score'}")
-        with np.errstate(invalid="ignore"):
-            bad = np.abs(X) > FLOAT32_MAX  # inf and float32 overflow; NaN compares False
-        if bad.any():
+        flat = X.reshape(-1)  # fmax/fmin skip NaN: two passes, no temporary the size of X
+        if np.fmax.reduce(flat, initial=-np.inf) > FLOAT32_MAX or \
+                np.fmin.reduce(flat, initial=np.inf) < -FLOAT32_MAX:
+            with np.errstate(invalid="ignore"):
+                bad = np.abs(X) > FLOAT32_MAX  # inf and float32 overflow; NaN compares False
             where = np.argwhere(bad)[0]
             raise InvalidInputError(
                 f"{self.name}: {int(bad.sum())} value(s) are infinite or beyond the float32 "

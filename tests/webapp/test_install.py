@@ -1,7 +1,7 @@
 """A regular (non-editable) install works from any directory, or refuses to start clearly.
 
-The project is installed with pip into a fresh environment (its dependencies borrowed from
-the test environment through a .pth file) and run from an unrelated folder.
+The project is built into a wheel, installed into a fresh environment (its dependencies
+borrowed from the test environment through a .pth file) and run from an unrelated folder.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import flask
@@ -35,14 +36,34 @@ print(json.dumps({
 """
 
 
+def install_wheel(wheel: Path, prefix: Path, site: Path) -> None:
+    """Unpack a wheel the way an installer does: code to site-packages, data under the prefix.
+
+    (``pip install --prefix`` would also uninstall the test environment's editable copy.)
+    """
+    data = wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".data/"
+    with zipfile.ZipFile(wheel) as archive:
+        for member in archive.namelist():
+            if member.startswith(data + "data/"):
+                target = prefix / member[len(data + "data/"):]
+            elif member.startswith(data + "purelib/"):
+                target = site / member[len(data + "purelib/"):]
+            else:
+                target = site / member
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    prefix = tmp_path_factory.mktemp("install") / "env"
+    work = tmp_path_factory.mktemp("install")
+    prefix = work / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--prefix", str(prefix), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--wheel-dir", str(work), str(ROOT)],
                    check=True, capture_output=True, timeout=300)
     site = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    install_wheel(next(work.glob("fablens-*.whl")), prefix, site)
     (site / "dependencies.pth").write_text(str(Path(flask.__file__).resolve().parents[1]) + "\n")
     return prefix
 
