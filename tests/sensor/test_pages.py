@@ -243,6 +243,30 @@ def test_bad_file_lists_problems_and_non_csv_keeps_data(page, base_url, tmp_path
     assert_local_only(page, base_url)
 
 
+def test_loading_over_unsaved_edits_asks_first(page, base_url, tmp_path):
+    """UX.md: loading a sample or another file with unsaved edits asks first."""
+    expect = playwright_sync.expect
+    load_sample(page)
+    cell(page, 0, 1).click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("42.5")
+    page.keyboard.press("Enter")
+    other = write_bad_csv(tmp_path / "other.csv")
+
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_label("Choose a CSV file").set_input_files(other)
+    expect(page.locator("#load-status")).to_contain_text("Kept fablens_sensor_sample.csv and your edits")
+    assert asked and "lose your edits" in asked[0]
+    expect(cell(page, 0, 1)).to_have_text("42.5")
+    expect(page.locator("#row-count")).to_have_text("200 rows")
+
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_label("Choose a CSV file").set_input_files(other)
+    expect(page.locator("#row-count")).to_have_text("2 rows")
+    expect(page.locator("#file-summary")).to_contain_text("other.csv")
+
+
 def test_keyboard_reaches_controls_with_labels(page, base_url):
     page.goto("/sensor/")
     expect = playwright_sync.expect
