@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 import pandas as pd
-from flask import Response
+from flask import Request, Response
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from pipelines.core.problems import NUMBER_PATTERN, is_number_text
@@ -62,3 +62,8 @@ def csv_response(frame: pd.DataFrame, filename: str, float_decimals: int | None 
     """A download of ``frame`` as ``filename`` (every row, formula-safe)."""
     return Response(csv_bytes(frame, float_decimals), mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={filename}"})
+
+
+def wants_csv(request: Request) -> bool:
+    """A predict request asks for the results CSV (``?format=csv`` or ``Accept: text/csv``)."""
+    return request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv"

@@ -28,14 +28,10 @@ def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
     }
 
 
-def render_module_page(spec: ModuleSpec, template: str, predictor, config: dict, *,
-                       item_label: str, **context) -> str:
-    """Render a module page (a template extending ``module_page.html``).
+def render_module_page(spec: ModuleSpec, template: str, config: dict, *, item_label: str,
+                       **context) -> str:
+    """Render a module page (a template extending ``module_page.html``) from its config.
 
     ``item_label`` names what is scored on the summary cards ("Wafers").
     """
-    default = predictor.get(None)
-    return render_template(template, module=spec, config=config, models=config["models"],
-                           default=default.describe(), max_upload_mb=config["max_upload_mb"],
-                           max_rows=config["max_rows"], api_url=config["api_url"],
-                           item_label=item_label, **context)
+    return render_template(template, module=spec, config=config, item_label=item_label, **context)

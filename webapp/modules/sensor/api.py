@@ -6,16 +6,12 @@ from flask import Blueprint, jsonify, request
 from pipelines.core.detectors import InvalidInputError, UnknownDetectorError
 from pipelines.sensor.predict import results_to_records
 from webapp import db
-from webapp.downloads import csv_response
+from webapp.downloads import csv_response, wants_csv
 from webapp.errors import InputError
 from webapp.modules.sensor.parsing import sensor_request
 from webapp.predictors import get_predictor
 
 bp = Blueprint("sensor_api", __name__, url_prefix="/api/v1/sensor")
-
-
-def wants_csv() -> bool:
-    return request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv"
 
 
 @bp.post("/predict")
@@ -31,7 +27,7 @@ def predict():
     flagged = int(results["is_fault"].sum())
     db.record_run("sensor", meta["model"], meta["model_version"], source, len(results), flagged,
                   meta["threshold"])
-    if wants_csv():
+    if wants_csv(request):
         results.insert(results.columns.get_loc("is_fault") + 1, "threshold", meta["threshold"])
         results.insert(results.columns.get_loc("threshold") + 1, "model", meta["model_version"])
         ranges = [c for c in results if c.endswith(("_low", "_high"))]  # kept to the JSON

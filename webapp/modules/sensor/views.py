@@ -22,7 +22,7 @@ def page():
     predictor = get_predictor("sensor")
     config = page_config(spec, predictor, label_columns=list(LABEL_COLUMNS),
                          check_url=url_for("sensor.check"), sample_url=url_for("sensor.sample"))
-    return render_module_page(spec, "sensor.html", predictor, config, item_label="Wafers")
+    return render_module_page(spec, "sensor.html", config, item_label="Wafers")
 
 
 @bp.post("/check")
