@@ -1,7 +1,8 @@
 """The page kit's server side: what every module page receives, from one place.
 
 Rules the page needs as well as the server (the numeric-cell pattern, the formula guard of
-the results CSV, what a threshold means) are handed to the page here, never rewritten in JS.
+the results CSV, which files are CSV text, what a threshold means) are handed to the page
+here, never rewritten in JS.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import current_app, render_template, url_for
 from pipelines.core.problems import NUMBER_PATTERN
 from webapp.downloads import FORMULA_TRIGGERS
 from webapp.modules import ModuleSpec
+from webapp.uploads import BINARY_SIGNATURES, CSV_EXTENSIONS
 
 
 def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
@@ -22,6 +24,8 @@ def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
         "max_rows": current_app.config["MAX_ROWS"],
         "number_pattern": NUMBER_PATTERN,
         "formula_triggers": "".join(FORMULA_TRIGGERS),
+        "csv_extensions": list(CSV_EXTENSIONS),
+        "binary_signatures": [list(signature) for signature in BINARY_SIGNATURES],
         "predict_url": url_for(spec.predict),
         "api_url": url_for(spec.predict, _external=True),
         **extra,

@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Mapping
+from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,3 @@ def get_module(name: str) -> PipelineModule:
     if name not in modules:
         raise KeyError(f"unknown module '{name}'; known: {', '.join(sorted(modules)) or 'none'}")
     return modules[name]
-
-
-Progress = Callable[[str], None]

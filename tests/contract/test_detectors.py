@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines.core.artifacts import load_bundle, save_bundle
-from pipelines.core.detectors import (BaseDetector, Explanation, FeatureExplanation,
+from pipelines.core.detectors import (BaseDetector, Detector, Explanation, FeatureExplanation,
                                       InvalidInputError, NotFittedError, get_detector_class,
                                       registry)
 from pipelines.core.modules import discover
@@ -35,6 +35,7 @@ def fitted(request):
     cls = get_detector_class(key)
     detector = cls(**example.params)
     assert detector.fit(example.X, example.y, feature_names=example.feature_names) is detector
+    assert isinstance(detector, Detector)  # the protocol the pipelines and the app rely on
     return key, cls, example, detector
 
 

@@ -111,6 +111,7 @@ def test_page_receives_the_server_rules(client):
     assert cfg["number_pattern"] == NUMBER_PATTERN
     assert cfg["formula_triggers"] == "".join(FORMULA_TRIGGERS)
     assert cfg["label_columns"] == ["Pass/Fail", "Good/Bad"]
+    assert cfg["csv_extensions"] == [".csv", ".txt"] and [0x89, 0x50, 0x4E, 0x47] in cfg["binary_signatures"]
     for model in cfg["models"]:
         curve = model["far_curve"]
         assert len(curve["thresholds"]) == len(curve["rates"]) == 101
@@ -123,3 +124,4 @@ def test_js_does_not_restate_server_rules():
     assert "Good/Bad" not in js and "Pass/Fail" not in js
     assert "[+-]?(?:\\d+" not in js  # the numeric-cell pattern
     assert "quantiles" not in js  # the false-alarm rule: the page reads the server's curve
+    assert "0x89" not in js and "csv|txt" not in js  # what counts as a CSV file

@@ -79,7 +79,7 @@ export function createCsvPage(cfg, hooks) {
     if (!file || state.loading) return;
     clearError(el.loadError);
     const name = file.name || "upload.csv";
-    const refused = await precheckCSV(file, cfg.max_upload_mb);
+    const refused = await precheckCSV(file, cfg);
     if (refused) { failLoad(refused); return; }
     state.loading = true;
     el.sample.disabled = true;

@@ -1,26 +1,28 @@
 // Bringing files in: picking or dropping them, first checks in the browser, the server's
 // check, and posting with an upload progress bar.
 
-/** True for bytes that are clearly not text (a known binary signature or a NUL byte). */
-export function looksBinary(bytes) {
-  if (bytes.length >= 4 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return true;
-  if (bytes.length >= 2 && ((bytes[0] === 0x50 && bytes[1] === 0x4b) || (bytes[0] === 0x1f && bytes[1] === 0x8b)
-    || (bytes[0] === 0xff && bytes[1] === 0xd8))) return true;
+/** True for bytes that are clearly not text: a NUL byte, or a start listed in the server's
+ *  ``signatures`` (config.binary_signatures). */
+export function looksBinary(bytes, signatures) {
+  if (signatures.some((sig) => sig.length <= bytes.length && sig.every((b, k) => bytes[k] === b))) return true;
   return bytes.includes(0);
 }
 
-/** Checks before reading a CSV file: a message saying what to fix, or null. */
-export async function precheckCSV(file, maxMB) {
+/** Checks before reading a CSV file, with the server's rules (config.csv_extensions and
+ *  config.binary_signatures): a message saying what to fix, or null. */
+export async function precheckCSV(file, cfg) {
   const name = file.name || "upload.csv";
   const mb = 1024 * 1024;
   const hint = "Upload a comma-separated .csv file with a header row";
-  if (!/\.(csv|txt)$/i.test(name)) return `${name}: not a CSV file. ${hint} (the template shows the layout).`;
-  if (file.size > maxMB * mb) {
-    return `${name} is ${(file.size / mb).toFixed(1)} MB, more than the ${maxMB} MB limit. Split the file and try again.`;
+  if (!cfg.csv_extensions.some((ext) => name.toLowerCase().endsWith(ext))) {
+    return `${name}: not a CSV file. ${hint} (the template shows the layout).`;
+  }
+  if (file.size > cfg.max_upload_mb * mb) {
+    return `${name} is ${(file.size / mb).toFixed(1)} MB, more than the ${cfg.max_upload_mb} MB limit. Split the file and try again.`;
   }
   if (file.size === 0) return `${name}: the file is empty.`;
   const head = new Uint8Array(await file.slice(0, 4096).arrayBuffer());
-  if (looksBinary(head)) return `${name}: not a CSV file (it looks like binary data). ${hint}.`;
+  if (looksBinary(head, cfg.binary_signatures)) return `${name}: not a CSV file (it looks like binary data). ${hint}.`;
   return null;
 }
 
