@@ -244,9 +244,11 @@ def write_release(directory: Path, *, module: str, models: list[str], default_mo
         "libraries": library_versions(), "git_commit": git_commit(Path(__file__).parent)})
 
 
-def load_release(directory: Path, **overrides) -> tuple[dict, dict[str, tuple[object, dict]]]:
+def load_release(directory: Path, expected_features: list[str] | None = None, **overrides
+                 ) -> tuple[dict, dict[str, tuple[object, dict]]]:
     """Load a module release: its manifest (files checked) and every model bundle in it.
 
+    ``expected_features`` and ``overrides`` go to :func:`load_bundle` for every model.
     Returns ``(release_manifest, {model: (detector, bundle_manifest)})``.
     """
     directory = Path(directory)
@@ -254,5 +256,6 @@ def load_release(directory: Path, **overrides) -> tuple[dict, dict[str, tuple[ob
     if "models" not in release:
         raise BundleError(f"{directory / MANIFEST} is not a module release manifest")
     verify_files(directory, release)
-    models = {name: load_bundle(directory / name, **overrides) for name in release["models"]}
+    models = {name: load_bundle(directory / name, expected_features, **overrides)
+              for name in release["models"]}
     return release, models

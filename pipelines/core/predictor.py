@@ -59,15 +59,17 @@ class LoadedModel:
 class Predictor:
     """Loads every model of a module's release from ``artifacts/<module>/``.
 
-    Subclasses set ``module`` and add the module's ``predict``. ``overrides`` replace detector
-    parameters at load time (the serving thread count).
+    Subclasses set ``module`` (and ``feature_names`` when every model must take the same
+    schema) and add the module's ``predict``. ``overrides`` replace detector parameters at
+    load time (the serving thread count).
     """
 
     module: ClassVar[str]
+    feature_names: ClassVar[list[str] | None] = None
 
     def __init__(self, module_dir: Path, **overrides):
         self.module_dir = Path(module_dir)
-        release, loaded = load_release(self.module_dir, **overrides)
+        release, loaded = load_release(self.module_dir, self.feature_names, **overrides)
         if release.get("module") != self.module:
             raise BundleError(f"{self.module_dir} holds module '{release.get('module')}', "
                               f"not '{self.module}'")

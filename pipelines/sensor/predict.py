@@ -24,13 +24,10 @@ class SensorPredictor(Predictor):
     """Scores wafers with the shipped classifier and the autoencoder; explains the decision."""
 
     module: ClassVar[str] = "sensor"
+    feature_names: ClassVar[list[str]] = SENSOR_COLUMNS
 
     def __init__(self, module_dir, **overrides):
         super().__init__(module_dir, **overrides)
-        for model in self.models.values():
-            if model.manifest.get("feature_schema", {}).get("names") != SENSOR_COLUMNS:
-                raise ValueError(f"sensor model {model.name} was not trained on the "
-                                 f"{len(SENSOR_COLUMNS)}-sensor schema")
         roles = {m.role: n for n, m in self.models.items()}
         self.classifier = roles.get("classifier")
         self.anomaly = roles.get("anomaly")
