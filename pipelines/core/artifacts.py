@@ -87,6 +87,11 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def provenance() -> dict:
+    """What every manifest records about how it was made: library versions and git commit."""
+    return {"libraries": library_versions(), "git_commit": git_commit(Path(__file__).parent)}
+
+
 # -- atomic directories -------------------------------------------------------------------------
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
@@ -202,8 +207,7 @@ def save_bundle(detector, directory: Path, *, module: str, manifest_fields: dict
             "feature_schema": schema,
             **fields,
             "files": file_entries(tmp, files),
-            "libraries": library_versions(),
-            "git_commit": git_commit(Path(__file__).parent),
+            **provenance(),
         }
         write_manifest(tmp, manifest)
     logger.info("wrote %s/%s bundle to %s", module, detector.name, directory)
@@ -241,7 +245,7 @@ def write_release(directory: Path, *, module: str, models: list[str], default_mo
     return write_manifest(directory, {
         "module": module, "created": now(), "models": list(models),
         "default_model": default_model, **fields, "files": file_entries(directory, files),
-        "libraries": library_versions(), "git_commit": git_commit(Path(__file__).parent)})
+        **provenance()})
 
 
 def load_release(directory: Path, expected_features: list[str] | None = None, **overrides
