@@ -70,8 +70,8 @@ def load_training_data(path: Path, subset: int | None = None, seed: int = 0
         keep = np.sort(rng.choice(len(train), size=subset, replace=False))
         train = WaferMaps([train.maps[i] for i in keep], [train.names[i] for i in keep],
                           train.labels[keep], train.split[keep], train.layout)
-    reference = {"name": "WM-811K labelled subset (MIR Lab, NTU; via faris-k/"
-                         "self-supervised-wafermaps)",
+    reference = {"name": "WM-811K labelled subset (MIR Lab, NTU)" if file.name in DATA_FILES
+                 else file.stem,
                  "file": file.name, "sha256": sha256(file), "layout": train.layout,
                  "rows": {"train": len(train), "val": len(val)},
                  "class_counts": {"train": class_counts(train.labels),

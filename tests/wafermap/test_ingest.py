@@ -22,7 +22,7 @@ def problems_of(excinfo) -> list[dict]:
 
 
 def png(array: np.ndarray, mode: str, fmt: str = "PNG") -> bytes:
-    from PIL import Image
+    Image = pytest.importorskip("PIL.Image", reason="Pillow (requirements.txt) reads images")
 
     out = io.BytesIO()
     Image.fromarray(array, mode).save(out, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
@@ -181,6 +181,7 @@ def test_transparent_pixels_are_off_wafer():
 
 
 def test_bad_images():
+    pytest.importorskip("PIL", reason="Pillow (requirements.txt) reads images")
     with pytest.raises(SchemaError, match="not a readable PNG or JPEG"):
         read_image(b"\x89PNG\r\n\x1a\n broken", "broken.png")
     with pytest.raises(SchemaError, match="entirely off-wafer"):
