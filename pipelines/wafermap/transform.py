@@ -19,12 +19,15 @@ larger map gets every die PIL sampled plus any fail die PIL skipped.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 MODEL_SIZE = 64  # the model's input grid (size x size)
 OFF, PASS, FAIL = 0, 1, 2  # die codes
 
 
+@lru_cache(maxsize=4096)
 def group_starts(n: int, size: int) -> np.ndarray:
     """First source index of each of ``size`` output cells along an axis of length ``n``.
 
@@ -35,6 +38,7 @@ def group_starts(n: int, size: int) -> np.ndarray:
     """
     starts = ((2 * np.arange(size, dtype=np.int64) + 1) * n) // (2 * size)
     starts[0] = 0
+    starts.flags.writeable = False  # cached: shared by every call
     return starts
 
 
