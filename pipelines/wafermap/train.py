@@ -156,9 +156,8 @@ def train_wafermap(data: Path, artifacts_dir: Path | None, *, params: dict | Non
         "val": metrics,
         "calibration": {
             "temperature": round(detector.temperature_, 4),
-            "val_ece_before": round(expected_calibration_error(
-                _softmax(np.log(np.clip(probabilities, 1e-12, None)) * detector.temperature_),
-                y_val), 4),
+            "val_ece_before": round(expected_calibration_error(detector.uncalibrated_val_,
+                                                               y_val), 4),
             "val_ece_after": round(expected_calibration_error(probabilities, y_val), 4),
         },
         "review": review,
@@ -202,8 +201,3 @@ def train_wafermap(data: Path, artifacts_dir: Path | None, *, params: dict | Non
     progress(f"release written to {Path(artifacts_dir) / MODULE}")
     return evaluation
 
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)

@@ -109,6 +109,13 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(min(fine, key=nll))
 
 
+def _mean_softmax(logits: np.ndarray) -> np.ndarray:
+    """Mean over views of softmax(logits), (views, maps, classes) -> (maps, classes)."""
+    z = logits - logits.max(axis=2, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(axis=2, keepdims=True)).mean(axis=0)
+
+
 class CNNDetector(BaseDetector):
     """Nine-class wafer-map classifier; ``score`` gives calibrated class probabilities."""
 
@@ -329,8 +336,10 @@ class CNNDetector(BaseDetector):
         self.history_ = history
         self.temperature_ = 1.0
         if val is not None:
-            self.temperature_ = fit_temperature(
-                self._torch_logits(module, val[0], SYMMETRIES[:self.tta]), val[1])
+            logits = self._torch_logits(module, val[0], SYMMETRIES[:self.tta])
+            self.temperature_ = fit_temperature(logits, val[1])
+            # the validation probabilities before calibration (temperature 1), for the record
+            self.uncalibrated_val_ = _mean_softmax(logits)
         module.temperature.fill_(self.temperature_)
         self.module_ = module
         self.onnx_ = self._export(module)
