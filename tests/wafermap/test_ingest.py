@@ -205,3 +205,21 @@ def test_read_maps_dispatches_by_extension_and_content():
     assert read_maps(png(GRID, "L"), "upload").layout == "image"
     with pytest.raises(SchemaError, match="not a wafer-map file"):
         read_maps(b"GIF89a...", "x.gif")
+
+
+def test_npz_flat_layout_inconsistent_or_empty_maps(tmp_path):
+    data = np.ones(10, np.uint8)
+    np.savez(tmp_path / "ragged.npz", data=data, offsets=np.array([0, 4, 10]),
+             orig_shape=np.array([[2, 2], [2, 2]]))
+    with pytest.raises(SchemaError) as excinfo:
+        read_npz(tmp_path / "ragged.npz")
+    found = problems_of(excinfo)
+    assert found[0]["index"] == 2 and "says 2 x 2 but 'offsets' give 6 cells" in found[0]["message"]
+    np.savez(tmp_path / "empty.npz", data=data[:4], offsets=np.array([0, 4, 4]),
+             orig_shape=np.array([[2, 2], [0, 3]]))
+    with pytest.raises(SchemaError, match=r"item 2: the map is empty \(0 x 3\)"):
+        read_npz(tmp_path / "empty.npz")
+    np.savez(tmp_path / "short.npz", data=data, offsets=np.array([0, 4]),
+             orig_shape=np.array([[2, 2], [2, 3]]))
+    with pytest.raises(SchemaError, match="'offsets' must be 3 integers"):
+        read_npz(tmp_path / "short.npz")
