@@ -7,7 +7,7 @@
 // what a threshold means, the results CSV) comes from the page config or the server's answers.
 import { buildTable, cellNumber, createGrid } from "./grid.js";
 import { createThresholdControl } from "./threshold.js";
-import { bindFilePicker, checkOnServer, postWithProgress, precheckFile, progressBox } from "./upload.js";
+import { acceptedExtensions, bindFilePicker, checkOnServer, postWithProgress, precheckFile, progressBox } from "./upload.js";
 import { initApiBox } from "./apibox.js";
 import { createResultsTable } from "./results.js";
 import { describeDetected, renderDrift, renderLabels, renderWarnings } from "./insights.js";
@@ -145,7 +145,7 @@ export function createCsvPage(cfg, hooks) {
       }
       if (!parsed) {
         failLoad(check.ok ? `${name} could not be read in the browser.`
-          : `${name}: not a CSV file (it looks like binary data), and the server could not be asked about it. Upload a ${cfg.csv_extensions.join(", ")} file.`);
+          : `${name}: not a CSV file (it looks like binary data), and the server could not be asked about it. Upload a ${acceptedExtensions(cfg).join(", ")} file.`);
         return;
       }
       if (parsed.error) { failLoad(`${name}: ${parsed.error.message}.`, problems); return; }

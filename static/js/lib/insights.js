@@ -14,7 +14,9 @@ export function describeDetected(detected, noun) {
   if (detected.format) parts.push(detected.format === "xlsx" ? "an Excel workbook (.xlsx)" : `a ${String(detected.format).toUpperCase()} file`);
   const how = [];
   if (detected.delimiter && detected.format !== "xlsx") {
-    how.push(`${DELIMITERS[detected.delimiter] ?? `“${detected.delimiter}”`}-separated`);
+    // the server names the delimiter ("comma", "semicolon", "tab"); a bare character is named here
+    const d = String(detected.delimiter);
+    how.push(`${DELIMITERS[d] ?? (d.length > 1 ? d : `“${d}”`)}-separated`);
   }
   if (detected.decimal) how.push(`with a ${DECIMALS[detected.decimal] ?? `“${detected.decimal}” decimal mark`}`);
   let text = `Read as ${parts.join("") || "a file"}${how.length ? `, ${how.join(" ")}` : ""}.`;
