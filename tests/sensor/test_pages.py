@@ -279,28 +279,74 @@ def test_bad_file_lists_problems_and_non_csv_keeps_data(page, base_url, tmp_path
     assert_local_only(page, base_url)
 
 
-def test_loading_over_unsaved_edits_asks_first(page, base_url, tmp_path):
-    """UX.md: loading a sample or another file with unsaved edits asks first."""
-    expect = playwright_sync.expect
-    load_sample(page)
-    cell(page, 0, 1).click()
+def edit_cell(page, row_index: int, column: int, text: str) -> None:
+    cell(page, row_index, column).click()
     page.keyboard.press("Control+A")
-    page.keyboard.type("42.5")
+    page.keyboard.type(text)
     page.keyboard.press("Enter")
+
+
+def test_loading_over_unsaved_edits_asks_first(page, base_url, tmp_path):
+    """UX.md: leaving the page, loading a sample or another file with unsaved edits asks first."""
+    expect = playwright_sync.expect
+    plan: list[bool] = []  # the answers to the next questions (True: accept)
+    asked: list[tuple[str, str]] = []
+
+    def answer(dialog):
+        asked.append((dialog.type, dialog.message))
+        if plan and plan.pop(0):
+            dialog.accept()
+        else:
+            dialog.dismiss()
+    page.on("dialog", answer)
+
+    # no edits yet: the sample loads again without a question
+    load_sample(page)
+    page.get_by_role("button", name="Try a sample").click()
+    expect(page.locator("#load-status")).to_contain_text("Loaded fablens_sensor_sample.csv")
+    assert not asked
+    edit_cell(page, 0, 1, "42.5")
     other = write_bad_csv(tmp_path / "other.csv")
 
-    asked = []
-    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    # another file: declining keeps the table and the edits
+    plan.append(False)
     page.get_by_label("Choose a CSV").set_input_files(other)
     expect(page.locator("#load-status")).to_contain_text("Kept fablens_sensor_sample.csv and your edits")
-    assert asked and "lose your edits" in asked[0]
+    assert [a[0] for a in asked] == ["confirm"] and "lose your edits" in asked[0][1]
     expect(cell(page, 0, 1)).to_have_text("42.5")
     expect(page.locator("#row-count")).to_have_text("200 rows")
 
-    page.once("dialog", lambda d: d.accept())
+    # the sample asks too, before fetching anything
+    asked.clear()
+    plan.append(False)
+    n_requests = len(page.requests)
+    page.get_by_role("button", name="Try a sample").click()
+    expect(page.locator("#load-status")).to_contain_text("Kept fablens_sensor_sample.csv and your edits")
+    assert [a[0] for a in asked] == ["confirm"] and "lose your edits" in asked[0][1]
+    assert len(page.requests) == n_requests
+    expect(cell(page, 0, 1)).to_have_text("42.5")
+
+    # leaving the page asks (the browser's own question); staying keeps the edits
+    asked.clear()
+    plan.append(False)
+    page.get_by_role("link", name="History").click()
+    expect(page.locator("#file-summary")).to_contain_text("1 cell edited")
+    page.wait_for_timeout(300)
+    assert [a[0] for a in asked] == ["beforeunload"]
+    assert page.url.endswith("/sensor/")
+    expect(cell(page, 0, 1)).to_have_text("42.5")
+
+    # accepting replaces the table; with no edits, nothing asks again
+    asked.clear()
+    plan.append(True)
     page.get_by_label("Choose a CSV").set_input_files(other)
     expect(page.locator("#row-count")).to_have_text("2 rows")
     expect(page.locator("#file-summary")).to_contain_text("other.csv")
+    page.get_by_role("button", name="Try a sample").click()
+    expect(page.locator("#row-count")).to_have_text("200 rows")
+    page.get_by_role("link", name="History").click()
+    expect(page.locator("h1")).to_have_text("History")
+    assert [a[0] for a in asked] == ["confirm"]
 
 
 def test_keyboard_reaches_controls_with_labels(page, base_url):
