@@ -453,6 +453,24 @@ def test_large_file_stays_responsive(page, base_url, tmp_path):
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#card-scored")).to_have_text("10,000", timeout=60_000)
     assert page.locator("#results-body tr").count() == 50
+
+    # 10,000 results: sorting, searching and moving the threshold redraw one page, quickly
+    timings = page.evaluate("""async () => {
+        const frame = () => new Promise((r) => requestAnimationFrame(() => r()));
+        const time = async (act) => { const t0 = performance.now(); act(); await frame(); return performance.now() - t0; };
+        const out = {};
+        out.sort = await time(() => document.querySelector('#results-head button[data-sort="id"]').click());
+        const search = document.getElementById('results-search');
+        out.search = await time(() => { search.value = 'sample-99'; search.dispatchEvent(new Event('input')); });
+        const range = document.getElementById('threshold-range');
+        out.slider = await time(() => { range.value = '0.1'; range.dispatchEvent(new Event('input')); });
+        out.rows = document.querySelectorAll('#results-body tr').length;
+        return out;
+    }""")
+    assert timings["rows"] <= 50
+    for what in ("sort", "search", "slider"):
+        assert timings[what] < 400, f"{what} took {timings[what]:.0f} ms with 10,000 results"
+    expect(page.locator("#results-count")).to_contain_text("Showing 111 of 10,000 wafers")
     assert_local_only(page, base_url)
 
 
