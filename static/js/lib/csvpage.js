@@ -18,6 +18,7 @@ const PAGE_SIZE = 50;
 
 const titleCase = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 const scoreLabel = (key) => titleCase(String(key).replace(/_/g, " "));
+const sentence = (s) => { const t = String(s).trim(); return titleCase(t) + (/[.!?]$/.test(t) ? "" : "."); };
 const fmtScore = (v) => (v == null || Number.isNaN(v) ? "–" : Number(v).toFixed(3));
 
 /** The models the page offers: those the server does not mark ``shown: false``. */
@@ -25,9 +26,10 @@ export const shownModels = (cfg) => cfg.models.filter((m) => m.shown !== false);
 
 /** A model's one-line description under the picker, from its config (score_meaning, threshold_note). */
 export function describeModel(m) {
-  const parts = [`${m.version}${m.score_meaning ? `: ${m.score_meaning}` : "."}`];
+  const meaning = m.score_meaning ? String(m.score_meaning).trim() : "";
+  const parts = [`${m.version}${meaning ? `: ${meaning}${/[.!?]$/.test(meaning) ? "" : "."}` : "."}`];
   parts.push(`Default threshold ${fmtThreshold(m.threshold)}.`);
-  if (m.threshold_note) parts.push(m.threshold_note);
+  if (m.threshold_note) parts.push(sentence(m.threshold_note));
   else if (m.target_far != null) parts.push(`Set for about ${pct(m.target_far)} false alarms on good items (validation data).`);
   return parts.join(" ");
 }
