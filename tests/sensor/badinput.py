@@ -311,11 +311,15 @@ def _json_number_cases() -> list[Case]:
     cases = [Case(f"json_{name}", BAD, where={"path": f"instances[0][{at}]"},
                   raw=b'{"instances": [' + row_text_with(lit, at).encode() + b"]}")
              for name, (lit, at) in raw.items()]
+    cases.append(Case("json_5000_digit_cell", BAD, needles=(("instances[0][3]", "digits",
+                                                              "number"),),
+                      raw=b'{"instances": [' + row_text_with("9" * 5000, 3).encode() + b"]}"))
     cases.append(Case("json_NaN_literal", _status(200, 400), where={"path": "instances[0][8]"},
                       raw=b'{"instances": [' + row_text_with("NaN", 8).encode() + b"]}"))
     values = {"1e39": (1e39, 9), "minus_1e39": (-1e39, 10), "float32_edge": (3.5e38, 11),
               "true": (True, 12), "false": (False, 13), "text": ("abc", 14),
-              "numeric_text": ("1.5e3x", 15), "list": ([1.0], 16), "object": ({"v": 1}, 17)}
+              "numeric_text": ("1.5e3x", 15), "list": ([1.0], 16), "object": ({"v": 1}, 17),
+              "huge_int": (10**400, 18), "int_beyond_float32": (10**39, 19)}
     for name, (value, at) in values.items():
         cases.append(Case(f"json_cell_{name}", BAD, where={"path": f"instances[1][{at}]"},
                           body={"instances": [one_row(), one_row(value, at)]}))
@@ -365,7 +369,9 @@ def _json_option_cases() -> list[Case]:
     cases += [Case(f"json_threshold_{name}", BAD, needles=("threshold",),
                    body={"instances": rows, "threshold": v}) for name, v in thresholds.items()]
     row = row_text_with("0.1", 0)
-    for name, literal in {"NaN": "NaN", "1e400": "1e400", "Infinity": "Infinity"}.items():
+    literals = {"NaN": "NaN", "1e400": "1e400", "Infinity": "Infinity", "huge_int": "9" * 400,
+                "5000_digits": "9" * 5000}
+    for name, literal in literals.items():
         cases.append(Case(f"json_threshold_{name}", BAD, needles=("threshold",),
                           raw=f'{{"instances": [{row}], "threshold": {literal}}}'.encode()))
     cases.append(Case("json_threshold_negative_autoencoder", BAD, needles=("threshold",),
