@@ -140,7 +140,8 @@ def _cell_cases() -> list[Case]:
     """Non-finite, beyond-float32 and non-numeric cells, each located by row and column."""
     base = sensor_frame(4)
     texts = {"inf": "inf", "minus_inf": "-inf", "Infinity": "Infinity",
-             "minus_Infinity": "-Infinity", "plus_inf": "+inf", "INF": "INF", "1e39": "1e39", "minus_1e39": "-1e39",
+             "minus_Infinity": "-Infinity", "plus_inf": "+inf", "INF": "INF", "1e39": "1e39",
+             "minus_1e39": "-1e39",
              "float32_edge": "3.5e38", "1e400": "1e400", "minus_1e400": "-1e400",
              "true": "true", "text": "abc"}
     cases = []
