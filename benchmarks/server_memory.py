@@ -271,8 +271,9 @@ def markdown(result: dict) -> list[str]:
         lines.append(row(f"{big['rows']}-row CSV ({big['csv_mb']} MB, {big['filled_sensors']} "
                          f"sensors filled, {big['seconds']} s, HTTP {big['status']})", big))
     verdict = "within" if result["within_budget"] else "over"
-    lines += ["", f"After {len(result['uploads'])} uploads: {result['final_total_pss_mib']:.0f} MiB "
-                  f"PSS, {verdict} the {BUDGET_MIB} MiB budget."]
+    lines += ["", f"After {len(result['uploads'])} uploads: "
+                  f"{result['final_total_pss_mib']:.0f} MiB PSS, {verdict} the {BUDGET_MIB} MiB "
+                  f"budget."]
     return lines
 
 
