@@ -47,7 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(settings)
     _configure_logging()
 
-    from webapp import api, db, errors, pages, predictors
+    from webapp import api, db, errors, pages, predictors, runs
     from webapp.modules import registered
 
     db.init_app(app)
@@ -55,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(runs.bp)
     modules = registered()
     for spec in modules:
         if spec.ready:

@@ -28,6 +28,7 @@ def defaults() -> dict:
         "DATABASE_URL": "sqlite:///" + str(locations.instance_dir() / "fablens.sqlite"),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
         "MAX_ROWS": 100_000,
+        "RESULTS_KEEP": 100,  # runs whose results History can download again
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
     }
@@ -51,6 +52,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_MAX_UPLOAD_MB": ("MAX_CONTENT_LENGTH", _megabytes),
     "FABLENS_MAX_ROWS": ("MAX_ROWS", _positive_int),
     "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
+    "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
 }
 

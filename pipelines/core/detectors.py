@@ -9,6 +9,8 @@ so two modules can each have an "autoencoder".
 """
 from __future__ import annotations
 
+import math
+
 import importlib
 import inspect
 from dataclasses import dataclass
@@ -152,6 +154,7 @@ class BaseDetector:
     name: ClassVar[str]
     allow_nan: ClassVar[bool] = False
     input_ndim: ClassVar[int] = 2
+    score_range: ClassVar[tuple[float, float]] = (-math.inf, math.inf)  # every score lies in it
 
     @classmethod
     def param_names(cls) -> list[str]:

@@ -44,6 +44,11 @@ class LoadedModel:
         """Threshold -> share of normal validation rows flagged (see ``core.thresholds``)."""
         return false_alarm_curve(self.manifest["threshold"]["normal_score_quantiles"])
 
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """Lowest and highest score the model can give (a threshold outside it is meaningless)."""
+        return tuple(getattr(self.detector, "score_range", (-float("inf"), float("inf"))))
+
     def false_alarm_rate(self, threshold: float) -> float:
         """Approximate share of normal rows flagged at ``threshold`` (validation data)."""
         return rate_on_curve(self.false_alarm_curve, threshold)

@@ -111,7 +111,7 @@ def test_page_receives_the_server_rules(client):
     assert cfg["number_pattern"] == NUMBER_PATTERN
     assert cfg["formula_triggers"] == "".join(FORMULA_TRIGGERS)
     assert cfg["label_columns"] == ["Pass/Fail", "Good/Bad"]
-    assert cfg["csv_extensions"] == [".csv", ".txt"] and [0x89, 0x50, 0x4E, 0x47] in cfg["binary_signatures"]
+    assert cfg["csv_extensions"] == [".csv", ".txt", ".tsv"] and [0x89, 0x50, 0x4E, 0x47] in cfg["binary_signatures"]
     for model in cfg["models"]:
         curve = model["far_curve"]
         assert len(curve["thresholds"]) == len(curve["rates"]) == 101

@@ -5,6 +5,7 @@ import threading
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table
 from sqlalchemy import MetaData, inspect
 
 from webapp import create_app
@@ -64,7 +65,14 @@ def test_prediction_records_the_run_and_history_shows_it(database_url):
 def test_a_database_made_before_migrations_is_adopted(database_url):
     """Tables created by the old create_all (no alembic_version) are stamped, then upgraded."""
     engine = make_engine(database_url)
-    metadata.create_all(engine)
+    old = MetaData()  # the runs table as create_all made it before revision 0001
+    Table("runs", old, Column("id", Integer, primary_key=True),
+          Column("created", DateTime(timezone=True), nullable=False),
+          Column("module", String(32), nullable=False), Column("model", String(64), nullable=False),
+          Column("model_version", String(128)), Column("source", String(256)),
+          Column("rows", Integer, nullable=False), Column("flagged", Integer, nullable=False),
+          Column("threshold", Float))
+    old.create_all(engine)
     assert current_revision(engine) is None
     assert upgrade(database_url) == head_revision()
     engine.dispose()

@@ -33,6 +33,7 @@ class XGBoostDetector(BaseDetector):
 
     name: ClassVar[str] = "xgboost"
     allow_nan: ClassVar[bool] = True  # missing sensors are imputed or handled natively
+    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # a probability-like score
     MODEL_FILE: ClassVar[str] = "model.ubj"
     PREPROCESSOR_FILE: ClassVar[str] = "preprocessor.json"
 

@@ -1,16 +1,17 @@
 """The sensor page: bring a CSV, review and edit it, predict, download."""
 from __future__ import annotations
 
+import pandas as pd
 from flask import Blueprint, jsonify, request, url_for
 
+from pipelines.sensor.ingest.table import chunk_frame
 from pipelines.sensor.samples import sensor_sample, sensor_template
 from pipelines.sensor.schema import LABEL_COLUMNS
 from webapp.downloads import csv_response
 from webapp.modules import get_module
-from webapp.modules.sensor.parsing import read_sensor_upload
+from webapp.modules.sensor.parsing import open_sensor_upload
 from webapp.pagekit import page_config, render_module_page
 from webapp.predictors import get_predictor
-from webapp.uploads import uploaded_file
 
 bp = Blueprint("sensor", __name__, url_prefix="/sensor")
 
@@ -27,12 +28,25 @@ def page():
 
 @bp.post("/check")
 def check():
-    """Validate an uploaded CSV without predicting: a summary, or a 400 listing the problems."""
-    storage = uploaded_file(request)
-    table = read_sensor_upload(storage.read(), storage.filename)
-    return jsonify(file=storage.filename, n_rows=len(table), n_missing=table.n_missing,
-                   id_column=table.id_column, layout=table.layout,
-                   has_labels=table.labels is not None, problems=[])
+    """Validate an uploaded file without predicting: a summary, or a 400 listing the problems.
+
+    A file that is not plain comma/dot CSV (semicolons, tabs, decimal commas, .xlsx) comes
+    back as ``csv``, normalised, for the page's editable preview; otherwise ``csv`` is null.
+    """
+    req = open_sensor_upload(request)
+    rows, missing, labelled, parts = 0, 0, False, []
+    normalise = req.detected["format"] != "csv" or req.detected["delimiter"] != "comma" \
+        or req.detected["decimal"] != "."
+    for table in req.chunks:
+        rows += len(table)
+        missing += table.n_missing
+        labelled = table.labels is not None
+        if normalise:
+            parts.append(chunk_frame(table, req.label_column))
+    text = pd.concat(parts, ignore_index=True).to_csv(index=False) if parts else None
+    return jsonify(file=req.source, n_rows=rows, n_missing=missing, id_column=req.id_name,
+                   layout=req.detected.get("layout"), has_labels=labelled, problems=[],
+                   detected=req.detected, warnings=req.warnings, csv=text)
 
 
 @bp.get("/sample.csv")

@@ -1,0 +1,114 @@
+"""Scoring a sensor request chunk by chunk, and what the results say beyond the scores.
+
+Only one chunk of sensor values (``CHUNK_ROWS`` rows) is alive at a time; what is kept for
+the whole file is the compact results table (ids, scores, decision, top sensors, labels and
+the file's extra columns).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.detectors import InvalidInputError, UnknownDetectorError
+from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
+from webapp.errors import InputError
+from webapp.modules.sensor.parsing import SensorRequest
+from webapp.params import check_threshold_range
+
+logger = logging.getLogger(__name__)
+
+EXAMPLES_SHOWN = 3
+
+
+@dataclass
+class ScoredRun:
+    """A whole request scored: the results table and what the page and History need."""
+
+    results: pd.DataFrame
+    model: str
+    model_version: str
+    threshold: float
+    default_threshold: float
+    score_column: str
+    n_missing: int
+    extra_columns: list[str]
+    has_labels: bool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.results["is_fault"].sum())
+
+
+def _with_extras(results: pd.DataFrame, table) -> pd.DataFrame:
+    """Labels and the file's extra columns (as text) beside the scores."""
+    if table.labels is not None:
+        results["label"] = table.labels.astype(np.int8)
+    if table.extra is not None:
+        at = 1
+        for column in table.extra.columns:
+            name = column if column not in results.columns else f"{column} (input)"
+            results.insert(at, name, table.extra[column].to_numpy())
+            at += 1
+    return results
+
+
+def _warnings(req: SensorRequest, results: pd.DataFrame) -> list[str]:
+    out = list(req.warnings)
+    ids = results["id"]
+    repeated = ids[ids.duplicated(keep=False)]
+    if len(repeated):
+        examples = ", ".join(map(str, pd.unique(repeated)[:EXAMPLES_SHOWN]))
+        out.append(f"{repeated.nunique()} ids appear more than once (e.g. {examples}); every "
+                   f"row was scored, so check for duplicated wafers.")
+    if req.detected.get("numbered_ids") and req.detected.get("format") != "json":
+        out.append("The file has no wafer id column, so rows are numbered 1, 2, ... in file "
+                   "order; add a first column named 'Wafer' to keep your own ids.")
+    return out
+
+
+def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
+    """Score every chunk of ``req``; InputError for an unknown model or a bad threshold."""
+    try:
+        decider = predictor.get(req.model)
+    except UnknownDetectorError as exc:
+        raise InputError(str(exc).strip("'\"")) from None
+    check_threshold_range(req.threshold, decider.score_range, decider.name)
+    threshold = decider.threshold if req.threshold is None else req.threshold
+    parts, n_missing, extra, has_labels = [], 0, [], False
+    for table in req.chunks:
+        try:
+            results = predictor.predict(table, threshold=threshold, model=decider.name)
+        except InvalidInputError as exc:
+            raise InputError(f"{req.source}: {exc}") from None
+        n_missing += int(results["imputed_cells"].sum())
+        has_labels = table.labels is not None
+        extra = [] if table.extra is None else list(table.extra.columns)
+        parts.append(_with_extras(results, table))
+    results = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return ScoredRun(results=results, model=decider.name, model_version=decider.version,
+                     threshold=threshold, default_threshold=decider.threshold,
+                     score_column=SCORE_COLUMNS[decider.role], n_missing=n_missing,
+                     extra_columns=extra, has_labels=has_labels, warnings=_warnings(req, results))
+
+
+def results_csv_frame(run: ScoredRun) -> pd.DataFrame:
+    """The results CSV's table: every row, the threshold and model beside each decision."""
+    results = run.results.drop(columns=[c for c in run.results if c.endswith(("_low", "_high"))])
+    at = results.columns.get_loc("is_fault") + 1
+    results.insert(at, "threshold", run.threshold)
+    results.insert(at + 1, "model", run.model_version)
+    return results
+
+
+def gzip_csv(frame: pd.DataFrame) -> bytes:
+    """A frame as gzipped CSV (full precision), for the run's stored results."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
+        out.write(frame.to_csv(index=False).encode())
+    return buffer.getvalue()
