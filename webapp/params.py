@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, TypeVar
 
+import numpy as np
 from flask import Request
 from pydantic import BaseModel, ValidationError
 
@@ -17,10 +19,45 @@ from webapp.errors import InputError
 
 Envelope = TypeVar("Envelope", bound=BaseModel)
 MAX_COUNT = 10**9
+MAX_DEPTH = 32  # nesting levels a JSON body may have (a row of numbers needs 3)
+MAX_DIGITS = 400  # longer integer literals are not numbers any model can take
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number; send null for a missing value")
+class NotANumber:
+    """A JSON literal that looks numeric but is no finite number (``NaN``, ``Infinity``,
+    a 5,000-digit integer): kept as a value so validation can say where it is."""
+
+    def __init__(self, text: str):
+        self.text = text if len(text) <= 24 else text[:12] + "..." + f"({len(text)} digits)"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _parse_int(text: str) -> int | NotANumber:
+    return int(text) if len(text) <= MAX_DIGITS else NotANumber(text)
+
+
+_KEY = re.compile(rb'"([^"\\]{1,60})"\s*:')
+
+
+def _too_deep(raw: bytes) -> str | None:
+    """Where a body nests deeper than ``MAX_DEPTH`` (vectorised scan, strings skipped), or None."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    quote = data == ord('"')
+    quote[1:] &= data[:-1] != ord("\\")
+    in_string = (np.cumsum(quote) % 2).astype(bool)
+    step = np.zeros(len(data), dtype=np.int32)
+    step[(data == ord("[")) | (data == ord("{"))] = 1
+    step[(data == ord("]")) | (data == ord("}"))] = -1
+    step[in_string] = 0
+    depth = np.cumsum(step)
+    if not len(depth) or depth.max() <= MAX_DEPTH:
+        return None
+    at = int(np.argmax(depth > MAX_DEPTH))
+    keys = [m for m in _KEY.finditer(raw, 0, at) if depth[m.start()] == 1]
+    inside = f" inside '{keys[-1].group(1).decode(errors='replace')}'" if keys else ""
+    return f"the JSON body nests more than {MAX_DEPTH} levels deep{inside} (at byte {at})"
 
 
 def read_json(request: Request) -> Any:
@@ -29,8 +66,11 @@ def read_json(request: Request) -> Any:
     if not raw.strip():
         raise InputError("the request body is empty: send JSON, or a file in the form field "
                          "'file'")
+    deep = _too_deep(raw)
+    if deep:
+        raise InputError(f"{deep}; rows are flat lists of numbers")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw, parse_constant=NotANumber, parse_int=_parse_int)
     except RecursionError:
         raise InputError("the JSON body is nested too deeply to read; send a flat object") from None
     except UnicodeDecodeError:
@@ -38,8 +78,6 @@ def read_json(request: Request) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"the body is not valid JSON ({exc.msg} at line {exc.lineno}, column "
                          f"{exc.colno})") from None
-    except ValueError as exc:  # a NaN or Infinity literal
-        raise InputError(f"the body is not valid JSON: {exc}") from None
 
 
 def _path(loc: tuple) -> str:

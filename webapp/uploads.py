@@ -108,5 +108,7 @@ def schema_error(exc: SchemaError) -> InputError:
     headline = first if len(first) <= 240 else first[:237] + "..."
     if len(problems) > 1:
         headline += f" (and {len(problems) - 1} more)"
+    if problems and not ({"row", "column", "path"} & set(problems[0])):
+        problems = problems[1:]  # the headline says it; listing it again shows it twice
     return InputError(headline, problems[:MAX_PROBLEMS], code=413 if isinstance(exc, LimitError)
                       else None)

@@ -18,6 +18,9 @@ _NUMBER_TYPES = (int, float)
 
 def _cell_problem(value, r: int, j: int, source: str) -> Problem:
     shown = "true" if value is True else "false" if value is False else repr(value)[:40]
+    if type(value).__name__ == "NotANumber":  # NaN, Infinity or an endless integer literal
+        return Problem(f"{shown} is not a finite number (send a number, or null when missing)",
+                       file=source, path=f"instances[{r}][{j}]", column=SENSOR_COLUMNS[j])
     return Problem(f"{shown} is not a number (send a number or null)", file=source,
                    path=f"instances[{r}][{j}]", column=SENSOR_COLUMNS[j])
 

@@ -114,13 +114,18 @@ def _is_id_header(name: str) -> bool:
     return low in ID_HEADERS or low.startswith("unnamed")
 
 
-def _sensor_index(name: str) -> int | None:
-    """0-based schema index of a sensor header (``Sensor-7`` -> 6, SECOM ``6`` -> 6), or None."""
+def _sensor_number(name: str) -> int | None:
+    """0-based index a sensor-like header names (``Sensor-7`` -> 6, SECOM ``6`` -> 6), or None."""
     match = _SENSOR_NAME.match(name)
     if not match:
         return None
-    index = int(match.group(1)) - 1 if match.group(1) else int(match.group(2))
-    return index if 0 <= index < N_SENSORS else None
+    return int(match.group(1)) - 1 if match.group(1) else int(match.group(2))
+
+
+def _sensor_index(name: str) -> int | None:
+    """The schema index of a sensor header, or None when it names no sensor of the schema."""
+    index = _sensor_number(name)
+    return index if index is not None and 0 <= index < N_SENSORS else None
 
 
 def _ranges(indices: list[int]) -> str:
@@ -150,6 +155,13 @@ def layout_from_header(columns: list[str], file: str, require_labels: bool = Fal
                                    "('Good/Bad' or 'Pass/Fail')", file=file)])
     id_column = columns[0] if columns and _is_id_header(columns[0]) else None
     rest = [c for c in columns if c not in (id_column, label)]
+    beyond = [c for c in rest if _sensor_number(c) is not None and _sensor_index(c) is None]
+    if beyond:
+        raise SchemaError([Problem(
+            f"of the file's {len(columns)} columns, {len(beyond)} name sensors the model does "
+            f"not have ({beyond[0]}"
+            f"{' .. ' + beyond[-1] if len(beyond) > 1 else ''}); sensors run from Sensor-1 to "
+            f"Sensor-{N_SENSORS} (or 0 to {N_SENSORS - 1}): remove the others", file=file)])
     named = {c: _sensor_index(c) for c in rest}
     sensors = [c for c in rest if named[c] is not None]
     if not sensors and len(rest) == N_SENSORS:  # no sensor names: map by position
@@ -159,7 +171,7 @@ def layout_from_header(columns: list[str], file: str, require_labels: bool = Fal
         missing = [i for i in range(N_SENSORS) if i not in by_index]
         raise SchemaError([Problem(
             f"expected {N_SENSORS} sensor columns (Sensor-1..Sensor-{N_SENSORS}, or 0..589), "
-            f"found {len(by_index)} of {len(columns)} columns; missing {_ranges(missing)}. "
+            f"found {len(by_index)}; missing {_ranges(missing)}. "
             f"Download the template to see the expected header", file=file)])
     extra = tuple(c for c in rest if named[c] is None)
     layout = "batch" if sensors[0].strip().startswith("Sensor-") else "secom"
@@ -369,18 +381,20 @@ def open_sensor_file(stream: IO[bytes], file: str, chunk_rows: int = CHUNK_ROWS,
         raise SchemaError([Problem("the file is empty", file=file)])
     if looks_like_xlsx(head, file):
         columns, frames = _xlsx_chunks(stream, file, chunk_rows)
-        detected = {"format": "xlsx", "delimiter": None, "decimal": None}
+        detected = {"format": "xlsx", "delimiter": None, "delimiter_name": None, "decimal": None}
     else:
         dialect = sniff_dialect(head)
         columns, frames = _csv_chunks(stream, dialect, file, chunk_rows)
-        detected = {"format": "csv", "delimiter": DELIMITER_NAMES[dialect.delimiter],
+        detected = {"format": "csv", "delimiter": dialect.delimiter,
+                    "delimiter_name": DELIMITER_NAMES[dialect.delimiter],
                     "decimal": dialect.decimal}
     try:
         layout = layout_from_header(columns, file, require_labels)
     except SchemaError as exc:
         if detected["format"] == "csv" and len(columns) < 3:
             exc.problems.insert(0, Problem(
-                f"only {len(columns)} column(s) found with the detected {detected['delimiter']} "
+                f"only {len(columns)} column(s) found with the detected "
+                f"{detected['delimiter_name']} "
                 f"delimiter; save the file with comma, semicolon or tab between cells",
                 file=file))
             raise SchemaError(exc.problems) from None

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Iterator
 
+import pandas as pd
 from flask import Request, current_app
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -49,12 +50,43 @@ class SensorRequest:
     warnings: list[str] = field(default_factory=list)
 
 
-def _guarded(chunks: Iterator[SensorTable]) -> Iterator[SensorTable]:
+def dialect_note(detected: dict) -> str:
+    """How a file was read, when that is not plain comma CSV: worth saying in an error."""
+    if detected.get("format") != "csv" or detected.get("delimiter") == "," \
+            and detected.get("decimal") == ".":
+        return ""
+    comma = " and decimal commas" if detected.get("decimal") == "," else ""
+    return f" (read as {detected.get('delimiter_name')}-separated{comma})"
+
+
+def _located(exc: SchemaError, detected: dict) -> InputError:
+    error = schema_error(exc)
+    note = dialect_note(detected)
+    if note and len(error.description) + len(note) < 300:
+        error.description += note
+    return error
+
+
+def _guarded(chunks: Iterator[SensorTable], detected: dict) -> Iterator[SensorTable]:
     """Chunks whose SchemaError (bad cells found while reading) becomes a located 400/413."""
     try:
         yield from chunks
     except SchemaError as exc:
-        raise schema_error(exc) from None
+        raise _located(exc, detected) from None
+
+
+def file_warnings(detected: dict, ids: pd.Series) -> list[str]:
+    """What a user should know about an accepted file: repeated ids, numbered rows."""
+    out = []
+    repeated = ids[ids.duplicated(keep=False)]
+    if len(repeated):
+        examples = ", ".join(map(str, pd.unique(repeated)[:3]))
+        out.append(f"{repeated.nunique()} ids appear more than once (e.g. {examples}); every "
+                   f"row was kept, so check for duplicated wafers.")
+    if detected.get("numbered_ids") and detected.get("format") != "json":
+        out.append("The file has no wafer id column, so rows are numbered 1, 2, ... in file "
+                   "order; add a first column named 'Wafer' to keep your own ids.")
+    return out
 
 
 def open_sensor_upload(request: Request) -> SensorRequest:
@@ -67,7 +99,8 @@ def open_sensor_upload(request: Request) -> SensorRequest:
                                   max_rows=current_app.config["MAX_ROWS"])
     except SchemaError as exc:
         raise schema_error(exc) from None
-    return SensorRequest(storage.filename, opened.layout.id_name, _guarded(opened.chunks),
+    return SensorRequest(storage.filename, opened.layout.id_name,
+                         _guarded(opened.chunks, opened.detected),
                          opened.detected, opened.layout.label_column, facts.sha256)
 
 

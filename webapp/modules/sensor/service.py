@@ -15,13 +15,10 @@ import pandas as pd
 from pipelines.core.detectors import InvalidInputError, UnknownDetectorError
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
 from webapp.errors import InputError
-from webapp.modules.sensor.parsing import SensorRequest
+from webapp.modules.sensor.parsing import SensorRequest, file_warnings
 from webapp.params import check_threshold_range
 
 logger = logging.getLogger(__name__)
-
-EXAMPLES_SHOWN = 3
-
 
 @dataclass
 class ScoredRun:
@@ -57,17 +54,7 @@ def _with_extras(results: pd.DataFrame, table) -> pd.DataFrame:
 
 
 def _warnings(req: SensorRequest, results: pd.DataFrame) -> list[str]:
-    out = list(req.warnings)
-    ids = results["id"]
-    repeated = ids[ids.duplicated(keep=False)]
-    if len(repeated):
-        examples = ", ".join(map(str, pd.unique(repeated)[:EXAMPLES_SHOWN]))
-        out.append(f"{repeated.nunique()} ids appear more than once (e.g. {examples}); every "
-                   f"row was scored, so check for duplicated wafers.")
-    if req.detected.get("numbered_ids") and req.detected.get("format") != "json":
-        out.append("The file has no wafer id column, so rows are numbered 1, 2, ... in file "
-                   "order; add a first column named 'Wafer' to keep your own ids.")
-    return out
+    return list(req.warnings) + file_warnings(req.detected, results["id"])
 
 
 def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:

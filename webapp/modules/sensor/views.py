@@ -10,7 +10,7 @@ from pipelines.sensor.schema import LABEL_COLUMNS
 from webapp.downloads import csv_response
 from webapp.limits import heavy_slot
 from webapp.modules import get_module
-from webapp.modules.sensor.parsing import open_sensor_upload
+from webapp.modules.sensor.parsing import file_warnings, open_sensor_upload
 from webapp.pagekit import page_config, render_module_page
 from webapp.predictors import get_predictor
 
@@ -40,19 +40,21 @@ def check():
 
 def _check():
     req = open_sensor_upload(request)
-    rows, missing, labelled, parts = 0, 0, False, []
+    rows, missing, labelled, parts, ids = 0, 0, False, [], []
     normalise = req.detected["format"] != "csv" or req.detected["delimiter"] != "comma" \
         or req.detected["decimal"] != "."
     for table in req.chunks:
         rows += len(table)
         missing += table.n_missing
         labelled = table.labels is not None
+        ids.extend(table.ids)
         if normalise:
             parts.append(chunk_frame(table, req.label_column))
     text = pd.concat(parts, ignore_index=True).to_csv(index=False) if parts else None
     return jsonify(file=req.source, n_rows=rows, n_missing=missing, id_column=req.id_name,
                    layout=req.detected.get("layout"), has_labels=labelled, problems=[],
-                   detected=req.detected, warnings=req.warnings, csv=text)
+                   detected=req.detected,
+                   warnings=req.warnings + file_warnings(req.detected, pd.Series(ids)), csv=text)
 
 
 @bp.get("/sample.csv")
