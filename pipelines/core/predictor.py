@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -58,6 +59,7 @@ class LoadedModel:
         return {"name": self.name, "model": self.manifest.get("model"), "role": self.role,
                 "version": self.version, "threshold": self.threshold,
                 "target_far": self.target_far, "far_curve": self.false_alarm_curve,
+                "score_range": [v if math.isfinite(v) else None for v in self.score_range],
                 "metrics": self.manifest.get("metrics", {})}
 
 

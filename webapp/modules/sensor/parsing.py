@@ -120,6 +120,9 @@ def sensor_request(request: Request) -> SensorRequest:
         req.threshold = parse_threshold(form.get("threshold", request.args.get("threshold")))
         req.edited_cells = parse_count(form.get("edited_cells"), "edited_cells")
         req.removed_rows = parse_count(form.get("removed_rows"), "removed_rows")
+        name = form.get("source_name", "").strip()
+        if name:  # the page sends its (edited) table as <name>.csv; History shows the original
+            req.source = name[:200]
         return req
     body = read_json(request)
     if isinstance(body, list):

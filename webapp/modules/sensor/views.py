@@ -23,7 +23,8 @@ def page():
     spec = get_module("sensor")
     predictor = get_predictor("sensor")
     config = page_config(spec, predictor, label_columns=list(LABEL_COLUMNS),
-                         check_url=url_for("sensor.check"), sample_url=url_for("sensor.sample"))
+                         check_url=url_for("sensor.check"), sample_url=url_for("sensor.sample"),
+                         models_url=url_for("pages.models"))
     return render_module_page(spec, "sensor.html", config, item_label="Wafers")
 
 
