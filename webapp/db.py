@@ -20,7 +20,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Integer, LargeBinary,
-                        MetaData, String, Table, Text, create_engine, delete, func, inspect,
+                        MetaData, String, Table, Text, create_engine, delete, event, func, inspect,
                         insert, select, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -70,11 +70,22 @@ run_downloads = Table(
 )
 
 
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Write-ahead log, synced at checkpoints: a run is one cheap commit, readers never wait."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; creates the parent folder of a SQLite file."""
+    """An engine for ``url``; creates the parent folder of a SQLite file (WAL mode)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 # -- migrations ---------------------------------------------------------------------------------
@@ -155,8 +166,13 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
                default_threshold: float | None = None, input_sha256: str | None = None,
                edited_cells: int | None = None, removed_rows: int | None = None,
                warnings: list[str] | None = None, status: str = "ok",
-               error: str | None = None) -> int:
-    """Store one prediction run (or a failed one, with its reason); return its id."""
+               error: str | None = None, results: tuple[str, bytes] | None = None,
+               keep: int = 100) -> int:
+    """Store one prediction run (or a failed one, with its reason); return its id.
+
+    ``results`` (score column, gzipped results CSV) are stored in the same transaction, and
+    only the latest ``keep`` runs keep theirs.
+    """
     with engine().begin() as conn:
         result = conn.execute(insert(runs).values(
             created=_now(), module=module, model=model or "", model_version=model_version,
@@ -165,18 +181,19 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
             edited_cells=edited_cells, removed_rows=removed_rows,
             warnings="\n".join(warnings or [])[:4000] or None, status=status,
             error=(error or "")[:500] or None))
-        return int(result.inserted_primary_key[0])
+        run_id = int(result.inserted_primary_key[0])
+        if results is not None:
+            _store_results(conn, run_id, *results, keep=keep)
+        return run_id
 
 
-def store_results(run_id: int, score_column: str, csv_gz: bytes, keep: int) -> None:
-    """Keep a run's results (gzipped CSV) for download from History; only the latest ``keep``."""
-    with engine().begin() as conn:
-        conn.execute(insert(run_results).values(run_id=run_id, score_column=score_column,
-                                                csv_gz=csv_gz))
-        cutoff = conn.execute(select(run_results.c.run_id).order_by(run_results.c.run_id.desc())
-                              .offset(keep).limit(1)).scalar()
-        if cutoff is not None:
-            conn.execute(delete(run_results).where(run_results.c.run_id <= cutoff))
+def _store_results(conn, run_id: int, score_column: str, csv_gz: bytes, keep: int) -> None:
+    conn.execute(insert(run_results).values(run_id=run_id, score_column=score_column,
+                                            csv_gz=csv_gz))
+    cutoff = conn.execute(select(run_results.c.run_id).order_by(run_results.c.run_id.desc())
+                          .offset(keep).limit(1)).scalar()
+    if cutoff is not None:
+        conn.execute(delete(run_results).where(run_results.c.run_id <= cutoff))
 
 
 def load_results(run_id: int) -> dict | None:

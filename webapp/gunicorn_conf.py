@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ def on_starting(server) -> None:
 
 
 def post_fork(server, worker) -> None:
-    """Tune the allocator in each worker before it loads anything."""
+    """Tune the allocator and OpenMP in each worker before it loads anything.
+
+    OpenMP threads (XGBoost) sleep rather than spin while they wait: with several request
+    threads sharing two cores, spinning threads only steal time from the ones with work.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not tune_malloc():
         server.log.info("malloc tuning unavailable on this platform")

@@ -58,13 +58,13 @@ def predict():
     except InputError as exc:
         _record_failure(exc)
         raise
+    data = csv_bytes(results_csv_frame(run))
     run_id = db.record_run(
         "sensor", run.model, run.model_version, req.source, len(run.results), run.n_flagged,
         run.threshold, default_threshold=run.default_threshold, input_sha256=req.sha256,
-        edited_cells=req.edited_cells, removed_rows=req.removed_rows, warnings=run.warnings)
-    data = csv_bytes(results_csv_frame(run))
-    db.store_results(run_id, run.score_column, gzip.compress(data, compresslevel=1),
-                     keep=current_app.config["RESULTS_KEEP"])
+        edited_cells=req.edited_cells, removed_rows=req.removed_rows, warnings=run.warnings,
+        results=(run.score_column, gzip.compress(data, compresslevel=1)),
+        keep=current_app.config["RESULTS_KEEP"])
     if wants_csv(request):
         return csv_download(data, "sensor_predictions.csv")
     decider = predictor.get(run.model)
