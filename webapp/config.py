@@ -28,7 +28,10 @@ def defaults() -> dict:
         "DATABASE_URL": "sqlite:///" + str(locations.instance_dir() / "fablens.sqlite"),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
         "MAX_ROWS": 100_000,
-        "RESULTS_KEEP": 100,  # runs whose results History can download again
+        "RESULTS_KEEP": 100,
+        "HEAVY_REQUEST_MB": 1,  # requests larger than this take turns (webapp/limits.py)
+        "HEAVY_SLOTS": 1,  # large requests scored at once per worker
+        "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
     }
@@ -53,6 +56,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_MAX_ROWS": ("MAX_ROWS", _positive_int),
     "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
     "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
+    "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
 }
 

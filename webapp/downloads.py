@@ -62,7 +62,12 @@ def csv_bytes(frame: pd.DataFrame, float_decimals: int | None = 6) -> bytes:
 
 def csv_response(frame: pd.DataFrame, filename: str, float_decimals: int | None = 6) -> Response:
     """A download of ``frame`` as ``filename`` (every row, formula-safe)."""
-    return Response(csv_bytes(frame, float_decimals), mimetype="text/csv", headers={
+    return csv_download(csv_bytes(frame, float_decimals), filename)
+
+
+def csv_download(data: bytes, filename: str) -> Response:
+    """CSV bytes already written by :func:`csv_bytes`, as a download named ``filename``."""
+    return Response(data, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={filename}"})
 
 

@@ -89,7 +89,7 @@ def _json_paths(problems: list[Problem]) -> list[Problem]:
     return out
 
 
-def table_from_instances(instances: list, ids: list | None = None, source: str = "request",
+def table_from_instances(instances: list, ids: list | None = None, source: str | None = None,
                          max_rows: int | None = None) -> SensorTable:
     """Build a table from JSON instances; :class:`SchemaError` lists what is wrong and where.
 

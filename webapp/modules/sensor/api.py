@@ -5,15 +5,17 @@ Every run is recorded, failed ones with their reason; the results of a run are k
 """
 from __future__ import annotations
 
+import gzip
+
 from flask import Blueprint, current_app, request, url_for
 
 from pipelines.sensor.predict import results_to_records
 from webapp import db
-from webapp.downloads import csv_response, json_stream, wants_csv
+from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
 from webapp.errors import InputError
+from webapp.limits import heavy_slot
 from webapp.modules.sensor.parsing import sensor_request
-from webapp.modules.sensor.service import (ScoredRun, gzip_csv, results_csv_frame,
-                                           score_request)
+from webapp.modules.sensor.service import ScoredRun, results_csv_frame, score_request
 from webapp.predictors import get_predictor
 
 bp = Blueprint("sensor_api", __name__, url_prefix="/api/v1/sensor")
@@ -50,8 +52,9 @@ def predict():
     """Score wafers. JSON or a file upload in; JSON out, or CSV with ``?format=csv``."""
     predictor = get_predictor("sensor")
     try:
-        req = sensor_request(request)
-        run = score_request(predictor, req)
+        with heavy_slot():
+            req = sensor_request(request)
+            run = score_request(predictor, req)
     except InputError as exc:
         _record_failure(exc)
         raise
@@ -59,11 +62,11 @@ def predict():
         "sensor", run.model, run.model_version, req.source, len(run.results), run.n_flagged,
         run.threshold, default_threshold=run.default_threshold, input_sha256=req.sha256,
         edited_cells=req.edited_cells, removed_rows=req.removed_rows, warnings=run.warnings)
-    table = results_csv_frame(run)
-    db.store_results(run_id, run.score_column, gzip_csv(table),
+    data = csv_bytes(results_csv_frame(run))
+    db.store_results(run_id, run.score_column, gzip.compress(data, compresslevel=1),
                      keep=current_app.config["RESULTS_KEEP"])
     if wants_csv(request):
-        return csv_response(table, "sensor_predictions.csv")
+        return csv_download(data, "sensor_predictions.csv")
     decider = predictor.get(run.model)
     head = dict(
         run_id=run_id, results_url=url_for("runs.results", run_id=run_id),

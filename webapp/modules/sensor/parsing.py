@@ -95,7 +95,7 @@ def sensor_request(request: Request) -> SensorRequest:
         raise InputError("the JSON body must be an object with 'instances': a list of rows")
     envelope = validate_envelope(SensorPredictBody, body)
     try:
-        table = table_from_instances(envelope.instances, envelope.ids, source="instances",
+        table = table_from_instances(envelope.instances, envelope.ids, source=None,
                                      max_rows=current_app.config["MAX_ROWS"])
     except SchemaError as exc:
         raise schema_error(exc) from None

@@ -6,8 +6,6 @@ the file's extra columns).
 """
 from __future__ import annotations
 
-import gzip
-import io
 import logging
 from dataclasses import dataclass, field
 
@@ -104,11 +102,3 @@ def results_csv_frame(run: ScoredRun) -> pd.DataFrame:
     results.insert(at, "threshold", run.threshold)
     results.insert(at + 1, "model", run.model_version)
     return results
-
-
-def gzip_csv(frame: pd.DataFrame) -> bytes:
-    """A frame as gzipped CSV (full precision), for the run's stored results."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
-        out.write(frame.to_csv(index=False).encode())
-    return buffer.getvalue()

@@ -8,6 +8,7 @@ from pipelines.sensor.ingest.table import chunk_frame
 from pipelines.sensor.samples import sensor_sample, sensor_template
 from pipelines.sensor.schema import LABEL_COLUMNS
 from webapp.downloads import csv_response
+from webapp.limits import heavy_slot
 from webapp.modules import get_module
 from webapp.modules.sensor.parsing import open_sensor_upload
 from webapp.pagekit import page_config, render_module_page
@@ -33,6 +34,11 @@ def check():
     A file that is not plain comma/dot CSV (semicolons, tabs, decimal commas, .xlsx) comes
     back as ``csv``, normalised, for the page's editable preview; otherwise ``csv`` is null.
     """
+    with heavy_slot():
+        return _check()
+
+
+def _check():
     req = open_sensor_upload(request)
     rows, missing, labelled, parts = 0, 0, False, []
     normalise = req.detected["format"] != "csv" or req.detected["delimiter"] != "comma" \
