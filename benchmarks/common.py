@@ -32,6 +32,13 @@ def sensor_csv(rows: int, seed: int = 1, model: dict | None = None) -> bytes:
     return frame.to_csv(index=False).encode()
 
 
+def log_to_stderr() -> None:
+    """Send log records to stderr, so that stdout holds only the JSON results (the app logs to
+    stdout only when nothing configured logging before it)."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def add_markdown_option(parser: argparse.ArgumentParser) -> None:
     """``--markdown PATH``: also write the Markdown snippet (``-``: stderr; stdout has the JSON)."""
     parser.add_argument("--markdown", metavar="PATH",

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from benchmarks.common import add_markdown_option, emit, sample_model, sensor_csv
+from benchmarks.common import add_markdown_option, emit, log_to_stderr, sample_model, sensor_csv
 from benchmarks.server_memory import PeakSampler, RenderServer, multipart, snapshot, start_command
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120, help="client timeout per request")
     add_markdown_option(parser)
     args = parser.parse_args(argv)
+    log_to_stderr()
 
     kinds = requests(sample_model(), args.csv_rows)
     tally = Tally()

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, add_markdown_option, emit
+from benchmarks.common import ROOT, add_markdown_option, emit, log_to_stderr
 
 
 def rss_mib() -> float:
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=200, help="single-row requests")
     add_markdown_option(parser)
     args = parser.parse_args(argv)
+    log_to_stderr()
 
     import pandas as pd
 

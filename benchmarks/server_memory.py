@@ -30,7 +30,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchmarks.common import ROOT, add_markdown_option, emit, sample_model, sensor_csv
+from benchmarks.common import (ROOT, add_markdown_option, emit, log_to_stderr, sample_model,
+                               sensor_csv)
 
 logger = logging.getLogger(__name__)
 
@@ -285,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows of the large upload that fits the size limit (0: skip)")
     add_markdown_option(parser)
     args = parser.parse_args(argv)
+    log_to_stderr()
     from webapp.config import defaults
 
     model = sample_model()

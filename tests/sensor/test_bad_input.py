@@ -2,7 +2,9 @@
 
 Every answer is either accepted (200) or a short JSON error ``{"error", "message",
 "problems"}`` with the expected status that locates the problem (file, row and column, or the
-JSON path); never a 500, never a traceback. Uploads that the check accepts must also score.
+JSON path); never a 500, never a traceback, and never the same error twice (a headline that
+repeats its one unlocated problem, as the 400-column error did). Uploads that the check
+accepts must also score.
 """
 from __future__ import annotations
 
@@ -77,9 +79,9 @@ def assert_error(response, case: Case) -> None:
     if case.where:
         assert any(case.where.items() <= p.items() for p in problems), \
             f"no problem at {case.where}: {problems[:5]} / {message}"
-    if case.once:
-        said = "\n".join([message, *(str(p.get("message", "")) for p in problems)])
-        assert said.count(case.once) == 1, f"{case.once!r} said {said.count(case.once)}x: {said}"
+    unlocated = [p for p in problems if not {"row", "column", "path"} & set(p)]
+    repeated = [p["message"] for p in unlocated if str(p.get("message")) in message]
+    assert not repeated, f"the headline repeats an unlocated problem (shown twice): {message}"
 
 
 def assert_accepted(response, case: Case) -> dict:
