@@ -232,6 +232,27 @@ def recent_runs(limit: int = 50) -> list[dict]:
         return rows
 
 
+def recent_flag_rate(module: str, model: str, limit: int = 20) -> dict | None:
+    """Share of rows flagged by the latest ``limit`` successful runs of a model, or None.
+
+    Compared with the threshold's target false-alarm rate it shows drift: on data like the
+    training data (mostly good items) the two should be close.
+    """
+    with engine().connect() as conn:
+        rows = conn.execute(select(runs.c.rows, runs.c.flagged, runs.c.threshold,
+                                   runs.c.default_threshold)
+                            .where(runs.c.module == module, runs.c.model == model,
+                                   runs.c.status == "ok")
+                            .order_by(runs.c.id.desc()).limit(limit)).all()
+    at_default = [r for r in rows if r.threshold is not None and r.default_threshold is not None
+                  and abs(r.threshold - r.default_threshold) < 1e-12]
+    total = sum(r.rows for r in at_default)
+    if not total:
+        return None
+    return {"runs": len(at_default), "rows": total,
+            "rate": sum(r.flagged for r in at_default) / total}
+
+
 def count_runs() -> int:
     """How many runs are recorded."""
     with engine().connect() as conn:

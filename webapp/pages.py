@@ -25,6 +25,7 @@ def history():
 @bp.get("/models")
 def models():
     """Every released model: data, each evaluation protocol's metrics, threshold, versions."""
-    cards = [d | {"module": spec.name, "module_title": spec.title}
+    cards = [d | {"module": spec.name, "module_title": spec.title,
+                  "recent": db.recent_flag_rate(spec.name, d["name"])}
              for spec in ready_modules() for d in get_predictor(spec.name).describe()]
     return render_template("models.html", models=cards)

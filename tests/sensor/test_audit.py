@@ -70,3 +70,15 @@ def test_only_the_latest_results_are_kept(db_app):
             for _ in range(3)]
     assert client.get(urls[0]).status_code == 404  # RESULTS_KEEP = 2
     assert client.get(urls[2]).status_code == 200
+
+
+def test_models_page_tracks_the_recent_flag_rate_against_the_target(db_app):
+    client = db_app.test_client()
+    assert "No runs at the default threshold" in client.get("/models").get_data(as_text=True)
+    body = upload(client, to_csv_bytes(make_batch_frame(8))).get_json()
+    upload(client, to_csv_bytes(make_batch_frame(8)), threshold="0")  # not at the default
+    with db_app.app_context():
+        recent = db.recent_flag_rate("sensor", body["model"])
+    assert recent == {"runs": 1, "rows": 8, "rate": body["n_flagged"] / 8}
+    html = client.get("/models").get_data(as_text=True)
+    assert f"flagged <strong>{100 * recent['rate']:.1f}%</strong> of 8 rows" in html
