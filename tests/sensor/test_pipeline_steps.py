@@ -109,3 +109,24 @@ def test_sample_keeps_mostly_missing_sensors_missing():
     X, y = synthetic()
     sample = sensor_sample(fit_sample_model(X, y, n_components=5), n_rows=200, seed=3)
     assert sample["Sensor-201"].isna().mean() > 0.5
+
+
+def test_extra_trees_walk_matches_scikit_learn_and_contributions_add_up():
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    X, y = synthetic(n=300)
+    detector = get_detector_class("sensor", "extra_trees")(n_estimators=25, max_features=0.2)
+    detector.fit(X, y, feature_names=SENSOR_COLUMNS)
+    assert 200 in detector.preprocessor_["indicators"]  # mostly missing: dropped, yet indicated
+    assert 100 not in detector.preprocessor_["indicators"]  # never missing: no indicator
+    forest = ExtraTreesClassifier(n_estimators=25, max_features=0.2, min_samples_leaf=2,
+                                  class_weight="balanced_subsample", random_state=0)
+    forest.fit(detector._features(X), y)
+    np.testing.assert_allclose(detector.score(X), forest.predict_proba(detector._features(X))[:, 1],
+                               rtol=0, atol=1e-12)
+    explanation = detector.explain(X[:50])
+    bias = detector.trees_["value"][detector.trees_["roots"]].mean()
+    np.testing.assert_allclose(explanation.contributions.sum(axis=1) + bias, explanation.scores,
+                               atol=1e-12)
+    top = np.argsort(-explanation.contributions[y[:50] == 1].mean(axis=0))[:5]
+    assert set(top) & set(range(5))  # the shifted sensors drive the fails
