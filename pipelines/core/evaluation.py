@@ -529,42 +529,42 @@ def paired_difference(a: np.ndarray, b: np.ndarray, bootstrap: Bootstrap) -> lis
 
 
 def choose_model(candidates: dict[str, dict[str, ProtocolResult]], complexity: dict[str, int], *,
-                 primary: str, secondary: str, metric: str = "roc_auc",
+                 protocols: tuple[str, ...], metric: str = "roc_auc",
                  bootstrap: Bootstrap = Bootstrap()) -> tuple[str, dict]:
     """Pick a model by a stated rule; return its name and the record of each step.
 
-    1. The leader has the best ``primary`` ``metric``.
-    2. Tied with it: every candidate whose paired-bootstrap interval of (leader - candidate)
-       on ``primary`` includes 0.
-    3. Among the tied, the best on ``secondary`` is the runner.
-    4. The simplest tied candidate (lowest ``complexity``) whose paired interval of
-       (runner - candidate) on ``secondary`` includes 0 wins.
+    1. Each candidate's criterion is the mean of ``metric`` over ``protocols``.
+    2. Walking down the ranking from the leader, a candidate is tied while the 95%
+       paired-bootstrap interval of (leader - candidate) includes 0; the walk stops at the
+       first clear loser, so every tied candidate ranks above every excluded one.
+    3. The simplest tied candidate (lowest ``complexity``; then the better criterion) wins.
     """
     if not candidates:
         raise ValueError("no candidate to choose from")
 
-    def value(name: str, protocol: str) -> float:
-        return candidates[name][protocol].metrics[metric]
+    def criterion(name: str) -> float:
+        return float(np.mean([candidates[name][p].metrics[metric] for p in protocols]))
 
-    def reps(name: str, protocol: str) -> np.ndarray:
-        return candidates[name][protocol].replicates[metric]
+    def replicates(name: str) -> np.ndarray:
+        return np.mean([candidates[name][p].replicates[metric] for p in protocols], axis=0)
 
-    leader = max(candidates, key=lambda n: value(n, primary))
-    vs_leader = {n: paired_difference(reps(leader, primary), reps(n, primary), bootstrap)
-                 for n in candidates if n != leader}
-    tied = [leader] + [n for n, (lo, _) in vs_leader.items() if lo <= 0.0]
-    runner = max(tied, key=lambda n: value(n, secondary))
-    vs_runner = {n: paired_difference(reps(runner, secondary), reps(n, secondary), bootstrap)
-                 for n in tied if n != runner}
-    finalists = [runner] + [n for n, (lo, _) in vs_runner.items() if lo <= 0.0]
-    chosen = min(finalists, key=lambda n: (complexity[n], -value(n, secondary)))
+    ranking = sorted(candidates, key=criterion, reverse=True)
+    leader = ranking[0]
+    differences = {n: paired_difference(replicates(leader), replicates(n), bootstrap)
+                   for n in ranking[1:]}
+    tied = [leader]
+    for name in ranking[1:]:
+        if differences[name][0] > 0.0:
+            break
+        tied.append(name)
+    chosen = min(tied, key=lambda n: (complexity[n], -criterion(n)))
     record = {
-        "rule": (f"1. leader: best {primary} {metric}; 2. tied: candidates whose "
+        "rule": (f"criterion: mean {metric} over {', '.join(protocols)}; walking down the "
+                 f"ranking, a candidate is tied with the leader while the "
                  f"{bootstrap.confidence:.0%} paired-bootstrap interval of (leader - candidate) "
-                 f"{metric} on {primary} includes 0; 3. runner: the tied candidate with the best "
-                 f"{secondary} {metric}; 4. the simplest tied candidate whose paired interval of "
-                 f"(runner - candidate) on {secondary} includes 0 wins"),
-        "leader": leader, "difference_to_leader": vs_leader, "tied": tied,
-        "runner": runner, "difference_to_runner": vs_runner, "finalists": finalists,
-        "complexity": {n: complexity[n] for n in candidates}, "chosen": chosen}
+                 f"includes 0 (the walk stops at the first clear loser); the simplest tied "
+                 f"candidate wins"),
+        "criterion": {n: round(criterion(n), 4) for n in ranking},
+        "leader": leader, "difference_to_leader": differences, "tied": tied,
+        "complexity": {n: complexity[n] for n in ranking}, "chosen": chosen}
     return chosen, record

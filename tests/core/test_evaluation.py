@@ -229,18 +229,30 @@ def _protocol(value, replicates):
 def test_choose_model_prefers_the_simplest_of_the_tied():
     rng = np.random.default_rng(0)
 
-    def noise():
-        return rng.normal(0, 0.02, 1000)
+    def protocols(a, b, spread=0.02):
+        return {"a": _protocol(a, a + rng.normal(0, spread, 1000)),
+                "b": _protocol(b, b + rng.normal(0, spread, 1000))}
 
-    candidates = {  # big: best on both, but within noise of small; far: clearly worse on "a"
-        "big": {"a": _protocol(0.72, 0.72 + noise()), "b": _protocol(0.60, 0.60 + noise())},
-        "small": {"a": _protocol(0.71, 0.71 + noise()), "b": _protocol(0.595, 0.595 + noise())},
-        "far": {"a": _protocol(0.60, 0.60 + noise()), "b": _protocol(0.70, 0.70 + noise())},
-    }
+    candidates = {"big": protocols(0.72, 0.62),     # leader on the mean of a and b (0.67)
+                  "small": protocols(0.71, 0.61),   # 0.66: within noise of the leader
+                  "far": protocols(0.55, 0.55)}     # 0.55: clearly worse
     chosen, record = choose_model(candidates, {"big": 2, "small": 1, "far": 0},
-                                  primary="a", secondary="b")
-    assert record["leader"] == "big" and set(record["tied"]) == {"big", "small"}
-    assert chosen == "small"  # "far" is simplest but not tied with the leader on "a"
-    candidates["small"]["b"] = _protocol(0.40, 0.40 + noise())  # clearly worse on "b" now
+                                  protocols=("a", "b"))
+    assert record["leader"] == "big" and record["tied"] == ["big", "small"]
+    assert record["criterion"]["big"] == pytest.approx(0.67)
+    assert chosen == "small"  # "far" is simplest but clearly worse than the leader
+    candidates["small"] = protocols(0.60, 0.60, spread=0.001)  # clearly worse now
     assert choose_model(candidates, {"big": 2, "small": 1, "far": 0},
-                        primary="a", secondary="b")[0] == "big"
+                        protocols=("a", "b"))[0] == "big"
+
+
+def test_choose_model_ties_never_skip_a_better_candidate():
+    """A noisy weaker candidate must not count as tied when a better one below the leader
+    is already a clear loser: the walk down the ranking stops there."""
+    rng = np.random.default_rng(1)
+    candidates = {"leader": {"a": _protocol(0.70, 0.70 + rng.normal(0, 0.001, 1000))},
+                  "steady": {"a": _protocol(0.66, 0.66 + rng.normal(0, 0.001, 1000))},
+                  "noisy": {"a": _protocol(0.65, 0.65 + rng.normal(0, 0.2, 1000))}}
+    chosen, record = choose_model(candidates, {"leader": 3, "steady": 2, "noisy": 1},
+                                  protocols=("a",))
+    assert record["tied"] == ["leader"] and chosen == "leader"
