@@ -16,7 +16,7 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from pipelines.core.detectors import BaseDetector, FeatureExplanation
+from pipelines.core.detectors import BaseDetector, FeatureExplanation, NotFittedError
 from pipelines.sensor.transform import fit_preprocessor, impute
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,6 @@ class ExtraTreesDetector(BaseDetector):
     def _check_trees(self) -> None:
         self.check_is_fitted()
         if not hasattr(self, "trees_"):
-            from pipelines.core.detectors import NotFittedError
             raise NotFittedError(f"{self.name} is not fitted: call fit() or load a bundle first")
 
     def save(self, directory: Path) -> dict:
