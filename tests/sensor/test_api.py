@@ -49,8 +49,8 @@ def test_predict_json_lists(client):
     assert len(body["predictions"]) == 4
     assert body["imputed_cells"] == 1
     first = body["predictions"][0]
-    assert {"fault_probability", "anomaly_score", "is_fault", "top_sensors"} <= set(first)
-    assert 0.0 <= first["fault_probability"] <= 1.0
+    assert {"fault_score", "anomaly_score", "is_fault", "top_sensors"} <= set(first)
+    assert 0.0 <= first["fault_score"] <= 1.0
     assert len(first["top_sensors"]) == 3
     assert all(s["sensor"] in SENSOR_COLUMNS for s in first["top_sensors"])
     assert body["predictions"][1]["imputed_cells"] == 1
@@ -94,7 +94,7 @@ def test_predict_csv_download_has_every_row(client):
     assert len(results) == 250
     assert results["id"].tolist() == frame["Wafer"].tolist()
     assert (results["threshold"] == 0.5).all()
-    assert {"fault_probability", "anomaly_score", "is_fault", "top_sensor_1"} <= set(results)
+    assert {"fault_score", "anomaly_score", "is_fault", "top_sensor_1"} <= set(results)
 
 
 def test_predict_records_the_run(client, app):
