@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipelines.core.predictor import Predictor
 from pipelines.sensor.ingest.table import SensorTable
-from pipelines.sensor.rows import drift, in_sample
+from pipelines.sensor.rows import DriftCounter, drift, in_sample
 from pipelines.sensor.samples import SAMPLE_MODEL_FILE
 from pipelines.sensor.schema import SENSOR_COLUMNS
 from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, headline, read_row_hashes,
@@ -82,6 +82,10 @@ class SensorPredictor(Predictor):
     def in_sample(self, X: np.ndarray) -> np.ndarray:
         """Boolean per row: its sensor values match a training row (canonical row hash)."""
         return in_sample(X, self._training_hashes)
+
+    def drift_counter(self) -> DriftCounter:
+        """A drift report to fill chunk by chunk (``update(X)``, then ``result()``)."""
+        return DriftCounter(self.training_profile())
 
     def drift(self, X: np.ndarray) -> dict:
         """How unlike the training data the rows look: ``{"share_outside", "share_imputed",

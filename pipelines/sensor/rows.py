@@ -9,6 +9,7 @@ multiple of one chunk whatever the batch size.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -83,6 +84,67 @@ def training_profile(X: np.ndarray, feature_names: Sequence[str]) -> dict:
             "missing_rate": _json_floats(np.isnan(X).mean(axis=0))}
 
 
+class DriftCounter:
+    """How unlike the training data a batch looks, counted chunk by chunk (see :func:`drift`).
+
+    Shares are exact over all chunks; each drifted sensor's batch median is exact while the
+    batch fits one chunk, and the row-weighted median of the chunks' medians beyond that.
+    """
+
+    def __init__(self, profile: dict, top: int = TOP_DRIFTED):
+        self.profile, self.top = profile, top
+        self.low = np.array([np.nan if v is None else v for v in profile["p01"]], dtype=np.float64)
+        self.high = np.array([np.nan if v is None else v for v in profile["p99"]], dtype=np.float64)
+        self.ranged = ~np.isnan(self.low) & ~np.isnan(self.high)
+        self.outside = np.zeros(len(self.low), dtype=np.int64)
+        self.seen = np.zeros(len(self.low), dtype=np.int64)
+        self.rows = 0
+        self.medians: list[tuple[int, np.ndarray]] = []
+
+    def update(self, X: np.ndarray) -> "DriftCounter":
+        """Count one chunk of rows (or a whole batch, in passes of ``CHUNK_ROWS``)."""
+        X = np.asarray(X)
+        for start in range(0, len(X), CHUNK_ROWS):
+            chunk = np.asarray(X[start:start + CHUNK_ROWS], dtype=np.float64)
+            self.seen += (~np.isnan(chunk)).sum(axis=0)
+            self.outside += ((chunk < self.low) | (chunk > self.high)).sum(axis=0)  # NaN: False
+        if len(X):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+                self.medians.append((len(X), np.nanmedian(np.asarray(X, dtype=np.float64), axis=0)))
+        self.rows += len(X)
+        return self
+
+    def _median(self, j: int) -> float:
+        weights = np.array([n for n, m in self.medians if not np.isnan(m[j])], dtype=float)
+        values = np.array([m[j] for _, m in self.medians if not np.isnan(m[j])])
+        if not values.size:
+            return float("nan")
+        order = np.argsort(values)
+        cumulative = np.cumsum(weights[order])
+        return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+    def result(self) -> dict:
+        """``{"share_outside", "share_imputed", "top_drifted": [{"sensor", "share_outside",
+        "median", "train_p01", "train_p99"}]}``."""
+        cells = self.rows * len(self.low)
+        observed_in_range = int(self.seen[self.ranged].sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_sensor = np.where(self.ranged & (self.seen > 0),
+                                  self.outside / np.maximum(self.seen, 1), 0.0)
+        order = [int(j) for j in np.argsort(-per_sensor, kind="stable")[:self.top]
+                 if per_sensor[j] > 0]
+        return {
+            "share_outside": float(self.outside[self.ranged].sum() / observed_in_range)
+            if observed_in_range else 0.0,
+            "share_imputed": float((cells - self.seen.sum()) / cells) if cells else 0.0,
+            "top_drifted": [{"sensor": self.profile["features"][j],
+                             "share_outside": float(per_sensor[j]),
+                             "median": _json_float(self._median(j)),
+                             "train_p01": _json_float(self.low[j]),
+                             "train_p99": _json_float(self.high[j])} for j in order]}
+
+
 def drift(profile: dict, X: np.ndarray, top: int = TOP_DRIFTED) -> dict:
     """How unlike the training data a batch looks.
 
@@ -90,36 +152,7 @@ def drift(profile: dict, X: np.ndarray, top: int = TOP_DRIFTED) -> dict:
     range (over sensors that have one); ``share_imputed``: missing cells; ``top_drifted``: the
     ``top`` sensors with the largest share outside, with the batch median and training range.
     """
-    X = np.asarray(X)
-    low = np.array([np.nan if v is None else v for v in profile["p01"]], dtype=np.float64)
-    high = np.array([np.nan if v is None else v for v in profile["p99"]], dtype=np.float64)
-    ranged = ~np.isnan(low) & ~np.isnan(high)
-    outside = np.zeros(X.shape[1], dtype=np.int64)
-    seen = np.zeros(X.shape[1], dtype=np.int64)
-    for start in range(0, len(X), CHUNK_ROWS):
-        chunk = np.asarray(X[start:start + CHUNK_ROWS], dtype=np.float64)
-        seen += (~np.isnan(chunk)).sum(axis=0)
-        outside += ((chunk < low) | (chunk > high)).sum(axis=0)  # NaN compares False
-    cells = X.shape[0] * X.shape[1]
-    observed_in_range = int(seen[ranged].sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_sensor = np.where(ranged & (seen > 0), outside / np.maximum(seen, 1), 0.0)
-    order = np.argsort(-per_sensor, kind="stable")[:top]
-    order = [int(j) for j in order if per_sensor[j] > 0]
-    return {
-        "share_outside": float(outside[ranged].sum() / observed_in_range) if observed_in_range else 0.0,
-        "share_imputed": float((X.shape[0] * X.shape[1] - seen.sum()) / cells) if cells else 0.0,
-        "top_drifted": [{"sensor": profile["features"][j],
-                         "share_outside": float(per_sensor[j]),
-                         "median": _json_float(_column_median(X, j)),
-                         "train_p01": _json_float(low[j]), "train_p99": _json_float(high[j])}
-                        for j in order]}
-
-
-def _column_median(X: np.ndarray, j: int) -> float:
-    column = np.asarray(X[:, j], dtype=np.float64)
-    column = column[~np.isnan(column)]
-    return float(np.median(column)) if column.size else float("nan")
+    return DriftCounter(profile, top).update(X).result()
 
 
 def _json_float(value: float) -> float | None:

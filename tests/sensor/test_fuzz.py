@@ -48,7 +48,7 @@ OPTIONS = {
     "instances": st.one_of(st.lists(instance(), max_size=3), ANY_JSON),
     "threshold": st.one_of(st.floats(0, 1), NUMBERS, ANY_JSON,
                            st.sampled_from(["0.5", "abc", "", "true", "nan", "-5"])),
-    "model": st.one_of(st.sampled_from(["xgboost_forest", "autoencoder", "", "magic"]), ANY_JSON),
+    "model": st.one_of(st.sampled_from(["xgboost", "autoencoder", "", "magic"]), ANY_JSON),
     "ids": st.one_of(st.lists(st.one_of(st.text(max_size=6), st.integers()), max_size=4),
                      ANY_JSON),
 }

@@ -59,7 +59,7 @@ def test_prediction_records_the_run_and_history_shows_it(database_url):
                            json={"instances": frame.iloc[:, 1:].to_numpy().tolist()})
     assert response.status_code == 200
     page = client.get("/history").get_data(as_text=True)
-    assert "xgboost_forest" in page and "No predictions yet" not in page
+    assert response.get_json()["model"] in page and "No predictions yet" not in page
 
 
 def test_a_database_made_before_migrations_is_adopted(database_url):

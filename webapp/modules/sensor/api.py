@@ -37,8 +37,10 @@ def _pages(run: ScoredRun):
         part = results.iloc[start:start + PAGE_ROWS]
         records = results_to_records(part)
         labels = part["label"].tolist() if "label" in part else None
+        in_sample = part["in_sample"].tolist()
         extras = part[[c for c in part.columns if c in extra]].to_dict("records") if extra else None
         for k, record in enumerate(records):
+            record["in_sample"] = bool(in_sample[k])
             if labels is not None:
                 record["label"] = int(labels[k])
             if extras is not None:
@@ -68,6 +70,7 @@ def predict():
     if wants_csv(request):
         return csv_download(data, "sensor_predictions.csv")
     decider = predictor.get(run.model)
+    info = next(d for d in predictor.describe() if d["name"] == run.model)
     head = dict(
         run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
         model=run.model, model_version=run.model_version, threshold=run.threshold,
@@ -75,6 +78,7 @@ def predict():
         false_alarm_rate=round(decider.false_alarm_rate(run.threshold), 4),
         id_column=req.id_name, detected=req.detected,
         warnings=run.warnings, n_rows=len(run.results), n_flagged=run.n_flagged,
-        imputed_cells=run.n_missing,
+        imputed_cells=run.n_missing, drift=run.drift,
+        score_meaning=info.get("score_meaning"), threshold_note=info.get("threshold_note"),
         labels={"column": req.label_column, "positive": "fail"} if run.has_labels else None)
     return json_stream(head, "predictions", _pages(run))

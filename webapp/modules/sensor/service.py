@@ -20,6 +20,10 @@ from webapp.params import check_threshold_range
 
 logger = logging.getLogger(__name__)
 
+# share of readings outside the training 1st-99th percentile range worth a warning (the
+# training data itself has about 2% there by construction)
+DRIFT_WARNING = 0.05
+
 @dataclass
 class ScoredRun:
     """A whole request scored: the results table and what the page and History need."""
@@ -33,6 +37,7 @@ class ScoredRun:
     n_missing: int
     extra_columns: list[str]
     has_labels: bool
+    drift: dict | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -66,20 +71,40 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
     check_threshold_range(req.threshold, decider.score_range, decider.name)
     threshold = decider.threshold if req.threshold is None else req.threshold
     parts, n_missing, extra, has_labels = [], 0, [], False
+    drift = predictor.drift_counter()
     for table in req.chunks:
         try:
             results = predictor.predict(table, threshold=threshold, model=decider.name)
         except InvalidInputError as exc:
             raise InputError(f"{req.source}: {exc}") from None
+        results["in_sample"] = predictor.in_sample(table.values)
+        drift.update(table.values)
         n_missing += int(results["imputed_cells"].sum())
         has_labels = table.labels is not None
         extra = [] if table.extra is None else list(table.extra.columns)
         parts.append(_with_extras(results, table))
     results = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    report = drift.result()
     return ScoredRun(results=results, model=decider.name, model_version=decider.version,
                      threshold=threshold, default_threshold=decider.threshold,
                      score_column=SCORE_COLUMNS[decider.role], n_missing=n_missing,
-                     extra_columns=extra, has_labels=has_labels, warnings=_warnings(req, results))
+                     extra_columns=extra, has_labels=has_labels, drift=report,
+                     warnings=_warnings(req, results) + scoring_warnings(results, report))
+
+
+def scoring_warnings(results: pd.DataFrame, drift: dict) -> list[str]:
+    """What the scores themselves warn about: rows the model was trained on, unusual data."""
+    out = []
+    seen = int(results["in_sample"].sum())
+    if seen:
+        out.append(f"{seen} of {len(results)} rows match wafers the model was trained on: their "
+                   f"scores are in-sample and look better than scores of new wafers would.")
+    if drift["share_outside"] > DRIFT_WARNING:
+        names = ", ".join(d["sensor"] for d in drift["top_drifted"][:3])
+        out.append(f"{100 * drift['share_outside']:.0f}% of the readings lie outside the training "
+                   f"data's 1st-99th percentile range (about 2% would be usual); scores may be "
+                   f"unreliable. Most drifted: {names}.")
+    return out
 
 
 def results_csv_frame(run: ScoredRun) -> pd.DataFrame:

@@ -24,7 +24,7 @@ def page():
     predictor = get_predictor("sensor")
     config = page_config(spec, predictor, label_columns=list(LABEL_COLUMNS),
                          check_url=url_for("sensor.check"), sample_url=url_for("sensor.sample"),
-                         models_url=url_for("pages.models"))
+                         models_url=url_for("pages.models"), profile_url=url_for("sensor.profile"))
     return render_module_page(spec, "sensor.html", config, item_label="Wafers")
 
 
@@ -56,6 +56,14 @@ def _check():
                    layout=req.detected.get("layout"), has_labels=labelled, problems=[],
                    detected=req.detected,
                    warnings=req.warnings + file_warnings(req.detected, pd.Series(ids)), csv=text)
+
+
+@bp.get("/profile.json")
+def profile():
+    """Per sensor: the training data's 1st and 99th percentile, median and missing rate."""
+    response = jsonify(get_predictor("sensor").training_profile())
+    response.cache_control.max_age = 3600
+    return response
 
 
 @bp.get("/sample.csv")
