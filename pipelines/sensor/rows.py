@@ -21,6 +21,7 @@ CHUNK_ROWS = 2048  # rows per pass of drift()
 HASH_CHUNK_ROWS = 256  # rows per pass of row_hashes(): small enough to stay in cache
 NAN_EXPONENT = np.int64(1 << 20)  # outside any float's decimal exponent range
 TOP_DRIFTED = 5
+MEDIAN_ROWS = 1000  # rows per chunk a drifted sensor's median is taken from
 _POWERS_FROM = -323  # 10.0 ** -323 is the smallest power of ten above 0 in float64
 _POWERS = 10.0 ** np.arange(_POWERS_FROM, 309, dtype=np.float64)  # a table: np.power is slow
 
@@ -87,8 +88,9 @@ def training_profile(X: np.ndarray, feature_names: Sequence[str]) -> dict:
 class DriftCounter:
     """How unlike the training data a batch looks, counted chunk by chunk (see :func:`drift`).
 
-    Shares are exact over all chunks; each drifted sensor's batch median is exact while the
-    batch fits one chunk, and the row-weighted median of the chunks' medians beyond that.
+    Shares are exact over all chunks. Each drifted sensor's batch median is exact up to
+    ``MEDIAN_ROWS`` rows; beyond that it is the median of evenly spaced rows of each chunk,
+    and the row-weighted median of the chunks' medians across chunks.
     """
 
     def __init__(self, profile: dict, top: int = TOP_DRIFTED):
@@ -109,9 +111,10 @@ class DriftCounter:
             self.seen += (~np.isnan(chunk)).sum(axis=0)
             self.outside += ((chunk < self.low) | (chunk > self.high)).sum(axis=0)  # NaN: False
         if len(X):
+            sample = np.asarray(X[::max(1, len(X) // MEDIAN_ROWS)], dtype=np.float64)
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
-                self.medians.append((len(X), np.nanmedian(np.asarray(X, dtype=np.float64), axis=0)))
+                self.medians.append((len(X), np.nanmedian(sample, axis=0)))
         self.rows += len(X)
         return self
 

@@ -7,12 +7,15 @@ the file's extra columns).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from pipelines.core.detectors import InvalidInputError, UnknownDetectorError
+from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
 from webapp.errors import InputError
 from webapp.modules.sensor.parsing import SensorRequest, file_warnings
@@ -72,7 +75,7 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
     threshold = decider.threshold if req.threshold is None else req.threshold
     parts, n_missing, extra, has_labels = [], 0, [], False
     drift = predictor.drift_counter()
-    for table in req.chunks:
+    for table in prefetched(req.chunks):
         try:
             results = predictor.predict(table, threshold=threshold, model=decider.name)
         except InvalidInputError as exc:
@@ -90,6 +93,20 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
                      score_column=SCORE_COLUMNS[decider.role], n_missing=n_missing,
                      extra_columns=extra, has_labels=has_labels, drift=report,
                      warnings=_warnings(req, results) + scoring_warnings(results, report))
+
+
+def prefetched(chunks: Iterator[SensorTable]) -> Iterator[SensorTable]:
+    """The chunks, the next one parsed in a helper thread while the caller scores this one.
+
+    Parsing holds the GIL only part of the time and the models release it, so on two cores
+    a large file is read and scored at once. At most two chunks are alive.
+    """
+    iterator = iter(chunks)
+    with ThreadPoolExecutor(1, thread_name_prefix="fablens-parse") as pool:
+        future = pool.submit(next, iterator, None)
+        while (table := future.result()) is not None:
+            future = pool.submit(next, iterator, None)
+            yield table
 
 
 def scoring_warnings(results: pd.DataFrame, drift: dict) -> list[str]:
