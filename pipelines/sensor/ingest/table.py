@@ -36,7 +36,7 @@ from pipelines.sensor.schema import ID_HEADERS, LABEL_COLUMNS, N_SENSORS, SENSOR
 
 logger = logging.getLogger(__name__)
 
-CHUNK_ROWS = 5000  # rows parsed (and scored) at a time: ~24 MB of float64 per chunk
+CHUNK_ROWS = 2000  # rows parsed (and scored) at a time: ~10 MB of float64 per chunk
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
