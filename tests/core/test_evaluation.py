@@ -150,3 +150,13 @@ def test_time_split_trains_on_the_earliest_rows():
     assert metrics["n_train"] == 150 and metrics["n_test"] == 50
     assert Spy.fitted_on[-1] == set(range(50, 200))
     assert "of wafers by timestamp" in metrics["protocol"]
+
+
+def test_problem_names_the_item_within_a_file():
+    from pipelines.core.problems import Problem
+
+    p = Problem("bad die", file="maps.npz", index=3, row=2, column="5")
+    assert p.text() == "maps.npz, item 3, row 2, column 5: bad die"
+    assert p.to_dict() == {"message": "bad die", "file": "maps.npz", "row": 2, "column": "5",
+                           "index": 3}
+    assert Problem("x", file="a.csv", row=1).text() == "a.csv, row 1: x"
