@@ -150,3 +150,19 @@ def parse_count(value, name: str) -> int | None:
         raise InputError(f"{name} must be a whole number from 0 to {MAX_COUNT}, got "
                          f"'{text[:40]}'")
     return int(text)
+
+
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+              "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_flag(value, name: str) -> bool | None:
+    """A yes/no option from a form or query string (``1``/``0``, ``true``/``false``, ...)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in FLAG_WORDS:
+        raise InputError(f"{name} must be true or false (or 1 or 0), got '{str(value)[:40]}'")
+    return FLAG_WORDS[text]
