@@ -105,20 +105,21 @@ def validate_envelope(model: type[Envelope], body: Any) -> Envelope:
         raise InputError(f"{first['path']}: {first['message']}{more}"[:280], problems) from None
 
 
-def parse_threshold(value) -> float | None:
-    """A threshold from a request (number or numeric string), or None when absent."""
+def parse_threshold(value, name: str = "threshold") -> float | None:
+    """A threshold (or another level called ``name``) from a request: a number or numeric
+    string, or None when absent."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise InputError(f"threshold must be a number, got {str(value).lower()}")
+        raise InputError(f"{name} must be a number, got {str(value).lower()}")
     if not isinstance(value, (int, float, str)):
-        raise InputError(f"threshold must be a number, got {type(value).__name__}")
+        raise InputError(f"{name} must be a number, got {type(value).__name__}")
     try:
         threshold = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"threshold must be a number, got '{str(value)[:40]}'") from None
+        raise InputError(f"{name} must be a number, got '{str(value)[:40]}'") from None
     if not math.isfinite(threshold):
-        raise InputError(f"threshold must be a finite number, got '{str(value)[:40]}'")
+        raise InputError(f"{name} must be a finite number, got '{str(value)[:40]}'")
     return threshold
 
 

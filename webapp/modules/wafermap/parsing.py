@@ -83,9 +83,8 @@ def _show(cell) -> str:
     return repr(cell)[:30]
 
 
-def json_grid(item, k: int) -> np.ndarray | list[Problem]:
-    """Map ``k`` of a JSON body as a uint8 grid, or its problems located by JSON path."""
-    path = f"maps[{k}]"
+def json_grid(item, path: str) -> np.ndarray | list[Problem]:
+    """The map at JSON ``path`` as a uint8 grid, or its problems located by JSON path."""
     if not isinstance(item, list) or not item:
         return [Problem("a map must be a non-empty list of rows (lists of 0, 1, 2)", path=path)]
     if len(item) > MAX_SIDE:
@@ -141,7 +140,7 @@ def _json_request(request: Request) -> WafermapRequest:
                          f"map, or none")
     grids, problems = [], []
     for k, item in enumerate(envelope.maps):
-        found = json_grid(item, k)
+        found = json_grid(item, f"maps[{k}]")
         if isinstance(found, list):
             problems += found
             if len(problems) >= MAX_PROBLEMS:
@@ -229,7 +228,7 @@ def _files_request(request: Request) -> WafermapRequest:
                                                              request.args.get("saliency")),
                                                     "saliency")),
                            review_level=parse_threshold(form.get(
-                               "review_level", request.args.get("review_level"))),
+                               "review_level", request.args.get("review_level")), "review_level"),
                            model=parse_model(form.get("model") or request.args.get("model")),
                            include_maps=bool(parse_flag(form.get("include_maps"),
                                                         "include_maps")))

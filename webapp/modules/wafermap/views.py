@@ -61,7 +61,7 @@ def explain():
     body = read_json(request)
     if not isinstance(body, dict) or set(body) != {"map"}:
         raise InputError("send {\"map\": [[0, 1, 2, ...], ...]}: one map")
-    grid = json_grid(body["map"], 0)
+    grid = json_grid(body["map"], "map")
     if isinstance(grid, list):
         raise schema_error(SchemaError(grid))
     record = get_predictor("wafermap").predict([grid], saliency=True)[0]
