@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.core import locations
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -156,7 +158,7 @@ def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=locations.data_dir(os.environ))
     parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
     parser.add_argument("--maps", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
