@@ -60,6 +60,11 @@ def _too_deep(raw: bytes) -> str | None:
     return f"the JSON body nests more than {MAX_DEPTH} levels deep{inside} (at byte {at})"
 
 
+def json_depth_problem(raw: bytes) -> str | None:
+    """Where JSON text nests deeper than ``MAX_DEPTH`` levels (for JSON files too), or None."""
+    return _too_deep(raw)
+
+
 def read_json(request: Request) -> Any:
     """The request body parsed as JSON, or a 400 saying what is wrong with it."""
     raw = request.get_data(cache=True)

@@ -218,8 +218,15 @@ def test_bad_json_bodies(client, raw, needle):
     ("w.json", b"[[0, 1], [1, 7]]", "w.json"),
     ("maps.npz", b"PK\x03\x04 not really", "maps.npz"),
     ("notes.txt", b"hello", "notes.txt"),
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nests more than"),
+    ("nan.json", b"[[0, NaN], [1, 1]]", "NaN"),
+    ("cx.npz", None, "cx.npz"),
 ])
 def test_bad_file_is_a_4xx_naming_the_file(client, name, data, needle):
+    if data is None:  # an npz of complex numbers
+        buffer = io.BytesIO()
+        np.savez(buffer, X=np.ones((1, 3, 3), dtype=np.complex64))
+        data = buffer.getvalue()
     response = post_files(client, [(name, data)])
     assert 400 <= response.status_code < 500
     refused(response, needle, response.status_code)
@@ -287,6 +294,7 @@ def test_npz_with_objects_is_never_unpickled(client, tmp_path):
 
 def test_no_file_and_bad_options(client):
     refused(client.post(URL, data={"other": "x"}, content_type="multipart/form-data"), "no file")
+    refused(client.post(URL + "?review_level=abc", json={"maps": [SMALL]}), "review_level")
     for field, value in [("saliency", "maybe"), ("review_level", "high"), ("review_level", "1.5"),
                          ("review_level", "nan"), ("include_maps", "2")]:
         refused(post_files(client, [("w.csv", csv_grid(grid(1)))], **{field: value}), field)

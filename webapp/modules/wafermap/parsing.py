@@ -24,8 +24,8 @@ from pipelines.core.problems import Problem, SchemaError
 from pipelines.wafermap.ingest import (IMAGE_EXTENSIONS, check_grid, read_maps)
 from pipelines.wafermap.schema import MAX_SIDE
 from webapp.errors import InputError
-from webapp.params import (parse_flag, parse_model, parse_threshold, read_json,
-                           validate_envelope)
+from webapp.params import (json_depth_problem, parse_flag, parse_model, parse_threshold,
+                           read_json, validate_envelope)
 from webapp.uploads import (MAX_PROBLEMS, UploadedBytes, check_archive_size, check_image,
                             is_zip_archive, read_uploads, schema_error, uploaded_files,
                             zip_members)
@@ -153,7 +153,9 @@ def _json_request(request: Request) -> WafermapRequest:
         [str(k + 1) for k in range(n)]
     return WafermapRequest("json", grids, names,
                            hashlib.sha256(request.get_data(cache=True)).hexdigest(),
-                           saliency=envelope.saliency, review_level=envelope.review_level,
+                           saliency=envelope.saliency,
+                           review_level=envelope.review_level if envelope.review_level is not None
+                           else parse_threshold(request.args.get("review_level"), "review_level"),
                            model=parse_model(envelope.model or request.args.get("model")),
                            kinds={"json": 1})
 
@@ -177,6 +179,11 @@ def _read_file(item: UploadedBytes, remaining: int, max_total: int):
     kind = _kind(item)
     if f".{kind}" in IMAGE_EXTENSIONS or kind == "jpeg":
         check_image(item)
+    elif kind == "json":
+        deep = json_depth_problem(item.data)
+        if deep:
+            raise InputError(f"{item.name}: {deep.replace('the JSON body', 'the file')}; a map "
+                             f"is a list of rows")
     elif kind == "npz" or item.data.startswith(b"PK"):
         if item.name.lower().endswith(".zip"):
             raise InputError(f"{item.name}: a zip inside a zip is not read; put the files in "
