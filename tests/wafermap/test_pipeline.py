@@ -132,3 +132,15 @@ print("TORCH_IMPORTED", "torch" in sys.modules)
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "TORCH_IMPORTED False"
+
+
+def test_test_time_symmetry_makes_scores_orientation_free():
+    X, y = synthetic(n=40, size=32, seed=4)
+    detector = CNNDetector(**{**FAST, "tta": 8}).fit(X, y)
+    turned = np.ascontiguousarray(np.rot90(X, 1, axes=(1, 2))[:, :, ::-1])
+    np.testing.assert_allclose(detector.score(turned), detector.score(X), atol=1e-5)
+    assert np.abs(detector.torch_probabilities(X) - detector.score(X)).max() < 1e-4
+    single = CNNDetector(**{**FAST, "tta": 1}).fit(X, y)
+    assert np.abs(single.score(turned) - single.score(X)).max() > 1e-4
+    with pytest.raises(ValueError, match="tta must be"):
+        CNNDetector(**{**FAST, "tta": 9}).fit(X, y)

@@ -16,9 +16,14 @@ with weight ``count_c ** -balance`` (0: natural frequencies, 1: every class equa
 and turns each drawn map by a random multiple of 90 degrees and a random flip (the eight
 symmetries of the square; failure patterns do not depend on orientation). AdamW with a
 one-cycle learning rate. With ``validation`` maps, the epoch with the best validation macro-F1
-is kept (validation from the first quarter of the epochs on; early stop after ``patience``
-epochs without a better one), and the temperature that minimises the validation log-loss is
-fitted and baked into the export.
+is kept (validated from ``validate_from`` of the epochs on, once the one-cycle learning rate
+comes down; early stop after ``patience`` validated epochs without a better one), and the
+temperature that minimises the validation log-loss is fitted and baked into the export.
+
+Test-time symmetry (``tta``): the exported graph scores each map in ``tta`` orientations (the
+first of :data:`SYMMETRIES`: 1 as given, 4 the four rotations, 8 rotations and mirror images)
+and averages the calibrated probabilities; the temperature is fitted for that average. The
+epoch is chosen on single-orientation scores (cheaper during training).
 
 ``explain`` is occlusion, run through onnxruntime (no torch, no gradients): for each patch of
 ``occlusion_patch`` x ``occlusion_patch`` cells (step ``occlusion_stride``) that holds a fail
@@ -45,6 +50,21 @@ from pipelines.wafermap.schema import CLASSES, FAIL, PASS
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024  # maps per onnxruntime call
+# the eight symmetries of the square as (transpose, flip rows, flip columns): the four
+# rotations by 0, 180, 90 and 270 degrees, then the four mirror images
+SYMMETRIES: tuple[tuple[bool, bool, bool], ...] = (
+    (False, False, False), (False, True, True), (True, True, False), (True, False, True),
+    (True, False, False), (True, True, True), (False, True, False), (False, False, True))
+
+
+def symmetry(maps, transpose: bool, flip_rows: bool, flip_cols: bool):
+    """A torch batch (maps, H, W) turned/mirrored (transpose and flips export to ONNX)."""
+    import torch
+
+    if transpose:
+        maps = maps.transpose(1, 2)
+    dims = [d for d, flip in ((1, flip_rows), (2, flip_cols)) if flip]
+    return torch.flip(maps, dims=dims) if dims else maps
 
 
 def _session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:
@@ -65,14 +85,20 @@ def macro_f1(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The temperature T minimising the log-loss of ``softmax(logits / T)`` (grid, then refined)."""
+    """The temperature T minimising the log-loss of ``softmax(logits / T)`` (grid, then refined).
+
+    ``logits`` is (maps, classes), or (views, maps, classes) when the probabilities of several
+    orientations are averaged.
+    """
     logits = np.asarray(logits, dtype=np.float64)
+    logits = logits[None] if logits.ndim == 2 else logits
 
     def nll(t: float) -> float:
         z = logits / t
-        z = z - z.max(axis=1, keepdims=True)
-        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return float(-log_p[np.arange(len(y)), y].mean())
+        z = z - z.max(axis=2, keepdims=True)
+        p = np.exp(z)
+        p = (p / p.sum(axis=2, keepdims=True)).mean(axis=0)
+        return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-300, None)).mean())
 
     grid = np.exp(np.linspace(np.log(0.2), np.log(10.0), 81))
     best = min(grid, key=nll)
@@ -93,8 +119,9 @@ class CNNDetector(BaseDetector):
                  channels: tuple[int, ...] = (16, 32, 64, 128), epochs: int = 40,
                  epoch_size: int = 20000, batch_size: int = 128, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, dropout: float = 0.2, balance: float = 0.5,
-                 patience: int = 10, occlusion_patch: int = 8, occlusion_stride: int = 4,
-                 n_jobs: int = 2, random_state: int = 0):
+                 validate_from: float = 0.5, patience: int = 10, tta: int = 4,
+                 occlusion_patch: int = 8, occlusion_stride: int = 4, n_jobs: int = 2,
+                 random_state: int = 0):
         self.classes = tuple(classes)
         self.channels = tuple(channels)
         self.epochs = epochs
@@ -104,7 +131,9 @@ class CNNDetector(BaseDetector):
         self.weight_decay = weight_decay
         self.dropout = dropout
         self.balance = balance
+        self.validate_from = validate_from
         self.patience = patience
+        self.tta = tta
         self.occlusion_patch = occlusion_patch
         self.occlusion_stride = occlusion_stride
         self.n_jobs = n_jobs
@@ -150,6 +179,9 @@ class CNNDetector(BaseDetector):
         from torch import nn
 
         n_classes, dropout = len(self.classes), self.dropout
+        if not 1 <= self.tta <= len(SYMMETRIES):
+            raise ValueError(f"tta must be 1..{len(SYMMETRIES)} orientations, got {self.tta}")
+        views = SYMMETRIES[:self.tta]
         layers: list[nn.Module] = [nn.MaxPool2d(2)]
         c_in = 2
         for stage, c_out in enumerate(self.channels):
@@ -176,37 +208,42 @@ class CNNDetector(BaseDetector):
                 return self.head(pooled)
 
             def forward(self, x):
-                return torch.softmax(self.logits(x) / self.temperature, dim=1)
+                if len(views) == 1:
+                    return torch.softmax(self.logits(x) / self.temperature, dim=1)
+                turned = torch.cat([symmetry(x, *v) for v in views], dim=0)
+                p = torch.softmax(self.logits(turned) / self.temperature, dim=1)
+                return p.reshape(len(views), x.shape[0], n_classes).mean(dim=0)
 
         return WaferCNN()
 
     @staticmethod
     def _augment(batch, generator):
-        """Each map turned by a random multiple of 90 degrees, half of them mirrored."""
+        """Each map in one of the eight symmetries of the square, drawn at random."""
         import torch
 
-        n = batch.shape[0]
-        turns = torch.randint(0, 4, (n,), generator=generator)
-        flips = torch.randint(0, 2, (n,), generator=generator).bool()
+        which = torch.randint(0, len(SYMMETRIES), (batch.shape[0],), generator=generator)
         out = batch.clone()
-        for k in range(4):
-            for flip in (False, True):
-                chosen = (turns == k) & (flips == flip)
-                if chosen.any():
-                    part = torch.rot90(batch[chosen], k, dims=(1, 2))
-                    out[chosen] = torch.flip(part, dims=(2,)) if flip else part
+        for k, view in enumerate(SYMMETRIES):
+            chosen = which == k
+            if chosen.any():
+                out[chosen] = symmetry(batch[chosen], *view)
         return out
 
-    def _torch_logits(self, module, maps: np.ndarray, batch: int = 2048) -> np.ndarray:
+    def _torch_logits(self, module, maps: np.ndarray, views=SYMMETRIES[:1],
+                      batch: int = 2048) -> np.ndarray:
+        """Logits per orientation, (views, maps, classes)."""
         import torch
 
         module.eval()
         out = []
         with torch.no_grad():
-            for start in range(0, len(maps), batch):
-                x = torch.from_numpy(maps[start:start + batch]).float()
-                out.append(module.logits(x).numpy())
-        return np.concatenate(out).astype(np.float64)
+            for view in views:
+                part = []
+                for start in range(0, len(maps), batch):
+                    x = torch.from_numpy(maps[start:start + batch]).float()
+                    part.append(module.logits(symmetry(x, *view)).numpy())
+                out.append(np.concatenate(part))
+        return np.stack(out).astype(np.float64)
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, *,
             feature_names: Sequence[str] | None = None,
@@ -268,8 +305,8 @@ class CNNDetector(BaseDetector):
                 schedule.step()
                 total += loss.item()
             record = {"epoch": epoch + 1, "loss": round(total / steps, 4)}
-            if val is not None and epoch + 1 >= self.epochs // 4:
-                predicted = self._torch_logits(module, val[0]).argmax(axis=1)
+            if val is not None and epoch + 1 >= int(self.validate_from * self.epochs):
+                predicted = self._torch_logits(module, val[0])[0].argmax(axis=1)
                 record["val_macro_f1"] = round(macro_f1(val[1], predicted, n_classes), 4)
                 if record["val_macro_f1"] > best[0]:
                     state = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -289,7 +326,8 @@ class CNNDetector(BaseDetector):
         self.history_ = history
         self.temperature_ = 1.0
         if val is not None:
-            self.temperature_ = fit_temperature(self._torch_logits(module, val[0]), val[1])
+            self.temperature_ = fit_temperature(
+                self._torch_logits(module, val[0], SYMMETRIES[:self.tta]), val[1])
         module.temperature.fill_(self.temperature_)
         self.module_ = module
         self.onnx_ = self._export(module)
