@@ -152,7 +152,8 @@ class RenderServer:
         """Readiness checks until every worker logged loading every ready module."""
         from webapp.modules import ready_modules
 
-        expected = len(children(self.master)) * len(ready_modules())
+        names = [spec.name for spec in ready_modules()]
+        workers = len(children(self.master))
 
         def ready(_) -> int:
             return urllib.request.urlopen(f"{self.url}/health/ready", timeout=60).status
@@ -161,7 +162,8 @@ class RenderServer:
         while time.time() < deadline:
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 list(pool.map(ready, range(8)))
-            if self.log_path.read_text().count("loaded sensor models") >= expected:
+            log = self.log_path.read_text()
+            if all(log.count(f"loaded {name} models") >= workers for name in names):
                 return
         raise RuntimeError(f"not every worker loaded its models; see {self.log_path}")
 

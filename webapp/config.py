@@ -34,6 +34,8 @@ def defaults() -> dict:
         "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
+        "WAFERMAP_MAX_MAPS": 1000,  # maps (and files) in one wafer-map request; more: HTTP 413
+        "WAFERMAP_MAX_SALIENCY": 50,  # maps explained (occlusion saliency) in one request
     }
 
 
@@ -58,6 +60,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
+    "FABLENS_WAFERMAP_MAX_MAPS": ("WAFERMAP_MAX_MAPS", _positive_int),
 }
 
 

@@ -60,6 +60,11 @@ def _too_deep(raw: bytes) -> str | None:
     return f"the JSON body nests more than {MAX_DEPTH} levels deep{inside} (at byte {at})"
 
 
+def json_depth_problem(raw: bytes) -> str | None:
+    """Where JSON text nests deeper than ``MAX_DEPTH`` levels (for JSON files too), or None."""
+    return _too_deep(raw)
+
+
 def read_json(request: Request) -> Any:
     """The request body parsed as JSON, or a 400 saying what is wrong with it."""
     raw = request.get_data(cache=True)
@@ -105,20 +110,21 @@ def validate_envelope(model: type[Envelope], body: Any) -> Envelope:
         raise InputError(f"{first['path']}: {first['message']}{more}"[:280], problems) from None
 
 
-def parse_threshold(value) -> float | None:
-    """A threshold from a request (number or numeric string), or None when absent."""
+def parse_threshold(value, name: str = "threshold") -> float | None:
+    """A threshold (or another level called ``name``) from a request: a number or numeric
+    string, or None when absent."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise InputError(f"threshold must be a number, got {str(value).lower()}")
+        raise InputError(f"{name} must be a number, got {str(value).lower()}")
     if not isinstance(value, (int, float, str)):
-        raise InputError(f"threshold must be a number, got {type(value).__name__}")
+        raise InputError(f"{name} must be a number, got {type(value).__name__}")
     try:
         threshold = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"threshold must be a number, got '{str(value)[:40]}'") from None
+        raise InputError(f"{name} must be a number, got '{str(value)[:40]}'") from None
     if not math.isfinite(threshold):
-        raise InputError(f"threshold must be a finite number, got '{str(value)[:40]}'")
+        raise InputError(f"{name} must be a finite number, got '{str(value)[:40]}'")
     return threshold
 
 
@@ -150,3 +156,19 @@ def parse_count(value, name: str) -> int | None:
         raise InputError(f"{name} must be a whole number from 0 to {MAX_COUNT}, got "
                          f"'{text[:40]}'")
     return int(text)
+
+
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+              "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_flag(value, name: str) -> bool | None:
+    """A yes/no option from a form or query string (``1``/``0``, ``true``/``false``, ...)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in FLAG_WORDS:
+        raise InputError(f"{name} must be true or false (or 1 or 0), got '{str(value)[:40]}'")
+    return FLAG_WORDS[text]

@@ -17,6 +17,7 @@ from flask import Blueprint, abort, request
 from webapp import db
 from webapp.downloads import csv_response
 from webapp.errors import InputError
+from webapp.modules import ResultsDecision, registered
 from webapp.params import check_threshold_range, parse_threshold
 from webapp.predictors import get_predictor
 
@@ -30,12 +31,18 @@ def _score_range(module: str, model: str) -> tuple[float, float]:
         return (-float("inf"), float("inf"))
 
 
-def redecide(frame: pd.DataFrame, score_column: str, threshold: float) -> pd.DataFrame:
+def _decision(module: str) -> ResultsDecision:
+    return next((s.decision for s in registered() if s.name == module), ResultsDecision())
+
+
+def redecide(frame: pd.DataFrame, score_column: str, threshold: float,
+             decision: ResultsDecision = ResultsDecision()) -> pd.DataFrame:
     """The stored results decided at ``threshold`` (text columns kept exactly as stored)."""
     scores = pd.to_numeric(frame[score_column], errors="coerce").to_numpy(dtype=float)
     out = frame.copy()
-    out["is_fault"] = np.where(scores >= threshold, "True", "False")
-    out["threshold"] = repr(float(threshold))
+    flagged = scores < threshold if decision.below else scores >= threshold
+    out[decision.flag] = np.where(flagged, "True", "False")
+    out[decision.threshold] = repr(float(threshold))
     return out
 
 
@@ -50,13 +57,14 @@ def results(run_id: int):
     flagged_only = request.args.get("flagged") in ("1", "true")
     frame = pd.read_csv(io.BytesIO(gzip.decompress(stored["csv_gz"])), dtype=str,
                         keep_default_na=False)
+    decision = _decision(stored["module"])
     if threshold is not None:
         check_threshold_range(threshold, _score_range(stored["module"], stored["model"]),
                               stored["model"])
-        frame = redecide(frame, stored["score_column"], threshold)
+        frame = redecide(frame, stored["score_column"], threshold, decision)
     else:
         threshold = stored["threshold"]
-    flagged = frame["is_fault"].eq("True")
+    flagged = frame[decision.flag].eq("True")
     if flagged_only:
         frame = frame[flagged]
     db.record_download(run_id, float(threshold), int(flagged.sum()), len(frame), flagged_only)

@@ -159,13 +159,16 @@ class BaseDetector:
     """Shared behaviour: parameters from the signature, input checks, fitted checks, loading.
 
     Subclasses set ``name``; ``allow_nan`` when missing values are part of the input (they are
-    imputed or handled natively); ``input_ndim`` for inputs that are not a 2-D table.
+    imputed or handled natively); ``input_ndim`` for inputs that are not a 2-D table;
+    ``integer_input`` when the input is codes (wafer-map dies) that arrive as integer arrays,
+    which are then checked as they are instead of being copied to float64.
     """
 
     name: ClassVar[str]
     allow_nan: ClassVar[bool] = False
     input_ndim: ClassVar[int] = 2
     score_range: ClassVar[tuple[float, float]] = (-math.inf, math.inf)  # every score lies in it
+    integer_input: ClassVar[bool] = False
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -198,10 +201,13 @@ class BaseDetector:
                      ) -> np.ndarray:
         """Validate ``X`` as a float array; on ``reset`` (fit) learn its feature count and names.
 
-        Features are the last axis (columns of a table, channels of a series or image).
+        Features are the last axis (columns of a table, channels of a series or image). With
+        ``integer_input``, an integer array keeps its dtype (finite and inside the float32
+        range by construction, so those checks are skipped); anything else becomes float64.
         """
+        keep = self.integer_input and isinstance(X, np.ndarray) and X.dtype.kind in "iu"
         try:
-            X = np.asarray(X, dtype=float)
+            X = X if keep else np.asarray(X, dtype=float)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"{self.name}: input is not numeric ({exc})") from None
         if X.ndim != self.input_ndim:
@@ -210,15 +216,15 @@ class BaseDetector:
         if X.shape[0] == 0:
             raise InvalidInputError(f"{self.name}: no rows to {'fit' if reset else 'score'}")
         flat = X.reshape(-1)  # fmax/fmin skip NaN: two passes, no temporary the size of X
-        if np.fmax.reduce(flat, initial=-np.inf) > FLOAT32_MAX or \
-                np.fmin.reduce(flat, initial=np.inf) < -FLOAT32_MAX:
+        if not keep and (np.fmax.reduce(flat, initial=-np.inf) > FLOAT32_MAX or
+                         np.fmin.reduce(flat, initial=np.inf) < -FLOAT32_MAX):
             with np.errstate(invalid="ignore"):
                 bad = np.abs(X) > FLOAT32_MAX  # inf and float32 overflow; NaN compares False
             where = np.argwhere(bad)[0]
             raise InvalidInputError(
                 f"{self.name}: {int(bad.sum())} value(s) are infinite or beyond the float32 "
                 f"range (first at row {where[0] + 1}, feature {self._feature_label(where[-1])})")
-        if not self.allow_nan and np.isnan(X).any():
+        if not keep and not self.allow_nan and np.isnan(X).any():
             where = np.argwhere(np.isnan(X))[0]
             raise InvalidInputError(f"{self.name}: missing (NaN) values are not allowed "
                                     f"(first at row {where[0] + 1})")

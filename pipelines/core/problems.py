@@ -43,14 +43,16 @@ class Problem:
     row: int | None = None  # 1-based data row (the header is not counted)
     column: str | None = None
     path: str | None = None  # where in a JSON body, e.g. ``instances[3][17]``
+    index: int | None = None  # 1-based item within a file holding several (a map in an npz)
 
     def to_dict(self) -> dict:
         """The problem as a JSON-ready dict without empty fields."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def text(self) -> str:
-        """One line naming file, row and column, e.g. ``a.csv, row 3, column Sensor-7: ...``."""
-        where = [p for p in (self.file, self.path, self.row and f"row {self.row}",
+        """One line naming file, item, row and column: ``a.csv, row 3, column Sensor-7: ...``."""
+        where = [p for p in (self.file, self.path, self.index and f"item {self.index}",
+                             self.row and f"row {self.row}",
                              self.column and f"column {self.column}") if p]
         return (", ".join(where) + ": " if where else "") + self.message
 

@@ -85,3 +85,24 @@ def test_top_k_orders_the_largest_contributions():
 def test_unknown_detector_lists_the_module_models():
     with pytest.raises(UnknownDetectorError, match="sensor/autoencoder, sensor/extra_trees, sensor/xgboost"):
         get_detector_class("sensor", "svm")
+
+
+class Codes(Mean):
+    """Integer codes (3-D, like wafer maps) kept as they are."""
+
+    name = "codes"
+    input_ndim = 3
+    integer_input = True
+
+    def fit(self, X, y=None, *, feature_names=None):
+        self.seen_ = self._check_input(X, reset=True, feature_names=feature_names)
+        return self
+
+
+def test_integer_input_is_kept_without_a_float_copy():
+    maps = np.zeros((2, 4, 4), dtype=np.uint8)
+    assert Codes().fit(maps).seen_ is maps
+    assert Codes().fit(maps.astype(float)).seen_.dtype == np.float64
+    with pytest.raises(InvalidInputError, match="infinite"):
+        Codes().fit(np.full((2, 4, 4), np.inf))
+    assert Mean().fit(np.zeros((4, 3), dtype=np.int64)).mean_.dtype == np.float64

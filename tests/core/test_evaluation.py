@@ -256,3 +256,12 @@ def test_choose_model_ties_never_skip_a_better_candidate():
     chosen, record = choose_model(candidates, {"leader": 3, "steady": 2, "noisy": 1},
                                   protocols=("a",))
     assert record["tied"] == ["leader"] and chosen == "leader"
+
+def test_problem_names_the_item_within_a_file():
+    from pipelines.core.problems import Problem
+
+    p = Problem("bad die", file="maps.npz", index=3, row=2, column="5")
+    assert p.text() == "maps.npz, item 3, row 2, column 5: bad die"
+    assert p.to_dict() == {"message": "bad die", "file": "maps.npz", "row": 2, "column": "5",
+                           "index": 3}
+    assert Problem("x", file="a.csv", row=1).text() == "a.csv, row 1: x"

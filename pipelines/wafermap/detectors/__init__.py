@@ -1,0 +1,1 @@
+"""Wafer-map detectors."""

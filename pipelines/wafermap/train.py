@@ -1,0 +1,209 @@
+"""The wafer-map training composer: fit the CNN on train, tune on val, write the release.
+
+Protocol (recorded in the manifest): the CNN trains on the ``train`` split of WM-811K's
+original-resolution maps, each resized to 64 x 64 by ``transform.resize_map`` (the code that
+serves). The ``val`` split chooses the epoch (best macro-F1), fits the calibration temperature
+(lowest log-loss) and sets the "needs review" confidence level; the metrics reported are on
+that same ``val`` split, so they are slightly optimistic, and the held-out ``test`` split is
+the unbiased check (``python -m pipelines.evaluate wafermap --data <test npz>``).
+
+"Needs review" level: the val predictions are sorted by confidence (the calibrated top
+probability) and read in bands of ``REVIEW_BAND`` neighbours; the level is the highest
+confidence at which such a band is right less than ``target_accuracy`` (default 90%) of the
+time. Above it, every band of similarly confident val predictions is right at least that
+often; a prediction below it is flagged ``needs_review``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pipelines.core.artifacts import atomic_directory, save_bundle, sha256, write_release
+from pipelines.core.evaluation import multiclass_metrics
+from pipelines.wafermap.detectors.cnn import CNNDetector
+from pipelines.wafermap.ingest import WaferMaps, read_npz
+from pipelines.wafermap.schema import CLASSES, MODEL_SIZE
+
+MODULE = "wafermap"
+MODEL = "cnn"
+EVALUATION_FILE = "evaluation.json"
+DATA_FILES = ("wafer_maps_orig.npz", "wafer_maps_64.npz")
+REVIEW_BAND = 250
+# the shipped network's parameters (CNNDetector's defaults, spelled out for the manifest)
+RELEASE_PARAMS: dict = {}
+
+
+def find_data(path: Path) -> Path:
+    """The npz to train on: ``path`` itself, or WM-811K's file in it or in its ``wm811k/``."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for folder in (path, path / "wm811k"):
+        for name in DATA_FILES:
+            if (folder / name).is_file():
+                return folder / name
+    raise FileNotFoundError(f"no {' or '.join(DATA_FILES)} in {path} or {path / 'wm811k'}")
+
+
+def class_counts(labels: np.ndarray) -> dict[str, int]:
+    """Maps per class, in the model's class order."""
+    return {c: int(np.sum(labels == c)) for c in CLASSES}
+
+
+def load_training_data(path: Path, subset: int | None = None, seed: int = 0
+                       ) -> tuple[WaferMaps, WaferMaps, dict]:
+    """The train and val splits and the data reference (name, sha256, counts; no path).
+
+    ``subset`` keeps a stratified random sample of that many train maps (quick experiments).
+    """
+    file = find_data(path)
+    train = read_npz(file, split="train")
+    val = read_npz(file, split="val")
+    if train.labels is None:
+        raise ValueError(f"{file.name} has no labels ('y'); cannot train")
+    if subset is not None and subset < len(train):
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(train), size=subset, replace=False))
+        train = WaferMaps([train.maps[i] for i in keep], [train.names[i] for i in keep],
+                          train.labels[keep], train.split[keep], train.layout)
+    reference = {"name": "WM-811K labelled subset (MIR Lab, NTU)" if file.name in DATA_FILES
+                 else file.stem,
+                 "file": file.name, "sha256": sha256(file), "layout": train.layout,
+                 "rows": {"train": len(train), "val": len(val)},
+                 "class_counts": {"train": class_counts(train.labels),
+                                  "val": class_counts(val.labels)}}
+    if subset is not None:
+        reference["train_subset"] = {"maps": len(train), "seed": seed}
+    return train, val, reference
+
+
+def review_level(probabilities: np.ndarray, y: np.ndarray, target_accuracy: float = 0.9,
+                 band: int = REVIEW_BAND) -> dict:
+    """The "needs review" confidence level from validation predictions (see the module doc)."""
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == y
+    order = np.argsort(confidence, kind="stable")
+    confidence, right = confidence[order], right[order].astype(float)
+    band = max(1, min(band, len(right)))
+    window = np.convolve(right, np.ones(band) / band, mode="valid")  # band i: [i, i + band)
+    low = np.flatnonzero(window < target_accuracy)
+    level = float(confidence[low[-1] + band - 1]) if low.size else 0.0
+    flagged = confidence < level
+    return {
+        "value": round(level, 4),
+        "rule": "needs_review when confidence (the top calibrated probability) < value",
+        "target_accuracy": target_accuracy,
+        "band": band,
+        "source": f"validation predictions sorted by confidence, in bands of {band}: the "
+                  f"highest confidence where a band is right less than "
+                  f"{target_accuracy:.0%} of the time",
+        "val_flagged_share": round(float(flagged.mean()), 4),
+        "val_accuracy_flagged": round(float(right[flagged].mean()), 4) if flagged.any()
+        else None,
+        "val_accuracy_not_flagged": round(float(right[~flagged].mean()), 4)
+        if (~flagged).any() else None,
+    }
+
+
+def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray, bins: int = 15
+                               ) -> float:
+    """ECE of the top probability: the confidence-weighted gap to accuracy over equal bins."""
+    confidence = probabilities.max(axis=1)
+    right = probabilities.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            total += chosen.mean() * abs(right[chosen].mean() - confidence[chosen].mean())
+    return float(total)
+
+
+def train_wafermap(data: Path, artifacts_dir: Path | None, *, params: dict | None = None,
+                   subset: int | None = None, target_accuracy: float = 0.9,
+                   progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Fit on train, tune on val, and (with ``artifacts_dir``) write the wafer-map release.
+
+    Returns the evaluation document (val metrics, calibration, review level, timings).
+    """
+    started = time.perf_counter()
+    train, val, reference = load_training_data(data, subset)
+    progress(f"loaded {len(train)} train and {len(val)} val maps from {reference['file']}")
+    X_train, X_val = train.model_input(MODEL_SIZE), val.model_input(MODEL_SIZE)
+    y_val = np.array([CLASSES.index(c) for c in val.labels])
+    progress(f"resized to {MODEL_SIZE} x {MODEL_SIZE} [{time.perf_counter() - started:.0f}s]")
+    detector = CNNDetector(**{**RELEASE_PARAMS, **(params or {})})
+    fit_start, fit_cpu = time.perf_counter(), time.process_time()
+    detector.fit(X_train, train.labels, validation=(X_val, val.labels), progress=progress)
+    fit_seconds = time.perf_counter() - fit_start
+    fit_cpu = time.process_time() - fit_cpu
+    probabilities = detector.score(X_val)
+    metrics = multiclass_metrics(y_val, probabilities, list(CLASSES))
+    review = review_level(probabilities, y_val, target_accuracy)
+    parity = float(np.abs(detector.torch_probabilities(X_val[:2000]) - probabilities[:2000]).max())
+    protocol = ("trained on the train split (maps resized to 64 x 64 keeping every fail die); "
+                "epoch chosen by val macro-F1, temperature fitted on val log-loss, review "
+                "level set on val; metrics on the same val split (the held-out test split "
+                "is the unbiased check)")
+    evaluation = {
+        "model": MODEL,
+        "protocol": protocol,
+        "val": metrics,
+        "calibration": {
+            "temperature": round(detector.temperature_, 4),
+            "val_ece_before": round(expected_calibration_error(
+                _softmax(np.log(np.clip(probabilities, 1e-12, None)) * detector.temperature_),
+                y_val), 4),
+            "val_ece_after": round(expected_calibration_error(probabilities, y_val), 4),
+        },
+        "review": review,
+        "best_epoch": detector.best_epoch_,
+        "epochs_run": len(detector.history_),
+        "torch_onnx_max_abs_diff": parity,
+        "fit_seconds": round(fit_seconds, 1),
+        "fit_cpu_seconds": round(fit_cpu, 1),
+        "torch_threads": detector.n_jobs,
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "onnx_bytes": len(detector.onnx_),
+    }
+    progress(f"val macro-F1 {metrics['macro_f1']:.4f}, accuracy {metrics['accuracy']:.4f}; "
+             f"temperature {detector.temperature_:.3f}; review below {review['value']:.3f} "
+             f"({review['val_flagged_share']:.1%} of val flagged)")
+    if artifacts_dir is None:
+        return evaluation
+    with atomic_directory(Path(artifacts_dir) / MODULE) as release:
+        save_bundle(detector, release / MODEL, module=MODULE, manifest_fields={
+            "name": MODEL,
+            "role": "classifier",
+            "version": f"{MODEL}-{time.strftime('%Y%m%d')}",
+            "classes": list(CLASSES),
+            "training_data": reference,
+            "feature_schema": {"dtype": "uint8 die codes: 0 off-wafer, 1 pass, 2 fail",
+                               "map_size": [MODEL_SIZE, MODEL_SIZE]},
+            "preprocessing": {"resize": "pipelines.wafermap.transform.resize_map: per axis, "
+                                        "max over source cells (shrinking) or nearest "
+                                        "neighbour (growing); every fail die stays visible",
+                              "size": MODEL_SIZE,
+                              "inside_onnx": "on-wafer and fail planes, temperature, softmax"},
+            "calibration": evaluation["calibration"],
+            "threshold": review,
+            "metrics": {"val": metrics, "protocol": protocol,
+                        "fit_seconds": evaluation["fit_seconds"]},
+        })
+        (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
+        write_release(release, module=MODULE, models=[MODEL], default_model=MODEL,
+                      files={EVALUATION_FILE: "validation metrics, calibration, review level"},
+                      fields={"training_data": reference})
+    progress(f"release written to {Path(artifacts_dir) / MODULE}")
+    return evaluation
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
