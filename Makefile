@@ -17,7 +17,7 @@ install: $(BIN)/python
 
 # The same start command as render.yaml; its start hook migrates the database once.
 serve: install
-	$(BIN)/gunicorn -c python:webapp.gunicorn_conf --workers 2 --threads 2 --timeout 120 \
+	$(BIN)/gunicorn -c python:webapp.gunicorn_conf --workers 1 --threads 4 --timeout 120 --max-requests 2000 --max-requests-jitter 200 \
 	  --bind 127.0.0.1:$(PORT) 'webapp:create_app()'
 
 # Tests: the dev extra (training libraries, pytest, Playwright) plus Debian's Chromium.

@@ -1,20 +1,22 @@
-"""Memory of the whole server as render.yaml starts it, with every ready module loaded.
+"""Memory of the whole server as render.yaml starts it, while it scores large CSV uploads.
 
-Run: ``python -m benchmarks.server_memory`` (writes ``benchmarks/out/server_memory.json``).
+Run: ``python -m benchmarks.server_memory [--rows 10000] [--uploads 3] [--big-rows 100000]
+[--markdown PATH]`` (JSON on stdout and in ``benchmarks/out/server_memory.json``).
 
-Starts render.yaml's start command (gunicorn master + workers) on a free port and a fresh
-SQLite file, sends readiness checks until every worker has loaded every ready module's
-models, and reads each process's resident (RSS) and proportional (PSS: shared pages split
-between the processes sharing them) memory from /proc. Then it posts one CSV batch per
-``--rows`` value to the sensor API and reads each worker's peak (VmHWM) and settled RSS.
-Render's free instance has 512 MB for the whole server.
+Starts render.yaml's ``startCommand`` (read from the file, never restated here) on a free
+loopback port and a fresh SQLite file, sends readiness checks until every worker has loaded
+every ready module's models, then posts ``--uploads`` generated ``--rows``-row CSVs to the
+sensor API one after another, and one ``--big-rows``-row CSV that fits the upload limit.
+After each upload it reads every process's resident (RSS) and proportional (PSS: shared
+pages split between the processes sharing them) memory from /proc; while each upload runs
+it samples them every 0.1 s for the peak. The issue-6 budget: summed PSS (master + workers)
+at or under 512 MiB after three 10,000-row uploads (Render's free instance has 512 MB).
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import io
-import json
+import logging
 import os
 import re
 import signal
@@ -22,14 +24,23 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import (ROOT, add_markdown_option, emit, log_to_stderr, sample_model,
+                               sensor_csv)
+
+logger = logging.getLogger(__name__)
+
+BUDGET_MIB = 512
+SAMPLE_SECONDS = 0.1
 
 
 def start_command() -> str:
+    """render.yaml's ``startCommand``, as Render runs it."""
     text = (ROOT / "render.yaml").read_text()
     return re.search(r"^\s+startCommand:\s*(.+)$", text, re.MULTILINE).group(1).strip()
 
@@ -41,10 +52,10 @@ def free_port() -> int:
 
 
 def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (all threads)."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out += [int(c) for c in text]
+        out += [int(c) for c in (task / "children").read_text().split()]
     return out
 
 
@@ -61,102 +72,241 @@ def memory(pid: int) -> dict[str, float]:
 
 
 def snapshot(master: int) -> dict:
-    workers = children(master)
-    procs = {"master": memory(master)} | {f"worker {i + 1}": memory(w) for i, w in enumerate(workers)}
+    """Every server process's memory and the sums over master + workers."""
+    procs = {"master": memory(master)}
+    procs |= {f"worker {i + 1}": memory(w) for i, w in enumerate(children(master))}
     return {"processes": procs,
             "total_rss_mib": round(sum(p["rss"] for p in procs.values()), 1),
-            "total_pss_mib": round(sum(p["pss"] for p in procs.values()), 1)}
+            "total_pss_mib": round(sum(p["pss"] for p in procs.values()), 1),
+            "largest_worker_peak_rss_mib": max(
+                (p["peak_rss"] for name, p in procs.items() if name != "master"), default=0.0)}
 
 
-def sensor_csv(rows: int) -> bytes:
-    from pipelines.sensor.predict import SensorPredictor
-    from pipelines.sensor.samples import sensor_sample
+class PeakSampler:
+    """Samples the server's summed PSS and RSS in a thread; ``peak`` holds the maxima seen."""
 
-    model = SensorPredictor(ROOT / "artifacts" / "sensor").sample_model
-    return sensor_sample(model, n_rows=rows, seed=1).to_csv(index=False).encode()
+    def __init__(self, master: int, every: float = SAMPLE_SECONDS):
+        self.master, self.every = master, every
+        self.peak = {"total_pss_mib": 0.0, "total_rss_mib": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                snap = snapshot(self.master)
+            except (OSError, AttributeError):  # a worker restarting between reads
+                continue
+            for key in self.peak:
+                self.peak[key] = max(self.peak[key], snap[key])
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
-def post_csv(port: int, payload: bytes) -> int:
+class RenderServer:
+    """render.yaml's start command on a free loopback port; every worker's models loaded."""
+
+    def __init__(self, start_timeout: float = 60, load_timeout: float = 120):
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="fablens-bench-")
+        self.start_timeout, self.load_timeout = start_timeout, load_timeout
+        self.proc: subprocess.Popen | None = None
+        self.master = 0
+        self.idle: dict = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _environment(self) -> dict:
+        return {**os.environ, "PORT": str(self.port),
+                "DATABASE_URL": f"sqlite:///{self.tmp}/bench.sqlite",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def _wait_for_master(self) -> None:
+        deadline = time.time() + self.start_timeout
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/health", timeout=2).read()
+                shell_children = children(self.proc.pid)
+                # `sh -c` may exec gunicorn itself, or run it as its one child
+                self.master = shell_children[0] if shell_children and children(
+                    shell_children[0]) else self.proc.pid
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"the server did not start; see {self.log_path}")
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.tmp) / "server.log"
+
+    def _load_models(self) -> None:
+        """Readiness checks until every worker logged loading every ready module."""
+        from webapp.modules import ready_modules
+
+        names = [spec.name for spec in ready_modules()]
+        workers = len(children(self.master))
+
+        def ready(_) -> int:
+            return urllib.request.urlopen(f"{self.url}/health/ready", timeout=60).status
+
+        deadline = time.time() + self.load_timeout
+        while time.time() < deadline:
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                list(pool.map(ready, range(8)))
+            log = self.log_path.read_text()
+            if all(log.count(f"loaded {name} models") >= workers for name in names):
+                return
+        raise RuntimeError(f"not every worker loaded its models; see {self.log_path}")
+
+    def __enter__(self) -> "RenderServer":
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(start_command(), shell=True, cwd=ROOT,
+                                     env=self._environment(), start_new_session=True,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        try:
+            self._wait_for_master()
+            self.idle = snapshot(self.master)
+            self._load_models()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+    def workers(self) -> int:
+        return len(children(self.master))
+
+
+def multipart(payload: bytes, filename: str = "bench.csv") -> tuple[bytes, str]:
+    """A multipart body with ``payload`` in the form field ``file``, and its content type."""
     boundary = "fablensbench"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"bench.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode() + payload + \
+            f"filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n").encode() + payload + \
         f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/v1/sensor/predict?format=csv", data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(request, timeout=300) as response:
-        return len(response.read())
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def post_csv(url: str, payload: bytes, timeout: float = 600) -> tuple[int, int]:
+    """Upload a CSV for the results CSV; ``(status, response bytes)``."""
+    body, content_type = multipart(payload)
+    request = urllib.request.Request(f"{url}/api/v1/sensor/predict?format=csv", data=body,
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, len(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, len(exc.read())
+
+
+def sparse_csv(rows: int, limit_bytes: int, model: dict) -> tuple[bytes, int]:
+    """A ``rows``-row generated CSV that fits ``limit_bytes``: the first k sensors filled
+    (values from the sample model, 2 decimals), the rest empty, k as large as fits in 95% of
+    the limit. Returns the bytes and k."""
+    from pipelines.sensor.samples import sensor_sample
+    from pipelines.sensor.schema import SENSOR_COLUMNS
+
+    block = sensor_sample(model, n_rows=1000, seed=2)[SENSOR_COLUMNS].round(2)
+    cells = block.astype("string").fillna("").to_numpy()
+    width = cells.shape[1]
+
+    def lines(k: int, n: int) -> list[str]:
+        tail = "," * (width - k)
+        return [f"W{i + 1}," + ",".join(cells[i % len(cells), :k]) + tail for i in range(n)]
+
+    def size(k: int) -> float:
+        return sum(len(line) + 1 for line in lines(k, len(cells))) * rows / len(cells)
+
+    low, high = 0, width  # the largest k that fits (size grows with k)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if size(mid) <= 0.95 * limit_bytes else (low, mid - 1)
+    k = low
+    header = ",".join(["Wafer", *SENSOR_COLUMNS])
+    return ("\n".join([header, *lines(k, rows)]) + "\n").encode(), k
+
+
+def upload_and_measure(server: RenderServer, payload: bytes) -> dict:
+    """Post one CSV; its status, time, the peak while it ran and the memory a second after."""
+    with PeakSampler(server.master) as sampler:
+        start = time.perf_counter()
+        status, size = post_csv(server.url, payload)
+        seconds = time.perf_counter() - start
+    time.sleep(1.0)
+    after = snapshot(server.master)
+    return {"status": status, "csv_mb": round(len(payload) / 1e6, 1), "seconds": round(seconds, 2),
+            "response_bytes": size, "peak_total_pss_mib": sampler.peak["total_pss_mib"],
+            "peak_total_rss_mib": sampler.peak["total_rss_mib"], **after}
+
+
+def markdown(result: dict) -> list[str]:
+    """The table for BENCHMARKS.md."""
+    lines = [f"Command: `{result['command']}` ({result['workers']} workers)", "",
+             "| state | PSS summed (master + workers) | RSS summed | peak PSS during | "
+             "largest worker peak RSS |", "| --- | --- | --- | --- | --- |"]
+
+    def row(label: str, snap: dict) -> str:
+        peak = snap.get("peak_total_pss_mib")
+        return (f"| {label} | {snap['total_pss_mib']:.0f} MiB | {snap['total_rss_mib']:.0f} MiB | "
+                f"{'-' if peak is None else f'{peak:.0f} MiB'} | "
+                f"{snap['largest_worker_peak_rss_mib']:.0f} MiB |")
+
+    lines.append(row("started, nothing loaded", result["idle"]))
+    lines.append(row("every module loaded in every worker", result["models_loaded"]))
+    for i, upload in enumerate(result["uploads"], 1):
+        lines.append(row(f"after upload {i}: {result['rows']}-row CSV ({upload['csv_mb']} MB, "
+                         f"{upload['seconds']} s, HTTP {upload['status']})", upload))
+    big = result.get("big")
+    if big:
+        lines.append(row(f"{big['rows']}-row CSV ({big['csv_mb']} MB, {big['filled_sensors']} "
+                         f"sensors filled, {big['seconds']} s, HTTP {big['status']})", big))
+    verdict = "within" if result["within_budget"] else "over"
+    lines += ["", f"After {len(result['uploads'])} uploads: "
+                  f"{result['final_total_pss_mib']:.0f} MiB PSS, {verdict} the {BUDGET_MIB} MiB "
+                  f"budget."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="*", default=[10_000],
-                        help="CSV batch sizes to post after loading (default 10000)")
+    parser.add_argument("--rows", type=int, default=10_000, help="rows per upload (10000)")
+    parser.add_argument("--uploads", type=int, default=3, help="uploads of --rows rows (3)")
+    parser.add_argument("--big-rows", type=int, default=100_000,
+                        help="rows of the large upload that fits the size limit (0: skip)")
+    add_markdown_option(parser)
     args = parser.parse_args(argv)
-    from webapp.modules import ready_modules
+    log_to_stderr()
+    from webapp.config import defaults
 
-    n_modules = len(ready_modules())
-    port = free_port()
-    tmp = tempfile.mkdtemp()
-    env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = open(Path(tmp) / "server.log", "w+")
-    proc = subprocess.Popen(start_command(), shell=True, cwd=ROOT, env=env, start_new_session=True,
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        master = None
-        deadline = time.time() + 60
-        while time.time() < deadline and master is None:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).read()
-                master = next(c for c in children(proc.pid))  # sh -> gunicorn master
-            except (OSError, StopIteration):
-                time.sleep(0.2)
-        if master is None:
-            raise SystemExit("the server did not start")
-        if not children(master):  # the shell exec'd gunicorn itself
-            master = proc.pid
-        idle = snapshot(master)
-        n_workers = len(children(master))
-
-        def ready(_):
-            return urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=60).status
-
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            with concurrent.futures.ThreadPoolExecutor(4) as pool:
-                list(pool.map(ready, range(8)))
-            log.seek(0)
-            if log.read().count("loaded sensor models") >= n_workers * n_modules:
-                break
-        loaded = snapshot(master)
-        batches = {}
-        for rows in args.rows:
-            payload = sensor_csv(rows)
-            start = time.perf_counter()
-            size = post_csv(port, payload)
-            seconds = time.perf_counter() - start
-            time.sleep(1.0)
-            batches[str(rows)] = {"csv_mb": round(len(payload) / 1e6, 1),
-                                  "seconds": round(seconds, 2), "response_bytes": size,
-                                  **snapshot(master)}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    result = {"command": start_command(), "workers": n_workers, "modules_loaded": n_modules,
-              "idle": idle, "models_loaded": loaded, "after_batches": batches}
-    out = ROOT / "benchmarks" / "out"
-    out.mkdir(exist_ok=True)
-    (out / "server_memory.json").write_text(json.dumps(result, indent=2) + "\n")
-    print("| state | master + workers RSS | PSS (shared pages split) | largest worker peak |")
-    print("| --- | --- | --- | --- |")
-    rows = [("started, nothing loaded", idle), (f"every module loaded in all {n_workers} workers", loaded)]
-    rows += [(f"after scoring a {r}-row CSV ({b['csv_mb']} MB, {b['seconds']} s)", b)
-             for r, b in batches.items()]
-    for label, snap in rows:
-        peak = max(p["peak_rss"] for name, p in snap["processes"].items() if name != "master")
-        print(f"| {label} | {snap['total_rss_mib']:.0f} MiB | {snap['total_pss_mib']:.0f} MiB | "
-              f"{peak:.0f} MiB |")
+    model = sample_model()
+    payload = sensor_csv(args.rows, model=model)
+    with RenderServer() as server:
+        loaded = snapshot(server.master)
+        uploads = [upload_and_measure(server, payload) for _ in range(args.uploads)]
+        big = None
+        if args.big_rows:
+            data, filled = sparse_csv(args.big_rows, defaults()["MAX_CONTENT_LENGTH"], model)
+            big = {"rows": args.big_rows, "filled_sensors": filled,
+                   **upload_and_measure(server, data)}
+        result = {"command": start_command(), "workers": server.workers(), "rows": args.rows,
+                  "idle": server.idle, "models_loaded": loaded, "uploads": uploads, "big": big}
+    final = uploads[-1]["total_pss_mib"] if uploads else loaded["total_pss_mib"]
+    result |= {"final_total_pss_mib": final, "budget_mib": BUDGET_MIB,
+               "within_budget": final <= BUDGET_MIB}
+    emit("server_memory", result, markdown(result), args.markdown)
     return 0
 
 

@@ -10,7 +10,12 @@ sizes, so the figures include the resize to 64 x 64 and the result records.
 - ``single``: one map per call, median and p95 latency over ``--single`` calls;
 - ``onnx_vs_torch``: the same network on the same 64 x 64 batch, onnxruntime against torch
   eager (in a separate process, so the serving figures above never have torch loaded), and
-  the largest probability difference measured when the release was trained.
+  the largest probability difference measured when the release was trained;
+- ``api`` (``--api``): the whole server started as render.yaml starts it (every ready module's
+  models loaded; ``benchmarks.server_memory.RenderServer``): one map through HTTP (JSON, median
+  and p95 latency over ``--single`` calls; target 20 ms), batches of ``--api-batch`` maps as
+  JSON and as one npz upload (maps per second), and the server's memory (summed PSS of master
+  and workers, idle, after loading and at the peak while scoring; budget 512 MiB).
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from pipelines.core import locations
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,10 +91,73 @@ def torch_comparison(artifacts: Path, data: Path, n: int, threads: int, repeats:
             "trained_max_abs_diff": evaluation.get("torch_onnx_max_abs_diff")}
 
 
+def _post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
+    """One map and batches through HTTP on the server as render.yaml starts it, and its memory."""
+    import io
+
+    from benchmarks.server_memory import PeakSampler, RenderServer, multipart, snapshot
+    from pipelines.wafermap.ingest import write_npz
+
+    maps = load_maps(data, max(batch, n_single))
+    url_path = "/api/v1/wafermap/predict"
+    with RenderServer() as server:
+        loaded = snapshot(server.master)
+        url = server.url + url_path
+        one = [json.dumps({"maps": [maps[i].tolist()]}).encode() for i in range(n_single)]
+        for body in one[:5]:  # warm-up
+            _post(url, body, "application/json")
+        times = []
+        for body in one:
+            start = time.perf_counter()
+            status, _ = _post(url, body, "application/json")
+            times.append(time.perf_counter() - start)
+            assert status == 200, status
+        times.sort()
+        json_batch = json.dumps({"maps": [m.tolist() for m in maps[:batch]]}).encode()
+        buffer = io.BytesIO()
+        write_npz(buffer, maps[:batch], layout="flat")
+        npz_body, npz_type = multipart(buffer.getvalue(), "batch.npz")
+        batch_s = {"json": [], "npz": []}
+        with PeakSampler(server.master) as sampler:
+            for _ in range(repeats):
+                for kind, body, ctype in (("json", json_batch, "application/json"),
+                                          ("npz", npz_body, npz_type)):
+                    start = time.perf_counter()
+                    status, answer = _post(url, body, ctype)
+                    batch_s[kind].append(time.perf_counter() - start)
+                    assert status == 200, answer[:300]
+        after = snapshot(server.master)
+        return {
+            "start_command": "render.yaml startCommand", "workers": server.workers(),
+            "single_map_ms": {"calls": n_single, "median": round(1000 * statistics.median(times), 2),
+                              "p95": round(1000 * times[int(0.95 * len(times)) - 1], 2),
+                              "target_median": 20},
+            "batch": {"maps": batch, "json_bytes": len(json_batch), "npz_bytes": len(npz_body),
+                      **{f"{k}_maps_per_s": round(batch / statistics.median(v))
+                         for k, v in batch_s.items()}},
+            "memory_mib": {"idle_total_pss": server.idle["total_pss_mib"],
+                           "models_loaded_total_pss": loaded["total_pss_mib"],
+                           "after_batches_total_pss": after["total_pss_mib"],
+                           "peak_total_pss": sampler.peak["total_pss_mib"],
+                           "peak_total_rss": sampler.peak["total_rss_mib"],
+                           "budget": 512},
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from pipelines.core import locations
-
     parser.add_argument("--data", type=Path, default=locations.data_dir(os.environ),
                         help="folder holding wm811k/ (default: $FABLENS_DATA_DIR or "
                              "../shared/data)")
@@ -97,7 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--torch-part", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--api", action="store_true",
+                        help="only the HTTP figures: the server as render.yaml starts it")
+    parser.add_argument("--api-batch", type=int, default=1000)
     args = parser.parse_args(argv)
+
+    if args.api:
+        results = {"api": api_benchmark(args.data, args.single, args.api_batch, args.repeats),
+                   "load_avg_1min": round(os.getloadavg()[0], 2)}
+        out_dir = ROOT / "benchmarks" / "out"
+        out_dir.mkdir(exist_ok=True)
+        (out_dir / "wafermap_api.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results, indent=2))
+        return 0
 
     if args.torch_part:
         print(json.dumps(torch_comparison(args.artifacts, args.data, min(args.maps, 4096),

@@ -98,3 +98,39 @@ def make_batch_frame(n_rows: int = 5, seed: int = 0, labels: bool = False) -> pd
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wafermap_release(tmp_path_factory):
+    """Serve a wafer-map release while the real one (``artifacts/wafermap``) is not committed.
+
+    Without it, a tiny release is trained on synthetic maps (a few seconds) and
+    ``FABLENS_ARTIFACTS_DIR`` points at a folder holding the real sensor release beside it,
+    so every app the tests create (and the subprocesses they start) serves both modules.
+    """
+    artifacts = locations.artifacts_dir(os.environ)
+    if artifacts is None or (artifacts / "wafermap" / "manifest.json").is_file():
+        yield artifacts
+        return
+    from pipelines.wafermap.ingest import write_npz
+    from pipelines.wafermap.train import train_wafermap
+    from tests.wafermap.conftest import FAST, synthetic_maps
+
+    folder = tmp_path_factory.mktemp("serving-artifacts")
+    for entry in artifacts.iterdir():
+        if entry.is_dir() and entry.name != "wafermap":
+            (folder / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    maps, labels = synthetic_maps(96, seed=0)
+    split = ["train" if i % 3 else "val" for i in range(len(maps))]
+    data = tmp_path_factory.mktemp("serving-wafermap-data") / "synthetic.npz"
+    write_npz(data, maps, labels, layout="flat", split=split)
+    train_wafermap(data, folder, params=FAST)
+    previous = os.environ.get("FABLENS_ARTIFACTS_DIR")
+    os.environ["FABLENS_ARTIFACTS_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("FABLENS_ARTIFACTS_DIR", None)
+        else:
+            os.environ["FABLENS_ARTIFACTS_DIR"] = previous

@@ -1,9 +1,9 @@
 """FabLens web app: ``create_app`` is the factory gunicorn and the tests call."""
 from __future__ import annotations
 
-import io
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from flask import Flask, Request
@@ -11,6 +11,7 @@ from flask import Flask, Request
 from webapp import config
 
 __version__ = "0.1.0"
+SPOOL_BYTES = 1024 * 1024
 
 
 def _configure_logging() -> None:
@@ -23,12 +24,17 @@ def _configure_logging() -> None:
         root.setLevel(logging.INFO)
 
 
-class InMemoryRequest(Request):
-    """Keeps uploaded files in memory (bounded by MAX_CONTENT_LENGTH), never on disk."""
+class SpooledRequest(Request):
+    """Uploads up to 1 MB stay in memory; larger ones spill to an anonymous temporary file.
+
+    The file has no name on disk (``tempfile.TemporaryFile``) and vanishes when the request
+    ends, so a user-chosen name never reaches the file system, and a 60 MB upload costs the
+    worker no memory while it is parsed in chunks.
+    """
 
     def _get_file_stream(self, total_content_length, content_type, filename=None,
                          content_length=None):
-        return io.BytesIO()
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -43,18 +49,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     home = Path(settings["HOME_DIR"])
     app = Flask(__name__, template_folder=str(home / "templates"),
                 static_folder=str(home / "static"))
-    app.request_class = InMemoryRequest
+    app.request_class = SpooledRequest
     app.config.update(settings)
     _configure_logging()
 
-    from webapp import api, db, errors, pages, predictors
+    from webapp import api, db, errors, limits, pages, predictors, runs
     from webapp.modules import registered
 
     db.init_app(app)
     predictors.init_app(app)
     errors.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(runs.bp)
     modules = registered()
     for spec in modules:
         if spec.ready:

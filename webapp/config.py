@@ -28,8 +28,14 @@ def defaults() -> dict:
         "DATABASE_URL": "sqlite:///" + str(locations.instance_dir() / "fablens.sqlite"),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
         "MAX_ROWS": 100_000,
+        "RESULTS_KEEP": 100,
+        "HEAVY_REQUEST_MB": 1,  # requests larger than this take turns (webapp/limits.py)
+        "HEAVY_SLOTS": 1,  # large requests scored at once per worker
+        "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
+        "WAFERMAP_MAX_MAPS": 1000,  # maps (and files) in one wafer-map request; more: HTTP 413
+        "WAFERMAP_MAX_SALIENCY": 50,  # maps explained (occlusion saliency) in one request
     }
 
 
@@ -51,7 +57,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_MAX_UPLOAD_MB": ("MAX_CONTENT_LENGTH", _megabytes),
     "FABLENS_MAX_ROWS": ("MAX_ROWS", _positive_int),
     "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
+    "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
+    "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
+    "FABLENS_WAFERMAP_MAX_MAPS": ("WAFERMAP_MAX_MAPS", _positive_int),
 }
 
 

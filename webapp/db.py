@@ -5,7 +5,10 @@ worker starts: gunicorn's ``on_starting`` hook (``webapp.gunicorn_conf``) or
 ``flask --app webapp db upgrade``. The app itself never creates tables, so two workers can
 never race to do it; ``/health/ready`` reports a database that is not at the latest revision.
 
-``runs`` records each prediction so History can show what was scored.
+``runs`` records each prediction run, failed ones too, with what it used (model version,
+threshold, the input's sha256, how many cells the user edited and rows removed);
+``run_results`` keeps the results of recent runs so History can download them again, and
+``run_downloads`` records each download and the threshold it was decided at.
 """
 from __future__ import annotations
 
@@ -16,8 +19,9 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, create_engine,
-                        inspect, insert, select, text)
+from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Integer, LargeBinary,
+                        MetaData, String, Table, Text, create_engine, delete, event, func, inspect,
+                        insert, select, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -38,14 +42,50 @@ runs = Table(
     Column("rows", Integer, nullable=False),
     Column("flagged", Integer, nullable=False),
     Column("threshold", Float),
+    Column("status", String(16), nullable=False, server_default="ok"),
+    Column("error", String(500)),
+    Column("default_threshold", Float),
+    Column("input_sha256", String(64)),
+    Column("edited_cells", Integer),
+    Column("removed_rows", Integer),
+    Column("warnings", Text),
+)
+
+run_results = Table(
+    "run_results", metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("score_column", String(64), nullable=False),
+    Column("csv_gz", LargeBinary, nullable=False),
+)
+
+run_downloads = Table(
+    "run_downloads", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("flagged", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("flagged_only", Boolean, nullable=False, server_default="0"),
 )
 
 
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Write-ahead log, synced at checkpoints: a run is one cheap commit, readers never wait."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; creates the parent folder of a SQLite file."""
+    """An engine for ``url``; creates the parent folder of a SQLite file (WAL mode)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 # -- migrations ---------------------------------------------------------------------------------
@@ -117,21 +157,106 @@ def engine() -> Engine:
     return current_app.extensions["fablens_db"]
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def record_run(module: str, model: str, model_version: str | None, source: str | None,
-               rows: int, flagged: int, threshold: float | None) -> None:
-    """Store one prediction run."""
+               rows: int, flagged: int, threshold: float | None, *,
+               default_threshold: float | None = None, input_sha256: str | None = None,
+               edited_cells: int | None = None, removed_rows: int | None = None,
+               warnings: list[str] | None = None, status: str = "ok",
+               error: str | None = None, results: tuple[str, bytes] | None = None,
+               keep: int = 100) -> int:
+    """Store one prediction run (or a failed one, with its reason); return its id.
+
+    ``results`` (score column, gzipped results CSV) are stored in the same transaction, and
+    only the latest ``keep`` runs keep theirs.
+    """
     with engine().begin() as conn:
-        conn.execute(insert(runs).values(
-            created=datetime.now(timezone.utc), module=module, model=model,
-            model_version=model_version, source=(source or "")[:256], rows=rows,
-            flagged=flagged, threshold=threshold))
+        result = conn.execute(insert(runs).values(
+            created=_now(), module=module, model=model or "", model_version=model_version,
+            source=(source or "")[:256], rows=rows, flagged=flagged, threshold=threshold,
+            default_threshold=default_threshold, input_sha256=input_sha256,
+            edited_cells=edited_cells, removed_rows=removed_rows,
+            warnings="\n".join(warnings or [])[:4000] or None, status=status,
+            error=(error or "")[:500] or None))
+        run_id = int(result.inserted_primary_key[0])
+        if results is not None:
+            _store_results(conn, run_id, *results, keep=keep)
+        return run_id
+
+
+def _store_results(conn, run_id: int, score_column: str, csv_gz: bytes, keep: int) -> None:
+    conn.execute(insert(run_results).values(run_id=run_id, score_column=score_column,
+                                            csv_gz=csv_gz))
+    cutoff = conn.execute(select(run_results.c.run_id).order_by(run_results.c.run_id.desc())
+                          .offset(keep).limit(1)).scalar()
+    if cutoff is not None:
+        conn.execute(delete(run_results).where(run_results.c.run_id <= cutoff))
+
+
+def load_results(run_id: int) -> dict | None:
+    """A stored run with its results: run fields plus ``score_column`` and ``csv_gz``; or None."""
+    with engine().connect() as conn:
+        row = conn.execute(select(runs, run_results.c.score_column, run_results.c.csv_gz)
+                           .join(run_results, run_results.c.run_id == runs.c.id)
+                           .where(runs.c.id == run_id)).mappings().first()
+        return dict(row) if row else None
+
+
+def record_download(run_id: int, threshold: float, flagged: int, rows: int,
+                    flagged_only: bool) -> None:
+    """Record that a run's results were downloaded, decided at ``threshold``."""
+    with engine().begin() as conn:
+        conn.execute(insert(run_downloads).values(run_id=run_id, created=_now(),
+                                                  threshold=threshold, flagged=flagged,
+                                                  rows=rows, flagged_only=flagged_only))
 
 
 def recent_runs(limit: int = 50) -> list[dict]:
-    """The latest prediction runs, newest first."""
+    """The latest runs, newest first, each with ``downloads`` and ``has_results``."""
     with engine().connect() as conn:
-        rows = conn.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).mappings()
-        return [dict(r) for r in rows]
+        rows = [dict(r) for r in conn.execute(
+            select(runs, run_results.c.run_id.is_not(None).label("has_results"))
+            .outerjoin(run_results, run_results.c.run_id == runs.c.id)
+            .order_by(runs.c.id.desc()).limit(limit)).mappings()]
+        ids = [r["id"] for r in rows]
+        downloads: dict[int, list[dict]] = {i: [] for i in ids}
+        if ids:
+            for d in conn.execute(select(run_downloads).where(run_downloads.c.run_id.in_(ids))
+                                  .order_by(run_downloads.c.id)).mappings():
+                downloads[d["run_id"]].append(dict(d))
+        for r in rows:
+            r["downloads"] = downloads[r["id"]]
+        return rows
+
+
+def recent_flag_rate(module: str, model: str, limit: int = 20) -> dict | None:
+    """Share of rows flagged by the latest ``limit`` successful runs of a model, or None.
+
+    Compared with the threshold's target false-alarm rate it shows drift: on data like the
+    training data (mostly good items) the two should be close.
+    """
+    with engine().connect() as conn:
+        rows = conn.execute(select(runs.c.rows, runs.c.flagged, runs.c.threshold,
+                                   runs.c.default_threshold)
+                            .where(runs.c.module == module, runs.c.model == model,
+                                   runs.c.status == "ok")
+                            .order_by(runs.c.id.desc()).limit(limit)).all()
+    at_default = [r for r in rows if r.threshold is not None and r.default_threshold is not None
+                  and abs(r.threshold - r.default_threshold) < 1e-12]
+    total = sum(r.rows for r in at_default)
+    if not total:
+        return None
+    return {"runs": len(at_default), "rows": total,
+            "rate": sum(r.flagged for r in at_default) / total}
+
+
+def count_runs() -> int:
+    """How many runs are recorded."""
+    with engine().connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(runs)).scalar())
 
 
 db_cli = AppGroup("db", help="Database commands.")

@@ -8,6 +8,8 @@ receive ``FORMULA_TRIGGERS`` and ``NUMBER_PATTERN`` from the server and apply th
 from __future__ import annotations
 
 import io
+import json
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -60,10 +62,33 @@ def csv_bytes(frame: pd.DataFrame, float_decimals: int | None = 6) -> bytes:
 
 def csv_response(frame: pd.DataFrame, filename: str, float_decimals: int | None = 6) -> Response:
     """A download of ``frame`` as ``filename`` (every row, formula-safe)."""
-    return Response(csv_bytes(frame, float_decimals), mimetype="text/csv", headers={
+    return csv_download(csv_bytes(frame, float_decimals), filename)
+
+
+def csv_download(data: bytes, filename: str) -> Response:
+    """CSV bytes already written by :func:`csv_bytes`, as a download named ``filename``."""
+    return Response(data, mimetype="text/csv", headers={
         "Content-Disposition": f"attachment; filename={filename}"})
 
 
 def wants_csv(request: Request) -> bool:
     """A predict request asks for the results CSV (``?format=csv`` or ``Accept: text/csv``)."""
     return request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv"
+
+
+def json_stream(head: dict, key: str, pages: Iterable[list[dict]]) -> Response:
+    """A JSON object ``head`` plus ``key``: a long list, written page by page.
+
+    The list is never serialised whole, so a 100,000-row answer costs one page of memory.
+    """
+    def generate() -> Iterator[str]:
+        opening = json.dumps(head, allow_nan=False)[:-1]
+        yield opening + (", " if head else "") + json.dumps(key) + ": ["
+        first = True
+        for page in pages:
+            body = json.dumps(page, allow_nan=False)[1:-1]
+            if body:
+                yield ("" if first else ", ") + body
+                first = False
+        yield "]}"
+    return Response(generate(), mimetype="application/json")

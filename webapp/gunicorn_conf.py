@@ -1,14 +1,41 @@
 """gunicorn settings for FabLens: ``gunicorn -c python:webapp.gunicorn_conf 'webapp:create_app()'``.
 
 The database schema is created or migrated once, in the master process, before any worker
-forks, so two workers can never race to create the same table. Worker count, threads,
-timeout and bind stay on the command line (render.yaml, the Makefile).
+forks, so two workers can never race to create the same table. Each worker then tunes glibc's
+allocator so the memory of a large upload goes back to the system when it is scored (see
+:func:`tune_malloc`). Worker count, threads, timeout and bind stay on the command line
+(render.yaml, the Makefile).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 
 logger = logging.getLogger(__name__)
+
+# mallopt(3) parameters
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+
+
+def tune_malloc(arena_max: int = 2, mmap_threshold: int = 64 * 1024,
+                trim_threshold: int = 128 * 1024) -> bool:
+    """Fewer malloc arenas, and large blocks (NumPy arrays, parser buffers) always mmap'ed.
+
+    glibc raises its mmap threshold after large frees, so later arrays come from the heap
+    and are kept after use; fixing it makes every large array return to the system when
+    freed. Returns False where this is not glibc.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return all(mallopt(p, v) == 1 for p, v in ((M_ARENA_MAX, arena_max),
+                                               (M_MMAP_THRESHOLD, mmap_threshold),
+                                               (M_TRIM_THRESHOLD, trim_threshold)))
 
 
 def on_starting(server) -> None:
@@ -19,3 +46,14 @@ def on_starting(server) -> None:
     url = config.load()["DATABASE_URL"]
     revision = upgrade(url)
     server.log.info("database schema at revision %s", revision)
+
+
+def post_fork(server, worker) -> None:
+    """Tune the allocator and OpenMP in each worker before it loads anything.
+
+    OpenMP threads (XGBoost) sleep rather than spin while they wait: with several request
+    threads sharing two cores, spinning threads only steal time from the ones with work.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not tune_malloc():
+        server.log.info("malloc tuning unavailable on this platform")

@@ -11,7 +11,7 @@ from flask import current_app, render_template, url_for
 from pipelines.core.problems import NUMBER_PATTERN
 from webapp.downloads import FORMULA_TRIGGERS
 from webapp.modules import ModuleSpec
-from webapp.uploads import BINARY_SIGNATURES, CSV_EXTENSIONS
+from webapp.uploads import BINARY_SIGNATURES, CSV_EXTENSIONS, SPREADSHEET_EXTENSIONS
 
 
 def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
@@ -25,6 +25,7 @@ def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
         "number_pattern": NUMBER_PATTERN,
         "formula_triggers": "".join(FORMULA_TRIGGERS),
         "csv_extensions": list(CSV_EXTENSIONS),
+        "spreadsheet_extensions": list(SPREADSHEET_EXTENSIONS),
         "binary_signatures": [list(signature) for signature in BINARY_SIGNATURES],
         "predict_url": url_for(spec.predict),
         "api_url": url_for(spec.predict, _external=True),

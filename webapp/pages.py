@@ -1,9 +1,11 @@
-"""Site pages that belong to no single module: home and history."""
+"""Site pages that belong to no single module: home, history and the models."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 
 from webapp import db
+from webapp.modules import ready_modules
+from webapp.predictors import get_predictor
 
 bp = Blueprint("pages", __name__)
 
@@ -18,3 +20,12 @@ def index():
 def history():
     """Recent prediction runs."""
     return render_template("history.html", runs=db.recent_runs())
+
+
+@bp.get("/models")
+def models():
+    """Every released model: data, each evaluation protocol's metrics, threshold, versions."""
+    cards = [d | {"module": spec.name, "module_title": spec.title,
+                  "recent": db.recent_flag_rate(spec.name, d["name"])}
+             for spec in ready_modules() for d in get_predictor(spec.name).describe()]
+    return render_template("models.html", models=cards)

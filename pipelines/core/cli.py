@@ -1,8 +1,8 @@
 """Command-line dispatch: ``python -m pipelines.<verb> <module> [options]``.
 
 Each pipeline module with a ``cli`` adds its own options for each verb and runs the work;
-the core sets up logging and progress on stderr and, for ``evaluate``, prints the module's
-JSON document on stdout.
+the core sets up logging and progress on stderr and, for ``evaluate`` and ``recalibrate``,
+prints the module's JSON document on stdout.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from pipelines.core import locations
 from pipelines.core.modules import discover
 
-VERBS = ("train", "evaluate")
+VERBS = ("train", "evaluate", "recalibrate")
 
 
 def add_data_argument(parser: argparse.ArgumentParser, help_text: str = "data directory") -> None:
@@ -51,7 +51,7 @@ def build_parser(verb: str) -> tuple[argparse.ArgumentParser, dict]:
 
 
 def main(verb: str, argv: list[str] | None = None) -> int:
-    """Parse, dispatch to the module, print the evaluation document for ``evaluate``."""
+    """Parse, dispatch to the module, print its JSON document for ``evaluate``/``recalibrate``."""
     if verb not in VERBS:
         raise ValueError(f"verb must be one of {VERBS}")
     parser, clis = build_parser(verb)
@@ -65,6 +65,6 @@ def main(verb: str, argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
 
     document = clis[args.module].run(args, verb, progress)
-    if verb == "evaluate":
+    if verb in ("evaluate", "recalibrate"):
         print(json.dumps(document, indent=2))
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -44,6 +45,11 @@ class LoadedModel:
         """Threshold -> share of normal validation rows flagged (see ``core.thresholds``)."""
         return false_alarm_curve(self.manifest["threshold"]["normal_score_quantiles"])
 
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """Lowest and highest score the model can give (a threshold outside it is meaningless)."""
+        return tuple(getattr(self.detector, "score_range", (-float("inf"), float("inf"))))
+
     def false_alarm_rate(self, threshold: float) -> float:
         """Approximate share of normal rows flagged at ``threshold`` (validation data)."""
         return rate_on_curve(self.false_alarm_curve, threshold)
@@ -53,6 +59,7 @@ class LoadedModel:
         return {"name": self.name, "model": self.manifest.get("model"), "role": self.role,
                 "version": self.version, "threshold": self.threshold,
                 "target_far": self.target_far, "far_curve": self.false_alarm_curve,
+                "score_range": [v if math.isfinite(v) else None for v in self.score_range],
                 "metrics": self.manifest.get("metrics", {})}
 
 

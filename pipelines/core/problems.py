@@ -42,6 +42,7 @@ class Problem:
     file: str | None = None
     row: int | None = None  # 1-based data row (the header is not counted)
     column: str | None = None
+    path: str | None = None  # where in a JSON body, e.g. ``instances[3][17]``
     index: int | None = None  # 1-based item within a file holding several (a map in an npz)
 
     def to_dict(self) -> dict:
@@ -50,7 +51,7 @@ class Problem:
 
     def text(self) -> str:
         """One line naming file, item, row and column: ``a.csv, row 3, column Sensor-7: ...``."""
-        where = [p for p in (self.file, self.index and f"item {self.index}",
+        where = [p for p in (self.file, self.path, self.index and f"item {self.index}",
                              self.row and f"row {self.row}",
                              self.column and f"column {self.column}") if p]
         return (", ".join(where) + ": " if where else "") + self.message
@@ -91,3 +92,32 @@ def coerce_numeric(frame: pd.DataFrame, file: str | None = None, max_problems: i
         problems = problems[:max_problems] + [Problem(f"{hidden} more problems not listed",
                                                       file=file)]
     return values, problems
+
+
+# The largest magnitude a model input may hold: models compute in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class LimitError(SchemaError):
+    """Input is larger than a stated limit (rows, cells, size): refused before it is built."""
+
+
+def out_of_range(values: np.ndarray, columns: list[str], file: str | None = None,
+                 first_row: int = 1, limit: float = FLOAT32_MAX,
+                 max_problems: int = 20) -> list[Problem]:
+    """A problem for each cell that is infinite or beyond ``±limit`` (NaN is missing, not bad).
+
+    ``first_row`` is the 1-based row number of ``values[0]`` in the file, so chunks of a
+    large file report rows as they are in the file.
+    """
+    with np.errstate(invalid="ignore"):
+        bad = np.abs(values) > limit  # NaN compares False; inf is caught
+    if not bad.any():
+        return []
+    rows, cols = np.nonzero(bad)
+    problems = [Problem(f"{values[r, c]:g} is not a finite number within ±{limit:.3g}",
+                        file=file, row=first_row + int(r), column=columns[c])
+                for r, c in zip(rows[:max_problems], cols[:max_problems])]
+    if len(rows) > max_problems:
+        problems.append(Problem(f"{len(rows) - max_problems} more out-of-range cells", file=file))
+    return problems

@@ -25,6 +25,8 @@ def detector_examples() -> dict[str, DetectorExample]:
     X, y = synthetic()
     return {
         "xgboost": DetectorExample({"n_estimators": 30}, X, y, SENSOR_COLUMNS),
+        "extra_trees": DetectorExample({"n_estimators": 20, "max_features": 0.2}, X, y,
+                                       SENSOR_COLUMNS),
         "autoencoder": DetectorExample({"epochs": 3, "hidden": (16, 4)}, X, y, SENSOR_COLUMNS,
                                        atol=1e-5),
     }

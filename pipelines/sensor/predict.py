@@ -1,7 +1,13 @@
-"""Sensor prediction: score wafers with the released models and explain each decision."""
+"""Sensor prediction: score wafers with the released models and explain each decision.
+
+Besides scores, the predictor answers questions about an upload against the training data:
+which rows are training rows (:meth:`SensorPredictor.in_sample`), how its sensors sit against
+the training ranges (:meth:`SensorPredictor.drift`, :meth:`SensorPredictor.training_profile`).
+"""
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -9,15 +15,20 @@ import pandas as pd
 
 from pipelines.core.predictor import Predictor
 from pipelines.sensor.ingest.table import SensorTable
+from pipelines.sensor.rows import DriftCounter, drift, in_sample
 from pipelines.sensor.samples import SAMPLE_MODEL_FILE
 from pipelines.sensor.schema import SENSOR_COLUMNS
+from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, headline, read_row_hashes,
+                                    score_meaning, threshold_note)
 from pipelines.sensor.transform import training_range
 
 logger = logging.getLogger(__name__)
 
 TOP_K = 3
-# the result column each model role fills with its score
-SCORE_COLUMNS = {"classifier": "fault_probability", "anomaly": "anomaly_score"}
+# the result column each model role fills with its score: the one source of these names.
+# The classifier's output is a score, not a probability: the fail class is up-weighted in
+# training, so its level is inflated; its meaning comes from the threshold's false-alarm rate.
+SCORE_COLUMNS = {"classifier": "fault_score", "anomaly": "anomaly_score"}
 
 
 class SensorPredictor(Predictor):
@@ -38,14 +49,54 @@ class SensorPredictor(Predictor):
         return self.module_json(SAMPLE_MODEL_FILE)
 
     def describe(self) -> list[dict]:
-        """Each model's description plus the result column its score fills."""
-        return [d | {"score": SCORE_COLUMNS[d["role"]]} for d in super().describe()]
+        """Each model's description plus its result column, what the score and threshold mean,
+        every protocol's headline figures with 95% intervals, and whether the page shows it."""
+        out = []
+        for d in super().describe():
+            manifest = self.models[d["name"]].manifest
+            out.append(d | {
+                "score": SCORE_COLUMNS[d["role"]],
+                "score_meaning": score_meaning(d["role"], manifest.get("metrics")),
+                "threshold_note": manifest["threshold"].get("note")
+                or threshold_note(manifest["threshold"]),
+                "evaluation": headline(manifest.get("metrics")),
+                "shown": bool(manifest.get("shown", True))})
+        return out
+
+    def training_profile(self) -> dict:
+        """Per sensor: training p01, p99, median and missing rate (a hash-checked release file).
+
+        ``{"features": [...590], "p01": [...], "p99": [...], "median": [...],
+        "missing_rate": [...]}``; None where a sensor was never observed.
+        """
+        return self._profile
+
+    @cached_property
+    def _profile(self) -> dict:
+        return self.module_json(PROFILE_FILE)
+
+    @cached_property
+    def _training_hashes(self) -> np.ndarray:
+        return read_row_hashes(self.module_file(ROW_HASHES_FILE))
+
+    def in_sample(self, X: np.ndarray) -> np.ndarray:
+        """Boolean per row: its sensor values match a training row (canonical row hash)."""
+        return in_sample(X, self._training_hashes)
+
+    def drift_counter(self) -> DriftCounter:
+        """A drift report to fill chunk by chunk (``update(X)``, then ``result()``)."""
+        return DriftCounter(self.training_profile())
+
+    def drift(self, X: np.ndarray) -> dict:
+        """How unlike the training data the rows look: ``{"share_outside", "share_imputed",
+        "top_drifted": [{"sensor", "share_outside", "median", "train_p01", "train_p99"}]}``."""
+        return drift(self.training_profile(), X)
 
     def predict(self, table: SensorTable, threshold: float | None = None,
                 model: str | None = None) -> pd.DataFrame:
         """One row per wafer: id, scores, decision at the threshold and the top sensors.
 
-        ``threshold`` applies to the deciding model's score (fault probability for the
+        ``threshold`` applies to the deciding model's score (fault score for the
         classifier, anomaly score for the autoencoder); default is the manifest's.
         """
         decider = self.get(model)

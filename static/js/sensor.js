@@ -1,15 +1,12 @@
 // FabLens sensor page: the glue between the page kit (static/js/lib/) and sensor results.
-// Everything about bringing, editing and predicting a CSV is in lib/csvpage.js; here are only
-// what a wafer's result looks like (scores, decision, top sensors) and its results CSV.
-import { csvNumber } from "./lib/csv.js";
+// Everything about bringing, editing, predicting and exploring a CSV is in lib/csvpage.js; here
+// are only what is the sensor module's own: the check summary, the imputed-cells card and the
+// result columns of imputed cells and the top sensors behind each decision.
 import { createCsvPage } from "./lib/csvpage.js";
-import { $, clamp, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, pct, readConfig } from "./lib/util.js";
+import { $, clamp, esc, int, readConfig } from "./lib/util.js";
 
 const cfg = readConfig();
-const TOP = [0, 1, 2];
-const SCORES = ["fault_probability", "anomaly_score"];
 
-function fmtScore(v) { return v == null || Number.isNaN(v) ? "–" : v.toFixed(3); }
 function fmtValue(v) {
   if (v == null || Number.isNaN(v)) return "–";
   const a = Math.abs(v);
@@ -33,48 +30,24 @@ function sensorCell(s, maxContribution) {
     + `<div class="sensor-detail">${value} · ${range}${out}</div></td>`;
 }
 
-function renderRow(p, { fault, scoreKey }) {
-  const tops = p.top_sensors ?? [];
-  const maxC = Math.max(0, ...tops.map((s) => s.contribution));
-  const score = (key) => `<td class="num${key === scoreKey ? " score-decider" : ""}">${fmtScore(p[key])}</td>`;
-  const decision = fault ? `<span class="decision decision-fault">${ICON_FAULT}FAULT</span>`
-    : `<span class="decision decision-ok">${ICON_OK}ok</span>`;
-  return `<td class="wafer-id">${esc(p.id)}</td>${SCORES.map(score).join("")}<td>${decision}</td>`
-    + `<td class="num">${int(p.imputed_cells)}</td>${TOP.map((t) => sensorCell(tops[t], maxC)).join("")}`;
-}
-
-// the results CSV: every row, with the current threshold's decisions
-const csv = {
-  columns: ["id", ...SCORES, "is_fault", "threshold", "model", "imputed_cells",
-    ...TOP.flatMap((k) => [`top_sensor_${k + 1}`, `top_sensor_${k + 1}_contribution`, `top_sensor_${k + 1}_value`])],
-  row(p, { fault, threshold, resp }) {
-    const tops = p.top_sensors ?? [];
-    return [p.id, ...SCORES.map((key) => csvNumber(p[key])), fault ? "True" : "False", threshold,
-      resp.model_version, p.imputed_cells,
-      ...TOP.flatMap((k) => (tops[k] ? [tops[k].sensor, csvNumber(tops[k].contribution), csvNumber(tops[k].value)] : ["", "", ""]))];
-  },
-};
-
-function modelInfo(m) {
-  const cv = m.metrics?.cv ?? {};
-  const metrics = [cv.roc_auc != null ? `ROC AUC ${cv.roc_auc.toFixed(3)}` : null,
-    cv.pr_auc != null ? `PR AUC ${cv.pr_auc.toFixed(3)}` : null].filter(Boolean).join(", ");
-  const scores = m.score === "fault_probability" ? "the probability that a wafer fails" : "how unusual a wafer looks (anomaly score)";
-  return `${m.version}: scores ${scores}. Default threshold ${fmtThreshold(m.threshold)}, set for about `
-    + `${pct(m.target_far)} false alarms on good wafers.${metrics ? ` Cross-validated ${metrics}.` : ""}`;
+/** The sensor module's own result columns: imputed cells, then one per top sensor. */
+function columns(resp) {
+  const k = Math.max(0, ...resp.predictions.slice(0, 50).map((p) => p.top_sensors?.length ?? 0));
+  const maxOf = (p) => Math.max(0, ...(p.top_sensors ?? []).map((s) => s.contribution));
+  const cols = [{ key: "imputed", label: "Imputed cells", numeric: true, cls: "col-imputed", value: (p) => p.imputed_cells,
+    cell: (p) => `<td class="num">${int(p.imputed_cells)}</td>` }];
+  for (let t = 0; t < k; t++) {
+    cols.push({ key: `top${t + 1}`, label: `Top sensor ${t + 1}`, sub: "value · training range", cls: "col-sensor",
+      value: (p) => p.top_sensors?.[t]?.contribution ?? null,
+      cell: (p) => sensorCell(p.top_sensors?.[t], maxOf(p)) });
+  }
+  return cols;
 }
 
 createCsvPage(cfg, {
   noun: { one: "wafer", many: "wafers", id: "wafer id" },
   checkSummary: (b) => `Checked by the server: ${int(b.n_rows)} rows, ${b.layout} layout, `
     + `${int(b.n_missing)} empty cells (filled in before scoring), ${b.has_labels ? "with" : "no"} label column.`,
-  modelInfo,
-  isProbability: (m) => m.score === "fault_probability",
-  scoreKey: (m) => m.score,
-  renderRow,
-  csv,
-  onResults(resp) {
-    $("results-id-head").textContent = resp.id_column && resp.id_column !== "id" ? resp.id_column : "Wafer";
-    $("card-imputed").textContent = int(resp.imputed_cells);
-  },
+  columns,
+  onResults(resp) { $("card-imputed").textContent = int(resp.imputed_cells); },
 });

@@ -33,3 +33,12 @@ def test_help_lists_the_modules():
     out = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "sensor" in out.stdout
+
+
+def test_recalibrate_verb_takes_a_csv_and_a_target_rate(tmp_path, capsys):
+    parser, _ = cli.build_parser("recalibrate")
+    args = parser.parse_args(["sensor", "--data", "recent.csv", "--target-far", "0.02"])
+    assert (str(args.data), args.target_far, args.model) == ("recent.csv", 0.02, None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sensor"])  # --data is required
+    assert "--data" in capsys.readouterr().err

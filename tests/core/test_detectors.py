@@ -83,7 +83,7 @@ def test_top_k_orders_the_largest_contributions():
 
 
 def test_unknown_detector_lists_the_module_models():
-    with pytest.raises(UnknownDetectorError, match="sensor/autoencoder, sensor/xgboost"):
+    with pytest.raises(UnknownDetectorError, match="sensor/autoencoder, sensor/extra_trees, sensor/xgboost"):
         get_detector_class("sensor", "svm")
 
 

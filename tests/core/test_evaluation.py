@@ -152,6 +152,111 @@ def test_time_split_trains_on_the_earliest_rows():
     assert "of wafers by timestamp" in metrics["protocol"]
 
 
+# -- bootstrap, pooled metrics, rolling origin, the selection rule ----------------------------
+from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
+
+from pipelines.core.evaluation import (Bootstrap, choose_model, cross_validate_binary,  # noqa: E402
+                                       origins, ranking_metrics, rolling_origin)
+
+
+def test_weighted_ranking_metrics_match_scikit_learn_with_ties_and_weights():
+    rng = np.random.default_rng(3)
+    y = (rng.random(300) < 0.2).astype(int)
+    scores = np.round(rng.random(300) + 0.3 * y, 1)  # many ties
+    weights = rng.integers(0, 4, size=(5, 300)).astype(float)
+    roc, ap = ranking_metrics(y, scores, weights)
+    for k in range(5):
+        assert roc[k] == pytest.approx(roc_auc_score(y, scores, sample_weight=weights[k]))
+        assert ap[k] == pytest.approx(average_precision_score(y, scores, sample_weight=weights[k]))
+    roc, ap = ranking_metrics(np.zeros(4), np.arange(4.0), np.ones((1, 4)))
+    assert np.isnan(roc[0])  # one class only: undefined, not a number
+
+
+def test_cluster_bootstrap_draws_whole_clusters():
+    clusters = np.repeat([10, 20, 30, 40], [1, 2, 3, 4])
+    w = Bootstrap(n_resamples=200, seed=1).weights(len(clusters), clusters)
+    assert w.shape == (200, 10)
+    for start, size in ((0, 1), (1, 2), (3, 3), (6, 4)):  # equal weight within a cluster
+        assert (w[:, start:start + size] == w[:, [start]]).all()
+    assert (w[:, [0, 1, 3, 6]].sum(axis=1) == 4).all()  # 4 clusters drawn per resample
+    same = Bootstrap(n_resamples=200, seed=1).weights(len(clusters), clusters)
+    assert (same == w).all()  # paired comparisons rely on identical resamples
+    assert Bootstrap().interval(np.arange(101.0)) == [2.5, 97.5]
+
+
+def test_day_blocked_cv_keeps_days_whole_and_reports_intervals():
+    X, y = rows(120)
+    days = np.repeat(np.arange(24), 5)
+    Spy.fitted_on = []
+    result = cross_validate_binary(Spy, X, y, splitter=grouped(4, n_repeats=2, group_name="day"),
+                                   groups=days, clusters=days, cluster_unit="days",
+                                   target_far=0.1, bootstrap=Bootstrap(200), label="day-blocked")
+    assert len(Spy.fitted_on) == 8
+    for fitted in Spy.fitted_on:
+        held_out = set(range(120)) - fitted
+        assert set(days[list(fitted)]).isdisjoint(days[list(held_out)])
+    m = result.metrics
+    assert m["roc_auc_ci"][0] <= m["roc_auc"] <= m["roc_auc_ci"][1]
+    assert m["base_rate"] == pytest.approx(y.mean()) and m["n_repeats"] == 2
+    assert "day-blocked 4-fold x 2" in m["protocol"] and "whole days" in m["protocol"]
+    assert result.replicates["roc_auc"].shape == (200,)
+    assert result.normal_scores.size == 2 * int((y == 0).sum())
+
+
+def test_rolling_origin_trains_on_the_past_and_cuts_between_days():
+    X, y = rows(200)
+    order = np.arange(200)[::-1]  # row 199 is the earliest
+    days = order // 7
+    pairs = origins(order, 4, 0.5, days)
+    assert len(pairs) == 4
+    for train, test in pairs:
+        assert order[train].max() < order[test].min()
+        assert set(days[train]).isdisjoint(days[test])
+    Spy.fitted_on = []
+    result = rolling_origin(Spy, X, y, order, n_origins=4, clusters=days, cluster_unit="days",
+                            target_far=0.1, bootstrap=Bootstrap(100), unit="wafers")
+    m = result.metrics
+    assert len(m["origins"]) == 4 and m["n_rows"] == sum(o["n_test"] for o in m["origins"])
+    assert m["n_rows"] == pytest.approx(100, abs=7)
+    assert "4 origins" in m["protocol"] and m["optimistic"] is False
+
+
+def _protocol(value, replicates):
+    from pipelines.core.evaluation import ProtocolResult
+    return ProtocolResult({"roc_auc": value}, {"roc_auc": np.asarray(replicates, dtype=float)})
+
+
+def test_choose_model_prefers_the_simplest_of_the_tied():
+    rng = np.random.default_rng(0)
+
+    def protocols(a, b, spread=0.02):
+        return {"a": _protocol(a, a + rng.normal(0, spread, 1000)),
+                "b": _protocol(b, b + rng.normal(0, spread, 1000))}
+
+    candidates = {"big": protocols(0.72, 0.62),     # leader on the mean of a and b (0.67)
+                  "small": protocols(0.71, 0.61),   # 0.66: within noise of the leader
+                  "far": protocols(0.55, 0.55)}     # 0.55: clearly worse
+    chosen, record = choose_model(candidates, {"big": 2, "small": 1, "far": 0},
+                                  protocols=("a", "b"))
+    assert record["leader"] == "big" and record["tied"] == ["big", "small"]
+    assert record["criterion"]["big"] == pytest.approx(0.67)
+    assert chosen == "small"  # "far" is simplest but clearly worse than the leader
+    candidates["small"] = protocols(0.60, 0.60, spread=0.001)  # clearly worse now
+    assert choose_model(candidates, {"big": 2, "small": 1, "far": 0},
+                        protocols=("a", "b"))[0] == "big"
+
+
+def test_choose_model_ties_never_skip_a_better_candidate():
+    """A noisy weaker candidate must not count as tied when a better one below the leader
+    is already a clear loser: the walk down the ranking stops there."""
+    rng = np.random.default_rng(1)
+    candidates = {"leader": {"a": _protocol(0.70, 0.70 + rng.normal(0, 0.001, 1000))},
+                  "steady": {"a": _protocol(0.66, 0.66 + rng.normal(0, 0.001, 1000))},
+                  "noisy": {"a": _protocol(0.65, 0.65 + rng.normal(0, 0.2, 1000))}}
+    chosen, record = choose_model(candidates, {"leader": 3, "steady": 2, "noisy": 1},
+                                  protocols=("a",))
+    assert record["tied"] == ["leader"] and chosen == "leader"
+
 def test_problem_names_the_item_within_a_file():
     from pipelines.core.problems import Problem
 

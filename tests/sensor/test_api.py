@@ -49,8 +49,8 @@ def test_predict_json_lists(client):
     assert len(body["predictions"]) == 4
     assert body["imputed_cells"] == 1
     first = body["predictions"][0]
-    assert {"fault_probability", "anomaly_score", "is_fault", "top_sensors"} <= set(first)
-    assert 0.0 <= first["fault_probability"] <= 1.0
+    assert {"fault_score", "anomaly_score", "is_fault", "top_sensors"} <= set(first)
+    assert 0.0 <= first["fault_score"] <= 1.0
     assert len(first["top_sensors"]) == 3
     assert all(s["sensor"] in SENSOR_COLUMNS for s in first["top_sensors"])
     assert body["predictions"][1]["imputed_cells"] == 1
@@ -60,8 +60,10 @@ def test_predict_json_dicts_and_threshold_override(client):
     frame = make_batch_frame(6)
     records = frame[SENSOR_COLUMNS].to_dict("records")
     low = client.post("/api/v1/sensor/predict", json={"instances": records, "threshold": 0.0})
-    high = client.post("/api/v1/sensor/predict", json={"instances": records, "threshold": 1.01})
+    high = client.post("/api/v1/sensor/predict", json={"instances": records, "threshold": 1.0})
     assert low.status_code == high.status_code == 200
+    outside = client.post("/api/v1/sensor/predict", json={"instances": records, "threshold": 1.01})
+    assert outside.status_code == 400 and "outside the scores" in outside.get_json()["message"]
     assert low.get_json()["threshold"] == 0.0
     assert all(p["is_fault"] for p in low.get_json()["predictions"])
     assert not any(p["is_fault"] for p in high.get_json()["predictions"])
@@ -92,7 +94,7 @@ def test_predict_csv_download_has_every_row(client):
     assert len(results) == 250
     assert results["id"].tolist() == frame["Wafer"].tolist()
     assert (results["threshold"] == 0.5).all()
-    assert {"fault_probability", "anomaly_score", "is_fault", "top_sensor_1"} <= set(results)
+    assert {"fault_score", "anomaly_score", "is_fault", "top_sensor_1"} <= set(results)
 
 
 def test_predict_records_the_run(client, app):
@@ -133,11 +135,11 @@ def test_non_numeric_cell_is_located(client):
                                    "row": 3, "column": "Sensor-17"}
 
 
-def test_missing_id_column(client):
+def test_missing_id_column_numbers_the_rows_and_says_so(client):
     frame = make_batch_frame(2).drop(columns="Wafer")
-    response = upload(client, to_csv_bytes(frame), "noid.csv")
-    assert response.status_code == 400
-    assert "missing id column" in response.get_json()["message"]
+    body = upload(client, to_csv_bytes(frame), "noid.csv").get_json()
+    assert [p["id"] for p in body["predictions"]] == ["1", "2"]
+    assert body["detected"]["numbered_ids"] and any("numbered" in w for w in body["warnings"])
 
 
 def test_upload_over_the_size_limit_is_413(tmp_path):
@@ -163,9 +165,9 @@ def test_too_many_rows_is_413_naming_the_limit(tmp_path):
     ({"instances": [[1, 2, 3]]}, "expected 590 values"),
     ({"instances": [{"Sensor-1": 1, "Sensr-2": 3}]}, "unknown sensor"),
     ({"instances": [[None] * 589 + ["x"]]}, "not a number"),
-    ({"instances": []}, "non-empty"),
+    ({"instances": []}, "at least 1 item"),
     ({"rows": []}, "instances"),
-    ({"instances": [[0.0] * 590], "threshold": "high"}, "threshold must be a number"),
+    ({"instances": [[0.0] * 590], "threshold": "high"}, "threshold: Input should be a valid number"),
     ({"instances": [[0.0] * 590], "model": "magic"}, "choose one of"),
 ])
 def test_bad_json_gets_400(client, body, needle):
@@ -174,9 +176,10 @@ def test_bad_json_gets_400(client, body, needle):
     assert needle in response.get_json()["message"]
 
 
-def test_non_json_body_is_415(client):
+def test_invalid_json_body_is_400_saying_where(client):
     response = client.post("/api/v1/sensor/predict", data="a,b", content_type="text/plain")
-    assert response.status_code == 415
+    assert response.status_code == 400
+    assert "not valid JSON" in response.get_json()["message"] and "column 1" in response.get_json()["message"]
 
 
 def test_unknown_api_route_is_json_404(client):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import shutil
 
 import numpy as np
@@ -12,7 +13,9 @@ from pipelines.core.problems import SchemaError, coerce_numeric
 from pipelines.sensor.ingest.batches import (batch_files, check_file_name, load_sensor_fault,
                                              validate_batch_files)
 from pipelines.sensor.ingest.secom import load_secom
-from pipelines.sensor.ingest.table import parse_sensor_frame, read_sensor_csv, table_from_instances
+from pipelines.sensor.ingest.instances import table_from_instances
+from pipelines.sensor.ingest.table import (open_sensor_file, parse_sensor_frame, read_sensor_csv,
+                                           sniff_dialect)
 from pipelines.sensor.schema import SENSOR_COLUMNS
 from tests.conftest import make_batch_frame, to_csv_bytes
 
@@ -46,8 +49,10 @@ def test_secom_layout_maps_to_the_same_schema():
 
 
 @pytest.mark.parametrize("mutate,needle", [
-    (lambda f: f.drop(columns="Sensor-5"), "expected 591 columns"),
-    (lambda f: f.drop(columns="Wafer"), "missing id column"),
+    (lambda f: f.drop(columns="Sensor-5"), "missing Sensor-5"),
+    (lambda f: f.drop(columns=[f"Sensor-{i}" for i in range(401, 591)]),
+     "found 400; missing Sensor-401..Sensor-590"),
+    (lambda f: f.rename(columns={"Sensor-7": "Sensor-6"}), "repeats column 'Sensor-6'"),
     (lambda f: f.assign(Wafer=["W1", None, "W3"]), "the wafer id is empty"),
     (lambda f: f.iloc[:0], "no data rows"),
 ])
@@ -78,7 +83,101 @@ def test_instances_lists_dicts_and_errors():
     assert np.isnan(table.values[1, 0]) and table.n_missing == 589
     with pytest.raises(SchemaError) as err:
         table_from_instances([[1.0] * 3, {"Sensor-0": 1}, "x"])
-    assert [p.row for p in err.value.problems] == [1, 2, 3]
+    assert [p.path for p in err.value.problems] == ["instances[0]", "instances[1]", "instances[2]"]
+
+
+@pytest.mark.parametrize("cell,path", [(True, "instances[1][4]"), ("1.5", "instances[1][4]"),
+                                       (float("inf"), "instances[1][4]"), (1e39, "instances[1][4]"),
+                                       (10**400, "instances[1][4]")])
+def test_instances_name_the_json_path_of_a_bad_cell(cell, path):
+    rows = [[1.0] * 590, [2.0] * 590]
+    rows[1][4] = cell
+    with pytest.raises(SchemaError) as err:
+        table_from_instances(rows)
+    assert err.value.problems[0].path == path and err.value.problems[0].column == "Sensor-5"
+
+
+def test_instances_fast_path_keeps_values_and_nulls():
+    rows = np.random.default_rng(0).normal(size=(30, 590)).tolist()
+    rows[3][7] = None
+    rows[4][8] = 5  # an int
+    table = table_from_instances(rows)
+    assert np.isnan(table.values[3, 7]) and table.values[4, 8] == 5.0
+    assert table.values[0, 0] == rows[0][0]
+
+
+def test_file_without_id_column_numbers_rows_and_carries_extra_columns_as_text():
+    frame = make_batch_frame(3).drop(columns="Wafer")
+    frame.insert(0, "lot", ["007", "L-2", "=cmd"])
+    frame["recipe"] = ["1.10", "R2", ""]
+    table = read_sensor_csv(to_csv_bytes(frame), file="x.csv")
+    assert table.ids == ["1", "2", "3"] and table.id_column == "row"
+    assert table.extra["lot"].tolist() == ["007", "L-2", "=cmd"]
+    assert table.extra["recipe"].tolist()[:2] == ["1.10", "R2"]
+    np.testing.assert_array_equal(table.values, frame[SENSOR_COLUMNS].to_numpy())
+
+
+def test_ids_are_text_exactly_as_written():
+    frame = make_batch_frame(3)
+    frame["Wafer"] = ["007", "0008", "1.10"]
+    assert read_sensor_csv(to_csv_bytes(frame), file="x.csv").ids == ["007", "0008", "1.10"]
+
+
+@pytest.mark.parametrize("sep,decimal,name", [(";", ",", "semicolon"), ("\t", ".", "tab"),
+                                              (";", ".", "semicolon"), (",", ".", "comma")])
+def test_dialects_are_sniffed_and_read_the_same(sep, decimal, name):
+    frame = make_batch_frame(4)
+    data = frame.to_csv(index=False, sep=sep, decimal=decimal).encode()
+    opened = open_sensor_file(io.BytesIO(data), "d.csv", chunk_rows=3)
+    assert opened.detected["delimiter_name"] == name and opened.detected["decimal"] == decimal
+    assert opened.detected["delimiter"] == sep.replace("\\t", "\t")
+    tables = list(opened.chunks)
+    assert [t.first_row for t in tables] == [1, 4]
+    np.testing.assert_allclose(np.vstack([t.values for t in tables]),
+                               frame[SENSOR_COLUMNS].to_numpy())
+
+
+def test_bad_cell_in_a_later_chunk_names_its_file_row():
+    frame = make_batch_frame(7).astype({"Sensor-3": object})
+    frame.loc[5, "Sensor-3"] = "oops"
+    opened = open_sensor_file(io.BytesIO(to_csv_bytes(frame)), "c.csv", chunk_rows=2)
+    with pytest.raises(SchemaError) as err:
+        list(opened.chunks)
+    assert err.value.problems[0].row == 6 and err.value.problems[0].column == "Sensor-3"
+
+
+@pytest.mark.parametrize("text", ["inf", "-Infinity", "1e39", "-3.5e38"])
+def test_non_finite_and_beyond_float32_cells_are_refused(text):
+    frame = make_batch_frame(3).astype({"Sensor-9": object})
+    frame.loc[1, "Sensor-9"] = text
+    with pytest.raises(SchemaError) as err:
+        read_sensor_csv(to_csv_bytes(frame), file="f.csv")
+    problem = err.value.problems[0]
+    assert (problem.row, problem.column) == (2, "Sensor-9") and "finite" in problem.message
+
+
+def test_row_limit_is_a_limit_error():
+    from pipelines.core.problems import LimitError
+    with pytest.raises(LimitError):
+        read_sensor_csv(to_csv_bytes(make_batch_frame(5)), file="r.csv", max_rows=4)
+    with pytest.raises(LimitError):
+        table_from_instances([[]] * 10, max_rows=4)
+
+
+def test_xlsx_reads_like_csv(tmp_path):
+    frame = make_batch_frame(3, labels=True)
+    frame["Wafer"] = ["007", "W2", "W3"]
+    buffer = io.BytesIO()
+    frame.to_excel(buffer, index=False)
+    table = read_sensor_csv(buffer.getvalue(), file="w.xlsx")
+    assert table.ids == ["007", "W2", "W3"] and table.labels.tolist() == [1, 0, 0]
+    np.testing.assert_allclose(table.values, frame[SENSOR_COLUMNS].to_numpy())
+
+
+def test_sniffer_prefers_the_header_delimiter():
+    assert sniff_dialect(b"a;b;c\n1,5;2;3\n4;5;6\n").delimiter == ";"
+    assert sniff_dialect(b"a;b;c\n1,5;2;3\n4;5;6\n").decimal == ","
+    assert sniff_dialect(b"a,b\n1,2\n").decimal == "."
 
 
 @pytest.mark.parametrize("name,ok", [

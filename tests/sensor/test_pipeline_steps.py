@@ -109,3 +109,85 @@ def test_sample_keeps_mostly_missing_sensors_missing():
     X, y = synthetic()
     sample = sensor_sample(fit_sample_model(X, y, n_components=5), n_rows=200, seed=3)
     assert sample["Sensor-201"].isna().mean() > 0.5
+
+
+def test_extra_trees_walk_matches_scikit_learn_and_contributions_add_up():
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    X, y = synthetic(n=300)
+    detector = get_detector_class("sensor", "extra_trees")(n_estimators=25, max_features=0.2)
+    detector.fit(X, y, feature_names=SENSOR_COLUMNS)
+    assert 200 in detector.preprocessor_["indicators"]  # mostly missing: dropped, yet indicated
+    assert 100 not in detector.preprocessor_["indicators"]  # never missing: no indicator
+    forest = ExtraTreesClassifier(n_estimators=25, max_features=0.2, min_samples_leaf=2,
+                                  class_weight="balanced_subsample", random_state=0)
+    forest.fit(detector._features(X), y)
+    np.testing.assert_allclose(detector.score(X), forest.predict_proba(detector._features(X))[:, 1],
+                               rtol=0, atol=1e-12)
+    explanation = detector.explain(X[:50])
+    bias = detector.trees_["value"][detector.trees_["roots"]].mean()
+    np.testing.assert_allclose(explanation.contributions.sum(axis=1) + bias, explanation.scores,
+                               atol=1e-12)
+    top = np.argsort(-explanation.contributions[y[:50] == 1].mean(axis=0))[:5]
+    assert set(top) & set(range(5))  # the shifted sensors drive the fails
+
+
+# -- training rows: canonical hashes, profile, drift ----------------------------------------
+from pipelines.sensor.rows import canonical_codes, drift, in_sample, row_hashes, training_profile  # noqa: E402
+
+
+def test_row_hash_ignores_how_numbers_are_written():
+    written = [["0.1", "2543.1", "", "-0.0", "1e-7", "123456789", "3.14159265"],
+               ["1e-1", "2543.100", "nan", "0", "0.0000001", "1.23456789e8", "3.141593"],
+               [".10000001", "2.5431E3", "NaN", "0.00", "1.0e-07", "123457000", "3.1415926"]]
+    rows = np.array([[float(v) if v else np.nan for v in r] for r in written])
+    hashes = row_hashes(rows)
+    assert hashes.dtype == np.uint64 and len(set(hashes.tolist())) == 1
+    different = rows[:1].copy()
+    different[0, 1] = 2543.2  # a change in the 5th significant digit is a different row
+    assert row_hashes(different)[0] != hashes[0]
+    moved = rows[:1, ::-1]  # the same values in other columns are a different row
+    assert row_hashes(moved)[0] != hashes[0]
+    assert (canonical_codes(np.array([[9.9999996, -9.9999996]])) ==
+            canonical_codes(np.array([[10.0, -10.0]]))).all()  # rounding that carries a digit
+
+
+def test_in_sample_finds_training_rows_among_new_ones():
+    """Training values carry 4 decimals (as SECOM's do); uploads may write them in any format
+    that keeps those digits (Excel's 15 digits, scientific notation)."""
+    X, _ = synthetic(n=200)
+    X = np.round(X, 4)
+    excel = np.array([[float(f"{v:.15g}") for v in row] for row in X[50:55] * 3.0]) / 3.0
+    scientific = np.array([[float(f"{v:.7e}") for v in row] for row in X[60:65]])
+    batch = np.vstack([X[:30] + 0.001, X[10:20], excel, scientific])
+    found = in_sample(batch, np.unique(row_hashes(X)))
+    assert found.tolist() == [False] * 30 + [True] * 20
+
+
+def test_training_profile_and_drift():
+    X, _ = synthetic(n=400)
+    profile = training_profile(X, SENSOR_COLUMNS)
+    assert set(profile) == {"features", "p01", "p99", "median", "missing_rate"}
+    assert json.loads(json.dumps(profile)) == profile  # JSON-safe
+    assert profile["p01"][0] == pytest.approx(np.nanquantile(X[:, 0], 0.01))
+    assert profile["missing_rate"][200] == pytest.approx(np.isnan(X[:, 200]).mean())
+    same = drift(profile, X)
+    assert 0.01 < same["share_outside"] < 0.03  # 1% below p01 and 1% above p99, by definition
+    assert same["share_imputed"] == pytest.approx(np.isnan(X).mean())
+    shifted = X.copy()
+    shifted[:, 7] += 100.0
+    shifted[:, 9] = np.nan
+    report = drift(profile, shifted)
+    assert report["top_drifted"][0]["sensor"] == "Sensor-8"
+    assert report["top_drifted"][0]["share_outside"] == 1.0
+    assert report["top_drifted"][0]["train_p99"] == profile["p99"][7]
+    assert report["top_drifted"][0]["median"] == pytest.approx(np.nanmedian(shifted[:, 7]))
+    assert len(report["top_drifted"]) <= 5 and report["share_imputed"] > same["share_imputed"]
+    assert json.loads(json.dumps(report)) == report
+    # chunk-wise: the same answer one row at a time as all at once
+    import pipelines.sensor.rows as rows_module
+    chunk, rows_module.CHUNK_ROWS = rows_module.CHUNK_ROWS, 7
+    try:
+        assert drift(profile, shifted) == report
+    finally:
+        rows_module.CHUNK_ROWS = chunk

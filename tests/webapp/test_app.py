@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 
@@ -69,7 +70,7 @@ def test_missing_artifacts_or_templates_refuse_to_start(tmp_path):
 
 def test_readiness_names_a_broken_bundle(tmp_path):
     artifacts = tmp_path / "artifacts"
-    shutil.copytree(ROOT / "artifacts", artifacts)
+    shutil.copytree(locations.artifacts_dir(os.environ), artifacts)  # the releases served
     (artifacts / "sensor" / "autoencoder" / "preprocessor.json").write_text("{}")
     upgrade(sqlite_url(tmp_path))
     client = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path),
@@ -111,7 +112,7 @@ def test_page_receives_the_server_rules(client):
     assert cfg["number_pattern"] == NUMBER_PATTERN
     assert cfg["formula_triggers"] == "".join(FORMULA_TRIGGERS)
     assert cfg["label_columns"] == ["Pass/Fail", "Good/Bad"]
-    assert cfg["csv_extensions"] == [".csv", ".txt"] and [0x89, 0x50, 0x4E, 0x47] in cfg["binary_signatures"]
+    assert cfg["csv_extensions"] == [".csv", ".txt", ".tsv"] and [0x89, 0x50, 0x4E, 0x47] in cfg["binary_signatures"]
     for model in cfg["models"]:
         curve = model["far_curve"]
         assert len(curve["thresholds"]) == len(curve["rates"]) == 101

@@ -37,6 +37,20 @@ class ModuleExamples:
 
 
 @dataclass(frozen=True)
+class ResultsDecision:
+    """How a module's stored results CSV marks a flagged item, so History can re-decide it.
+
+    ``flag`` is the True/False column, ``threshold`` the column holding the level it was
+    decided at; an item is flagged when its score is at or above the threshold, or below it
+    when ``below`` (a confidence under a "needs review" level).
+    """
+
+    flag: str = "is_fault"
+    threshold: str = "threshold"
+    below: bool = False
+
+
+@dataclass(frozen=True)
 class ModuleSpec:
     """What the web app knows about a module."""
 
@@ -48,6 +62,7 @@ class ModuleSpec:
     page: str | None = None  # endpoint of the module page
     predict: str | None = None  # endpoint of the predict API (multipart "file", ?format=csv)
     examples: Callable[[object], ModuleExamples] | None = field(default=None, repr=False)
+    decision: ResultsDecision = ResultsDecision()
 
     @property
     def ready(self) -> bool:
@@ -62,8 +77,7 @@ def planned(name: str, title: str, blurb: str) -> ModuleSpec:
 
 REGISTRY: tuple[str | ModuleSpec, ...] = (
     "sensor",
-    planned("wafermap", "Wafer map", "Die pass/fail grids per wafer: classify the defect "
-                                     "pattern and show the region behind it."),
+    "wafermap",
     planned("timeseries", "Time series", "Sensor histories per machine: flag abnormal "
                                          "behaviour and estimate remaining useful life."),
     planned("inspection", "Inspection", "Product photos: find and localise visual defects, "

@@ -1,1 +1,1 @@
-"""Sensor detectors: supervised XGBoost and an autoencoder trained on passing wafers."""
+"""Sensor detectors: supervised XGBoost and ExtraTrees, and an autoencoder trained on passing wafers."""

@@ -7,6 +7,8 @@ which sensors made the wafer look abnormal. torch is imported only to train and 
 """
 from __future__ import annotations
 
+import math
+
 import json
 import logging
 import tempfile
@@ -37,6 +39,7 @@ class AutoencoderDetector(BaseDetector):
 
     name: ClassVar[str] = "autoencoder"
     allow_nan: ClassVar[bool] = True  # missing sensors are imputed inside the ONNX graph
+    score_range: ClassVar[tuple[float, float]] = (0.0, math.inf)  # reconstruction error
     MODEL_FILE: ClassVar[str] = "model.onnx"
     PREPROCESSOR_FILE: ClassVar[str] = "preprocessor.json"
 

@@ -29,10 +29,12 @@ MISSING_METHODS = ("median", "native")
 
 
 class XGBoostDetector(BaseDetector):
-    """Fault probability from XGBoost; per-row sensor contributions from its tree paths."""
+    """Fault score from XGBoost (the logistic output; with scale_pos_weight not a calibrated
+    probability); per-row sensor contributions from its tree paths."""
 
     name: ClassVar[str] = "xgboost"
     allow_nan: ClassVar[bool] = True  # missing sensors are imputed or handled natively
+    score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)  # a probability-like score
     MODEL_FILE: ClassVar[str] = "model.ubj"
     PREPROCESSOR_FILE: ClassVar[str] = "preprocessor.json"
 
@@ -95,23 +97,23 @@ class XGBoostDetector(BaseDetector):
         return impute(self.preprocessor_, X)
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        """Fault probability per row."""
+        """Fault score per row (0..1)."""
         X = self._check_input(X, reset=False)
         return np.asarray(self.booster_.inplace_predict(self._features(X)), dtype=float)
 
     def explain(self, X: np.ndarray) -> FeatureExplanation:
-        """Fault probability and per-sensor contributions to its log-odds (tree paths).
+        """Fault score and per-sensor contributions to its log-odds (tree paths).
 
-        The contributions plus the bias sum to the margin, so the probability comes from the
+        The contributions plus the bias sum to the margin, so the score comes from the
         same pass. Dropped sensors contribute 0.
         """
         X = self._check_input(X, reset=False)
         matrix = xgb.DMatrix(self._features(X), nthread=self.n_jobs)
         contrib = self.booster_.predict(matrix, pred_contribs=True, approx_contribs=True)
-        probability = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1, dtype=np.float64)))
+        score = 1.0 / (1.0 + np.exp(-contrib.sum(axis=1, dtype=np.float64)))
         full = np.zeros((contrib.shape[0], self.n_features_in_))
         full[:, self.preprocessor_["kept"]] = contrib[:, :-1]
-        return FeatureExplanation(probability, full, tuple(self.feature_names_in_))
+        return FeatureExplanation(score, full, tuple(self.feature_names_in_))
 
     def save(self, directory: Path) -> dict:
         """Write the model and preprocessor; return ``{file: role}`` for the manifest."""

@@ -1,28 +1,49 @@
-"""Read sensor CSVs in either real layout and map them to one schema of 590 sensors.
+"""Read sensor files (CSV in any common dialect, or .xlsx) and map them to one 590-sensor schema.
 
-Layouts (columns map to sensors by position):
-- SECOM (``uci-secom.csv``): ``Time``, ``0`` .. ``589``, optional ``Pass/Fail`` (1 = fail).
-- Wafer batch files: a wafer-name column (header blank, ``Unnamed: 0`` or ``Wafer``),
-  ``Sensor-1`` .. ``Sensor-590``, optional ``Good/Bad`` (+1 = bad wafer).
+Columns are recognised by their header:
+- sensors: ``Sensor-1`` .. ``Sensor-590`` (wafer batch files) or ``0`` .. ``589`` (SECOM);
+  a file whose headers name no sensor but holds exactly 590 other columns maps by position;
+- the wafer id: the first column when its header is blank, ``Unnamed: 0``, ``Wafer``,
+  ``Time`` or ``id``; without one, rows are numbered 1, 2, ... (and the result says so);
+- labels: ``Good/Bad`` (+1 = bad) or ``Pass/Fail`` (1 = fail);
+- anything else (lot, tool, recipe, timestamp, ...) is carried through as text.
 
-The same function parses training files, prediction batches and user uploads, so what the
-web app accepts is exactly what the pipelines accept.
+Ids and extra columns are read as text, exactly as written (``007`` stays ``007``). CSV files
+may use ``,``, ``;`` or tab between cells and ``.`` or ``,`` as the decimal mark; what was
+detected is reported. Large files are read in chunks of rows (:func:`open_sensor_file`), so a
+caller can score a file without ever holding all of it.
+
+The same code parses training files, prediction batches and user uploads, so what the web app
+accepts is exactly what the pipelines accept.
 """
 from __future__ import annotations
 
+import csv
 import io
 import logging
-from dataclasses import dataclass, field
+import re
+import zipfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 import numpy as np
 import pandas as pd
 
-from pipelines.core.problems import Problem, SchemaError, coerce_numeric
+from pipelines.core.problems import (LimitError, Problem, SchemaError, coerce_numeric,
+                                     out_of_range)
 from pipelines.sensor.schema import ID_HEADERS, LABEL_COLUMNS, N_SENSORS, SENSOR_COLUMNS
 
 logger = logging.getLogger(__name__)
+
+CHUNK_ROWS = 2000  # rows parsed (and scored) at a time: ~10 MB of float64 per chunk
+SNIFF_BYTES = 64 * 1024
+DELIMITERS = (",", ";", "\t")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+XLSX_SIGNATURE = b"PK\x03\x04"
+MAX_XLSX_EXPANDED = 512 * 1024 * 1024  # uncompressed bytes an .xlsx may expand to
+_SENSOR_NAME = re.compile(r"^\s*(?:Sensor-(\d+)|(\d+))\s*$")
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+(?:[eE][+-]?\d+)?\s*$")
 
 
 @dataclass
@@ -30,7 +51,8 @@ class SensorTable:
     """Sensor readings mapped to the 590-sensor schema.
 
     ``values`` is (rows, 590) float with NaN for missing cells; ``labels`` is 1 for a failing
-    wafer and 0 for a passing one, or None when the file has no label column.
+    wafer and 0 for a passing one, or None when the file has no label column; ``extra`` holds
+    the file's other columns as text; ``first_row`` is the file row number of ``values[0]``.
     """
 
     ids: list[str]
@@ -40,6 +62,8 @@ class SensorTable:
     labels: np.ndarray | None = None
     times: pd.Series | None = None
     warnings: list[Problem] = field(default_factory=list)
+    extra: pd.DataFrame | None = None
+    first_row: int = 1
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -50,86 +74,381 @@ class SensorTable:
         return int(np.isnan(self.values).sum())
 
 
-def _label_to_binary(series: pd.Series, column: str, file: str) -> tuple[np.ndarray, list[Problem]]:
+@dataclass(frozen=True)
+class SensorLayout:
+    """Which column of a file is what; found from the header alone."""
+
+    columns: tuple[str, ...]
+    sensor_columns: tuple[str, ...]  # in schema order: the column read as Sensor-1, -2, ...
+    id_column: str | None  # None: the file has none, rows are numbered
+    label_column: str | None
+    extra_columns: tuple[str, ...]
+    layout: str  # "secom" or "batch"
+
+    @property
+    def id_name(self) -> str:
+        """The name results use for the id column."""
+        if self.id_column is None:
+            return "row"
+        blank = not self.id_column.strip() or self.id_column.lower().startswith("unnamed")
+        return "Wafer" if blank else self.id_column
+
+    def text_columns(self) -> list[str]:
+        """Columns read as text, never as numbers: the id and the extras."""
+        return ([self.id_column] if self.id_column is not None else []) + list(self.extra_columns)
+
+
+@dataclass
+class SensorSource:
+    """An opened sensor file: its layout, what was detected, and its rows in chunks."""
+
+    file: str
+    layout: SensorLayout
+    detected: dict
+    chunks: Iterator[SensorTable]
+
+
+# -- the header ---------------------------------------------------------------------------------
+def _is_id_header(name: str) -> bool:
+    low = name.strip().lower()
+    return low in ID_HEADERS or low.startswith("unnamed")
+
+
+def _sensor_number(name: str) -> int | None:
+    """0-based index a sensor-like header names (``Sensor-7`` -> 6, SECOM ``6`` -> 6), or None."""
+    match = _SENSOR_NAME.match(name)
+    if not match:
+        return None
+    return int(match.group(1)) - 1 if match.group(1) else int(match.group(2))
+
+
+def _sensor_index(name: str) -> int | None:
+    """The schema index of a sensor header, or None when it names no sensor of the schema."""
+    index = _sensor_number(name)
+    return index if index is not None and 0 <= index < N_SENSORS else None
+
+
+def _ranges(indices: list[int]) -> str:
+    """``Sensor-3, Sensor-401..Sensor-590`` for a sorted list of 0-based indices (shortened)."""
+    parts, start = [], None
+    for k, i in enumerate(indices):
+        if start is None:
+            start = i
+        if k + 1 == len(indices) or indices[k + 1] != i + 1:
+            parts.append(SENSOR_COLUMNS[start] if start == i
+                         else f"{SENSOR_COLUMNS[start]}..{SENSOR_COLUMNS[i]}")
+            start = None
+    return ", ".join(parts[:4]) + (f" and {len(parts) - 4} more ranges" if len(parts) > 4 else "")
+
+
+def layout_from_header(columns: list[str], file: str, require_labels: bool = False) -> SensorLayout:
+    """Find the id, sensor, label and extra columns of a header; :class:`SchemaError` if it cannot."""
+    columns = [str(c) for c in columns]
+    seen: set[str] = set()
+    duplicates = [c for c in columns if c in seen or seen.add(c)]
+    if duplicates:
+        raise SchemaError([Problem(f"the header repeats column '{duplicates[0]}'; every column "
+                                   f"needs its own name", file=file, column=duplicates[0])])
+    label = next((c for c in columns if c in LABEL_COLUMNS), None)
+    if require_labels and label is None:
+        raise SchemaError([Problem("training data needs a label column "
+                                   "('Good/Bad' or 'Pass/Fail')", file=file)])
+    id_column = columns[0] if columns and _is_id_header(columns[0]) else None
+    rest = [c for c in columns if c not in (id_column, label)]
+    beyond = [c for c in rest if _sensor_number(c) is not None and _sensor_index(c) is None]
+    if beyond:
+        raise SchemaError([Problem(
+            f"of the file's {len(columns)} columns, {len(beyond)} name sensors the model does "
+            f"not have ({beyond[0]}"
+            f"{' .. ' + beyond[-1] if len(beyond) > 1 else ''}); sensors run from Sensor-1 to "
+            f"Sensor-{N_SENSORS} (or 0 to {N_SENSORS - 1}): remove the others", file=file)])
+    named = {c: _sensor_index(c) for c in rest}
+    sensors = [c for c in rest if named[c] is not None]
+    if not sensors and len(rest) == N_SENSORS:  # no sensor names: map by position
+        return SensorLayout(tuple(columns), tuple(rest), id_column, label, (), "batch")
+    by_index = {named[c]: c for c in sensors}
+    if len(by_index) != N_SENSORS:
+        missing = [i for i in range(N_SENSORS) if i not in by_index]
+        raise SchemaError([Problem(
+            f"expected {N_SENSORS} sensor columns (Sensor-1..Sensor-{N_SENSORS}, or 0..589), "
+            f"found {len(by_index)}; missing {_ranges(missing)}. "
+            f"Download the template to see the expected header", file=file)])
+    extra = tuple(c for c in rest if named[c] is None)
+    layout = "batch" if sensors[0].strip().startswith("Sensor-") else "secom"
+    return SensorLayout(tuple(columns), tuple(by_index[i] for i in range(N_SENSORS)), id_column,
+                        label, extra, layout)
+
+
+# -- rows ---------------------------------------------------------------------------------------
+def _label_to_binary(series: pd.Series, column: str, file: str,
+                     first_row: int) -> tuple[np.ndarray, list[Problem]]:
     values, problems = coerce_numeric(series.to_frame(column), file)
+    problems = _shift_rows(problems, first_row)
     labels = values[:, 0]
     odd = ~np.isin(labels, (-1.0, 1.0))
     for r in np.flatnonzero(odd)[:20]:
         problems.append(Problem(f"label must be -1 (good) or 1 (bad), got '{series.iat[r]}'",
-                                file=file, row=int(r) + 1, column=column))
+                                file=file, row=first_row + int(r), column=column))
     return (labels == 1).astype(np.int8), problems
 
 
-def _id_problem(first: str, file: str) -> Problem | None:
-    if first.strip().lower() in ID_HEADERS or first.strip().lower().startswith("unnamed"):
-        return None
-    return Problem(f"the first column must be the wafer id (header 'Wafer', 'Time' or blank); "
-                   f"found '{first}'", file=file, column=first)
+def _shift_rows(problems: list[Problem], first_row: int) -> list[Problem]:
+    if first_row == 1:
+        return problems
+    return [replace(p, row=p.row + first_row - 1) if p.row is not None else p for p in problems]
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Cells as text exactly as written; numbers from a spreadsheet without a trailing ``.0``."""
+    def one(v):
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+    if series.dtype == object:
+        return series.map(lambda v: v if v is None or isinstance(v, str) or v != v else one(v))
+    return series.astype("string").astype(object).where(series.notna(), None)
+
+
+def parse_chunk(frame: pd.DataFrame, layout: SensorLayout, file: str,
+                first_row: int = 1) -> SensorTable:
+    """Rows of a file (as read, text columns as text) -> :class:`SensorTable`, or SchemaError."""
+    values, problems = coerce_numeric(frame[list(layout.sensor_columns)], file)
+    problems = _shift_rows(problems, first_row)
+    problems += out_of_range(values, list(layout.sensor_columns), file, first_row)
+    labels = None
+    if layout.label_column is not None:
+        labels, label_problems = _label_to_binary(frame[layout.label_column], layout.label_column,
+                                                  file, first_row)
+        problems += label_problems
+    if layout.id_column is not None:
+        raw = _text(frame[layout.id_column])
+        empty = raw.isna() | raw.fillna("").str.strip().eq("")
+        for r in np.flatnonzero(empty.to_numpy(dtype=bool))[:20]:
+            problems.append(Problem("the wafer id is empty", file=file, row=first_row + int(r),
+                                    column=layout.id_column or "id"))
+        ids = raw.fillna("").tolist()
+    else:
+        ids = [str(first_row + i) for i in range(len(frame))]
+    if problems:
+        raise SchemaError(problems)
+    extra = None
+    if layout.extra_columns:
+        extra = pd.DataFrame({c: _text(frame[c]) for c in layout.extra_columns},
+                             index=range(len(frame)))
+    return SensorTable(ids=ids, values=values, id_column=layout.id_name, layout=layout.layout,
+                       labels=labels, extra=extra, first_row=first_row)
 
 
 def parse_sensor_frame(frame: pd.DataFrame, file: str = "upload.csv",
                        require_labels: bool = False) -> SensorTable:
-    """Map a raw frame (as read from CSV) to a :class:`SensorTable`.
-
-    Raises :class:`SchemaError` listing every problem: missing id column, wrong number of
-    sensor columns, non-numeric cells, bad labels, empty ids.
-    """
+    """Map a whole frame (as read from a file) to a :class:`SensorTable`, or raise SchemaError."""
     if frame.shape[0] == 0:
         raise SchemaError([Problem("the file has a header but no data rows", file=file)])
-    columns = [str(c) for c in frame.columns]
-    label_col = next((c for c in columns if c in LABEL_COLUMNS), None)
-    if require_labels and label_col is None:
-        raise SchemaError([Problem("training data needs a label column "
-                                   "('Good/Bad' or 'Pass/Fail')", file=file)])
-    problems: list[Problem] = []
-    sensor_part = [c for c in columns[1:] if c != label_col]
-    n_expected = N_SENSORS + 1 + (label_col is not None)
-    if len(columns) == N_SENSORS and columns[0] in ("Sensor-1", "0"):
-        raise SchemaError([Problem("missing id column: the first column must be the wafer id "
-                                   "(wafer name or timestamp), followed by 590 sensor columns",
-                                   file=file)])
-    id_problem = _id_problem(columns[0], file)
-    if id_problem:
-        problems.append(id_problem)
-    if len(sensor_part) != N_SENSORS:
-        problems.append(Problem(
-            f"expected {n_expected} columns (id, 590 sensors{', label' if label_col else ''}), "
-            f"found {len(columns)}", file=file))
-    if problems:
-        raise SchemaError(problems)
+    layout = layout_from_header(list(frame.columns), file, require_labels)
+    return parse_chunk(frame, layout, file)
 
-    layout = "secom" if columns[0].strip().lower() == "time" or sensor_part[0] == "0" else "batch"
-    values, problems = coerce_numeric(frame[sensor_part], file)
-    labels = None
-    if label_col is not None:
-        labels, label_problems = _label_to_binary(frame[label_col], label_col, file)
-        problems += label_problems
-    raw_ids = frame.iloc[:, 0]
-    missing_id = raw_ids.isna() | raw_ids.astype("string").str.strip().eq("")
-    for r in np.flatnonzero(missing_id.to_numpy(dtype=bool))[:20]:
-        problems.append(Problem("the wafer id is empty", file=file, row=int(r) + 1,
-                                column=columns[0] or "id"))
-    if problems:
-        raise SchemaError(problems)
-    id_name = columns[0] if columns[0] and not columns[0].lower().startswith("unnamed") else "Wafer"
-    return SensorTable(ids=raw_ids.astype(str).tolist(), values=values, id_column=id_name,
-                       layout=layout, labels=labels)
+
+def concat_tables(tables: list[SensorTable]) -> SensorTable:
+    """Chunks of one file, joined back into one table."""
+    first = tables[0]
+    if len(tables) == 1:
+        return first
+    labels = None if first.labels is None else np.concatenate([t.labels for t in tables])
+    extra = None if first.extra is None else pd.concat([t.extra for t in tables],
+                                                       ignore_index=True)
+    return SensorTable(ids=[i for t in tables for i in t.ids],
+                       values=np.vstack([t.values for t in tables]), id_column=first.id_column,
+                       layout=first.layout, labels=labels, extra=extra)
+
+
+# -- files --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: the cell delimiter, the decimal mark, the text encoding."""
+
+    delimiter: str = ","
+    decimal: str = "."
+    encoding: str = "utf-8"
+
+
+def _split_line(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def sniff_dialect(head: bytes) -> CsvDialect:
+    """The delimiter (``,`` ``;`` or tab, the most frequent in the header), the decimal mark
+    (``,`` when data cells look like ``1,5`` and the delimiter is not a comma) and encoding."""
+    encoding = "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    text = head.decode(encoding, errors="replace")
+    lines = [line for line in text.splitlines()[:20] if line.strip()]
+    if not lines:
+        return CsvDialect(encoding=encoding)
+    header = lines[0]
+    delimiter = max(DELIMITERS, key=lambda d: (header.count(d), d == ","))
+    decimal = "."
+    if delimiter != ",":
+        cells = [c for line in lines[1:-1] for c in _split_line(line, delimiter)]
+        if any(_DECIMAL_COMMA.match(c) for c in cells):
+            decimal = ","
+    return CsvDialect(delimiter, decimal, encoding)
+
+
+def looks_like_xlsx(head: bytes, file: str) -> bool:
+    """An Excel workbook: a zip container named ``.xlsx``."""
+    return head.startswith(XLSX_SIGNATURE) and file.lower().endswith(".xlsx")
+
+
+def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
+                chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The header and an iterator of row chunks; id and extra columns read as text."""
+    start = stream.tell()
+    head = stream.read(SNIFF_BYTES).decode(dialect.encoding, errors="replace")
+    header_line = head.splitlines()[0] if head.strip() else ""
+    stream.seek(start)
+    columns = _split_line(header_line, dialect.delimiter)
+    if not columns:
+        raise SchemaError([Problem("the file is empty", file=file)])
+    text_dtypes = {c: str for c in columns if _sensor_index(c) is None and c not in LABEL_COLUMNS}
+    try:
+        reader = pd.read_csv(stream, sep=dialect.delimiter, decimal=dialect.decimal,
+                             encoding=dialect.encoding, dtype=text_dtypes, chunksize=chunk_rows,
+                             low_memory=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise SchemaError([Problem("the file is empty", file=file)]) from None
+    return columns, _guard_csv(reader, file)
+
+
+def _guard_csv(reader, file: str) -> Iterator[pd.DataFrame]:
+    try:
+        for frame in reader:
+            yield frame
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        detail = str(exc).replace("\n", " ")[:160]
+        raise SchemaError([Problem(f"not a readable CSV file ({detail})", file=file)]) from None
+
+
+def _xlsx_chunks(stream: IO[bytes], file: str,
+                 chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The first sheet's header and row chunks, streamed (the workbook is never loaded whole)."""
+    from openpyxl import load_workbook  # only for .xlsx uploads
+
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+        if expanded > MAX_XLSX_EXPANDED:
+            raise LimitError([Problem(f"the workbook expands to {expanded / 2**20:.0f} MB, more "
+                                      f"than {MAX_XLSX_EXPANDED / 2**20:.0f} MB; save it as CSV",
+                                      file=file)])
+        stream.seek(0)
+        book = load_workbook(stream, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise SchemaError([Problem(f"not a readable .xlsx workbook ({type(exc).__name__})",
+                                   file=file)]) from None
+    rows = book.worksheets[0].iter_rows(values_only=True)
+    header = next(rows, None)
+    if header is None:
+        raise SchemaError([Problem("the workbook's first sheet is empty", file=file)])
+    columns = ["" if c is None else str(c) for c in header]
+    while columns and columns[-1] == "":
+        columns.pop()
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        batch: list[tuple] = []
+        for row in rows:
+            if all(v is None or v == "" for v in row):
+                continue
+            batch.append(row[:len(columns)] + (None,) * (len(columns) - len(row)))
+            if len(batch) == chunk_rows:
+                yield pd.DataFrame(batch, columns=columns, dtype=object)
+                batch = []
+        if batch:
+            yield pd.DataFrame(batch, columns=columns, dtype=object)
+        book.close()
+    return columns, chunks()
+
+
+def open_sensor_file(stream: IO[bytes], file: str, chunk_rows: int = CHUNK_ROWS,
+                     max_rows: int | None = None, require_labels: bool = False) -> SensorSource:
+    """Open a sensor CSV or .xlsx (a seekable binary stream) for reading in chunks.
+
+    The header is checked now; rows are parsed as the chunks are iterated, each chunk raising
+    :class:`SchemaError` for its bad cells (rows numbered as in the file), and
+    :class:`LimitError` once more than ``max_rows`` rows have been read.
+    """
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    if not head.strip():
+        raise SchemaError([Problem("the file is empty", file=file)])
+    if looks_like_xlsx(head, file):
+        columns, frames = _xlsx_chunks(stream, file, chunk_rows)
+        detected = {"format": "xlsx", "delimiter": None, "delimiter_name": None, "decimal": None}
+    else:
+        dialect = sniff_dialect(head)
+        columns, frames = _csv_chunks(stream, dialect, file, chunk_rows)
+        detected = {"format": "csv", "delimiter": dialect.delimiter,
+                    "delimiter_name": DELIMITER_NAMES[dialect.delimiter],
+                    "decimal": dialect.decimal}
+    try:
+        layout = layout_from_header(columns, file, require_labels)
+    except SchemaError as exc:
+        if detected["format"] == "csv" and len(columns) < 3:
+            exc.problems.insert(0, Problem(
+                f"only {len(columns)} column(s) found with the detected "
+                f"{detected['delimiter_name']} "
+                f"delimiter; save the file with comma, semicolon or tab between cells",
+                file=file))
+            raise SchemaError(exc.problems) from None
+        raise
+    detected.update(id_column=layout.id_column, numbered_ids=layout.id_column is None,
+                    extra_columns=list(layout.extra_columns), layout=layout.layout)
+    return SensorSource(file, layout, detected, _tables(frames, layout, file, max_rows))
+
+
+def _tables(frames: Iterator[pd.DataFrame], layout: SensorLayout, file: str,
+            max_rows: int | None) -> Iterator[SensorTable]:
+    first_row, any_rows = 1, False
+    for frame in frames:
+        if max_rows is not None and first_row - 1 + len(frame) > max_rows:
+            raise LimitError([Problem(f"more than the {max_rows} row limit; split the file",
+                                      file=file)])
+        if len(frame):
+            any_rows = True
+            yield parse_chunk(frame.reset_index(drop=True), layout, file, first_row)
+            first_row += len(frame)
+    if not any_rows:
+        raise SchemaError([Problem("the file has a header but no data rows", file=file)])
 
 
 def read_sensor_csv(source: str | Path | IO[bytes] | bytes, file: str | None = None,
-                    require_labels: bool = False) -> SensorTable:
-    """Read a sensor CSV (path, bytes or binary stream; ``.gz`` paths too) into a SensorTable."""
+                    require_labels: bool = False, max_rows: int | None = None) -> SensorTable:
+    """Read a whole sensor file (path, bytes or binary stream; ``.gz`` paths too) into one table."""
     name = file or (Path(source).name if isinstance(source, (str, Path)) else "upload.csv")
-    if isinstance(source, bytes):
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.name.endswith(".gz"):
+            import gzip
+            source = io.BytesIO(gzip.decompress(path.read_bytes()))
+        else:
+            source = io.BytesIO(path.read_bytes())
+    elif isinstance(source, bytes):
         source = io.BytesIO(source)
-    try:
-        frame = pd.read_csv(source, low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise SchemaError([Problem("the file is empty", file=name)]) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SchemaError([Problem(f"not a readable CSV file ({exc})".replace("\n", " "),
-                                   file=name)]) from None
-    return parse_sensor_frame(frame, name, require_labels=require_labels)
+    opened = open_sensor_file(source, name, max_rows=max_rows, require_labels=require_labels)
+    return concat_tables(list(opened.chunks))
+
+
+def chunk_frame(table: SensorTable, label_column: str | None = None) -> pd.DataFrame:
+    """A chunk back as a plain table: id, the file's extra columns, Sensor-1..590, label."""
+    frame = pd.DataFrame(table.values, columns=SENSOR_COLUMNS)
+    at = 0
+    if table.id_column != "row":
+        frame.insert(0, table.id_column, table.ids)
+        at = 1
+    if table.extra is not None:
+        for k, column in enumerate(table.extra.columns):
+            frame.insert(at + k, column, table.extra[column].to_numpy())
+    if table.labels is not None:
+        frame[label_column or "Good/Bad"] = np.where(table.labels == 1, 1, -1)
+    return frame
 
 
 def table_to_frame(table: SensorTable) -> pd.DataFrame:
@@ -139,50 +458,3 @@ def table_to_frame(table: SensorTable) -> pd.DataFrame:
     if table.labels is not None:
         frame["Good/Bad"] = np.where(table.labels == 1, 1, -1)
     return frame
-
-
-def table_from_instances(instances: list, ids: list | None = None,
-                         source: str = "request") -> SensorTable:
-    """Build a table from JSON instances: lists of 590 numbers/null, or ``{"Sensor-N": value}`` dicts.
-
-    In the dict form, sensors left out are missing (imputed); unknown keys are an error so a
-    misspelt sensor name is never silently ignored.
-    """
-    if not isinstance(instances, list) or not instances:
-        raise SchemaError([Problem("'instances' must be a non-empty list of rows", file=source)])
-    index = {name: j for j, name in enumerate(SENSOR_COLUMNS)}
-    values = np.full((len(instances), N_SENSORS), np.nan)
-    problems: list[Problem] = []
-    for r, row in enumerate(instances):
-        if isinstance(row, dict):
-            unknown = [k for k in row if k not in index]
-            if unknown:
-                problems.append(Problem(f"unknown sensor name(s) {unknown[:5]}; use Sensor-1 .. "
-                                        f"Sensor-{N_SENSORS}", file=source, row=r + 1))
-            items = [(index[k], k, v) for k, v in row.items() if k in index]
-        elif isinstance(row, list):
-            if len(row) != N_SENSORS:
-                problems.append(Problem(f"expected {N_SENSORS} values, found {len(row)}",
-                                        file=source, row=r + 1))
-                continue
-            items = [(j, SENSOR_COLUMNS[j], v) for j, v in enumerate(row)]
-        else:
-            problems.append(Problem("each instance must be a list of 590 values or an object "
-                                    "keyed by sensor name", file=source, row=r + 1))
-            continue
-        for j, name, v in items:
-            if v is None:
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                if len(problems) < 50:
-                    problems.append(Problem(f"'{v}' is not a number", file=source, row=r + 1,
-                                            column=name))
-                continue
-            values[r, j] = v
-    if ids is not None and (not isinstance(ids, list) or len(ids) != len(instances)):
-        problems.append(Problem(f"'ids' must be a list with one id per instance "
-                                f"({len(instances)})", file=source))
-    if problems:
-        raise SchemaError(problems)
-    row_ids = [str(i) for i in ids] if ids is not None else [str(i + 1) for i in range(len(instances))]
-    return SensorTable(ids=row_ids, values=values, id_column="id", layout="json")

@@ -1,5 +1,5 @@
-// CSV reading and writing. The formula guard for downloads comes from the server's rule
-// (config.formula_triggers and config.number_pattern), so page and server write the same file.
+// CSV reading, and writing the edited table back for the server. The results CSV is written
+// only by the server (webapp/downloads.py); the page downloads it from the run's results_url.
 
 export class CsvError extends Error {}
 
@@ -53,24 +53,4 @@ export function parseCSV(text, onRow) {
 export function csvField(value) {
   const s = value == null ? "" : String(value);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-/** A number for a CSV cell, to 6 significant digits; "" when missing. */
-export function csvNumber(v) {
-  return v == null || Number.isNaN(v) ? "" : Number(Number(v).toPrecision(6));
-}
-
-/** The server's formula guard as a function on text cells: a cell starting with one of
- *  ``triggers`` that is not a plain number gets a leading apostrophe. */
-export function formulaGuard(triggers, numberPattern) {
-  const number = new RegExp(numberPattern);
-  return (text) => (text && triggers.includes(text[0]) && !number.test(text) ? `'${text}` : text);
-}
-
-/** A CSV file from a header and rows of cells; text cells go through ``guard``. */
-export function writeCSV(header, rows, guard) {
-  const text = (v) => csvField(typeof v === "string" ? guard(v) : v);
-  const lines = [header.map(text).join(",")];
-  for (const row of rows) lines.push(row.map(text).join(","));
-  return lines.join("\n") + "\n";
 }

@@ -47,6 +47,13 @@ function cellText(row, j) {
   return v === v ? String(v) : "";
 }
 
+/** A cell as a number (NaN when empty or not a number); the id column (0) is read from its text. */
+export function cellNumber(data, row, j) {
+  if (j !== 0) return row.vals[j];
+  const s = row.id.trim();
+  return s !== "" && data.number.test(s) ? +s : NaN;
+}
+
 function writeCell(data, row, j, s) {
   if (j === 0) { row.id = s; return; }
   const v = +s;
@@ -498,6 +505,8 @@ export function createGrid(el, { pageSize = 50, idNoun = "id", onChange = () => 
     /** Finish an edit in progress (before sending the table). */
     commit() { if (state.editing) commitEdit(false); },
     toCSV() { return tableToCSV(state.data); },
+    /** How many cells were edited and rows removed (recorded with the run). */
+    changes() { return { editedCells: editCount(), removedRows: state.data?.removed ?? 0 }; },
     /** True when the user changed anything (edits or removed rows): ask before replacing it. */
     hasChanges() { return !!state.data && (editCount() > 0 || state.data.removed > 0); },
   };

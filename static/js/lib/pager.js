@@ -2,16 +2,18 @@
 import { clamp, int } from "./util.js";
 
 /** Fill ``nav`` with pager controls; ``onGo(page)`` is called with the 0-based page wanted.
- *  ``noun`` names the list for screen readers ("preview"), ``itemLabel`` the items ("Rows"). */
-export function makePager(nav, { noun, itemLabel, pageSize, onGo }) {
+ *  ``noun`` names the list for screen readers ("preview"), ``itemLabel`` the items ("Rows");
+ *  ``place`` tells a second pager of the same list apart ("bottom"). */
+export function makePager(nav, { noun, itemLabel, pageSize, onGo, place = "" }) {
   const id = nav.id;
+  const at = place ? `, ${place}` : "";
   nav.innerHTML = `
     <span class="pager-range" id="${id}-range"></span>
-    <button type="button" class="button button-small" data-go="prev">&lsaquo; Previous<span class="visually-hidden"> ${noun} page</span></button>
-    <label for="${id}-input">Page<span class="visually-hidden"> of the ${noun}</span></label>
+    <button type="button" class="button button-small" data-go="prev">&lsaquo; Previous<span class="visually-hidden"> ${noun} page${at}</span></button>
+    <label for="${id}-input">Page<span class="visually-hidden"> of the ${noun}${at}</span></label>
     <input type="number" id="${id}-input" min="1" step="1" value="1">
     <span id="${id}-count"></span>
-    <button type="button" class="button button-small" data-go="next">Next<span class="visually-hidden"> ${noun} page</span> &rsaquo;</button>`;
+    <button type="button" class="button button-small" data-go="next">Next<span class="visually-hidden"> ${noun} page${at}</span> &rsaquo;</button>`;
   const input = nav.querySelector("input");
   const prev = nav.querySelector('[data-go="prev"]');
   const next = nav.querySelector('[data-go="next"]');

@@ -8,22 +8,32 @@ export function looksBinary(bytes, signatures) {
   return bytes.includes(0);
 }
 
-/** Checks before reading a CSV file, with the server's rules (config.csv_extensions and
- *  config.binary_signatures): a message saying what to fix, or null. */
-export async function precheckCSV(file, cfg) {
+/** Checks before reading a file, with the server's rules (config.csv_extensions,
+ *  config.spreadsheet_extensions, config.max_upload_mb and config.binary_signatures). Returns {refused, binary}: ``refused`` a
+ *  message saying what to fix (or null); ``binary`` true when the bytes are not text, so the
+ *  page must not parse them itself and waits for the server's normalised ``csv`` instead (an
+ *  Excel workbook, when the server accepts those). */
+export async function precheckFile(file, cfg) {
   const name = file.name || "upload.csv";
+  const lower = name.toLowerCase();
   const mb = 1024 * 1024;
-  const hint = "Upload a comma-separated .csv file with a header row";
-  if (!cfg.csv_extensions.some((ext) => name.toLowerCase().endsWith(ext))) {
-    return `${name}: not a CSV file. ${hint} (the template shows the layout).`;
+  const extensions = acceptedExtensions(cfg);
+  const accepted = extensions.join(", ");
+  if (!extensions.some((ext) => lower.endsWith(ext))) {
+    return { refused: `${name}: not a CSV file. Upload a file ending in ${accepted} with a header row (the template shows the layout).`, binary: false };
   }
   if (file.size > cfg.max_upload_mb * mb) {
-    return `${name} is ${(file.size / mb).toFixed(1)} MB, more than the ${cfg.max_upload_mb} MB limit. Split the file and try again.`;
+    return { refused: `${name} is ${(file.size / mb).toFixed(1)} MB, more than the ${cfg.max_upload_mb} MB limit. Split the file and try again.`, binary: false };
   }
-  if (file.size === 0) return `${name}: the file is empty.`;
+  if (file.size === 0) return { refused: `${name}: the file is empty.`, binary: false };
+  if ((cfg.spreadsheet_extensions ?? []).some((ext) => lower.endsWith(ext))) return { refused: null, binary: true };
   const head = new Uint8Array(await file.slice(0, 4096).arrayBuffer());
-  if (looksBinary(head, cfg.binary_signatures)) return `${name}: not a CSV file (it looks like binary data). ${hint}.`;
-  return null;
+  return { refused: null, binary: looksBinary(head, cfg.binary_signatures) };
+}
+
+/** Every file ending the server takes: text tables, then spreadsheets. */
+export function acceptedExtensions(cfg) {
+  return [...cfg.csv_extensions, ...(cfg.spreadsheet_extensions ?? [])];
 }
 
 /** POST a file to a check endpoint; resolves to {ok, status, body} (never throws). */

@@ -1,0 +1,66 @@
+// Bringing several files at once (images, maps, archives): a multi-file picker and drop zone,
+// first checks with the server's rules (accepted endings, the size limit) and a POST of all of
+// them in the form field "file", repeated.
+import { MB } from "./util.js";
+
+/** Wire a multi-file input and a drop zone to ``onFiles(files)``; a drop elsewhere on the
+ *  page does nothing (the browser would otherwise open the file and leave the page). */
+export function bindFilesPicker({ input, dropzone, onFiles }) {
+  input.addEventListener("change", async () => {
+    const files = Array.from(input.files);
+    input.value = ""; // picking the same files again reloads them
+    if (files.length) await onFiles(files);
+  });
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+  const over = (e) => { e.preventDefault(); dropzone.classList.add("is-over"); };
+  dropzone.addEventListener("dragenter", over);
+  dropzone.addEventListener("dragover", over);
+  dropzone.addEventListener("dragleave", (e) => {
+    if (!dropzone.contains(e.relatedTarget)) dropzone.classList.remove("is-over");
+  });
+  dropzone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    dropzone.classList.remove("is-over");
+    const files = Array.from(e.dataTransfer?.files ?? []);
+    if (files.length) onFiles(files);
+  });
+}
+
+/** A message saying what to fix, or null: every file must end in one of ``extensions`` and
+ *  together they must fit ``maxMb`` (both from the page config). */
+export function precheckFiles(files, { extensions, maxMb }) {
+  const wrong = files.filter((f) => !extensions.some((ext) => f.name.toLowerCase().endsWith(ext)));
+  if (wrong.length) {
+    return `${wrong[0].name}${wrong.length > 1 ? ` and ${wrong.length - 1} more` : ""}: not an accepted file. `
+      + `Upload files ending in ${extensions.join(", ")}.`;
+  }
+  const empty = files.find((f) => f.size === 0);
+  if (empty) return `${empty.name}: the file is empty.`;
+  const total = files.reduce((n, f) => n + f.size, 0);
+  if (total > maxMb * MB) {
+    return `The files hold ${(total / MB).toFixed(1)} MB, more than the ${maxMb} MB limit. Send fewer at a time.`;
+  }
+  return null;
+}
+
+/** A FormData with every file in the field "file" and the ``fields`` given. */
+export function filesForm(files, fields = {}) {
+  const form = new FormData();
+  for (const f of files) form.append("file", f, f.name);
+  for (const [k, v] of Object.entries(fields)) if (v != null) form.append(k, String(v));
+  return form;
+}
+
+/** POST ``form``; resolves to {ok, status, body} (never throws). */
+export async function postForm(url, form) {
+  try {
+    const res = await fetch(url, { method: "POST", body: form,
+      headers: { "X-Requested-With": "fetch", Accept: "application/json" } });
+    let body = null;
+    try { body = await res.json(); } catch { body = null; }
+    return { ok: res.ok, status: res.status, body };
+  } catch (err) {
+    return { ok: false, status: 0, body: null, networkError: String(err) };
+  }
+}

@@ -1,0 +1,95 @@
+// What the server says about a file beside the scores: how it was read (``detected``), its
+// warnings, how far it lies from the training data (``drift``), and, when the file carries true
+// labels, how the decisions at the current threshold compare with them. Every panel is hidden
+// when the server sends nothing for it.
+import { esc, int, pct } from "./util.js";
+
+const DELIMITERS = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", " ": "space" };
+const DECIMALS = { ".": "decimal point", ",": "decimal comma" };
+
+/** One sentence on how the server read a file, or "" when it said nothing. ``noun``: {one, many, id}. */
+export function describeDetected(detected, noun) {
+  if (!detected || typeof detected !== "object") return "";
+  const parts = [];
+  if (detected.format) parts.push(detected.format === "xlsx" ? "an Excel workbook (.xlsx)" : `a ${String(detected.format).toUpperCase()} file`);
+  const how = [];
+  if (detected.delimiter && detected.format !== "xlsx") {
+    // the server names the delimiter ("comma", "semicolon", "tab"); a bare character is named here
+    const d = String(detected.delimiter);
+    how.push(`${DELIMITERS[d] ?? (d.length > 1 ? d : `“${d}”`)}-separated`);
+  }
+  if (detected.decimal) how.push(`with a ${DECIMALS[detected.decimal] ?? `“${detected.decimal}” decimal mark`}`);
+  let text = `Read as ${parts.join("") || "a file"}${how.length ? `, ${how.join(" ")}` : ""}.`;
+  if (detected.numbered_ids) text += ` No ${noun.id} column: ${noun.many} are numbered 1, 2, 3… in file order.`;
+  else if (detected.id_column) text += ` ${noun.id[0].toUpperCase()}${noun.id.slice(1)}s from column “${detected.id_column}”, kept as written.`;
+  const extra = Array.isArray(detected.extra_columns) ? detected.extra_columns : [];
+  if (extra.length) text += ` Extra column${extra.length === 1 ? "" : "s"} carried through to the results: ${extra.join(", ")}.`;
+  return text;
+}
+
+/** Fill a warning box (``box`` with a <ul> ``list``) with the server's warnings; hide it when none. */
+export function renderWarnings(box, list, warnings) {
+  const items = (Array.isArray(warnings) ? warnings : []).filter((w) => typeof w === "string" && w.trim());
+  box.hidden = !items.length;
+  list.innerHTML = items.map((w) => `<li>${esc(w)}</li>`).join("");
+}
+
+const fmt = (v) => {
+  if (v == null || !Number.isFinite(v)) return "–";
+  const a = Math.abs(v);
+  return v.toFixed(a >= 1000 ? 1 : a >= 100 ? 2 : a >= 1 ? 3 : 4);
+};
+
+/** The drift panel from the response's ``drift``: {share_outside, share_imputed, top_drifted}. */
+export function renderDrift(el, drift, noun) {
+  const ok = drift && typeof drift === "object" && Number.isFinite(drift.share_outside);
+  el.panel.hidden = !ok;
+  if (!ok) return;
+  const imputed = Number.isFinite(drift.share_imputed)
+    ? ` <strong>${pct(drift.share_imputed)}</strong> of the sensor values are missing and were imputed.` : "";
+  el.summary.innerHTML = `<strong>${pct(drift.share_outside)}</strong> of this file's values lie outside the training data's `
+    + `1st–99th percentile range (on training-like data about 2% do).${imputed}`;
+  // whether a file is unusual is the server's call (a warning), never a cut-off restated here
+  el.panel.classList.toggle("is-unusual", drift.unusual === true || !!drift.warning);
+  const top = Array.isArray(drift.top_drifted) ? drift.top_drifted : [];
+  el.table.hidden = !top.length;
+  el.body.innerHTML = top.map((d) => `<tr><th scope="row">${esc(d.sensor)}</th>`
+    + `<td class="num">${pct(d.share_outside)}</td><td class="num">${fmt(d.median)}</td>`
+    + `<td class="num">${fmt(d.train_p01)} … ${fmt(d.train_p99)}</td></tr>`).join("");
+  el.note.textContent = top.length ? `The sensors whose values in this file fall outside the training range most often; `
+    + `scores of ${noun.many} far from the training data are less reliable.` : "";
+}
+
+/** Counts of true/false positives/negatives at the current decisions; rows without a label are counted apart. */
+export function confusion(items, isFault) {
+  const c = { tp: 0, fn: 0, fp: 0, tn: 0, unlabelled: 0 };
+  for (const p of items) {
+    const y = p.label;
+    if (y !== 0 && y !== 1) { c.unlabelled++; continue; }
+    const f = isFault(p);
+    if (y === 1) { if (f) c.tp++; else c.fn++; } else if (f) c.fp++; else c.tn++;
+  }
+  return c;
+}
+
+/** The labels panel: a confusion matrix with the catch rate (recall) and false-alarm rate. */
+export function renderLabels(el, labels, items, isFault, noun) {
+  const ok = labels && typeof labels === "object" && items.some((p) => p.label === 0 || p.label === 1);
+  el.panel.hidden = !ok;
+  if (!ok) return;
+  const c = confusion(items, isFault);
+  const pos = labels.positive ?? "fail";
+  const neg = labels.negative ?? `not ${pos}`;
+  const col = labels.column ? ` (column “${esc(labels.column)}”)` : "";
+  el.title.innerHTML = `Against the labels in the file${col}`;
+  const cellHtml = (n, what, cls) => `<td class="num ${cls}"><span class="cm-n">${int(n)}</span><span class="cm-what">${what}</span></td>`;
+  el.matrix.innerHTML = `<caption class="visually-hidden">Decisions at the current threshold against the file's labels</caption>`
+    + `<thead><tr><td></td><th scope="col">Labelled ${esc(pos)}</th><th scope="col">Labelled ${esc(neg)}</th></tr></thead>`
+    + `<tbody><tr><th scope="row">Flagged</th>${cellHtml(c.tp, "caught", "cm-good")}${cellHtml(c.fp, "false alarms", "cm-bad")}</tr>`
+    + `<tr><th scope="row">Not flagged</th>${cellHtml(c.fn, "missed", "cm-bad")}${cellHtml(c.tn, "correctly passed", "cm-good")}</tr></tbody>`;
+  const rate = (a, b) => (a + b ? pct(a / (a + b)) : "–");
+  el.rates.innerHTML = `Catch rate (recall): <strong id="catch-rate">${rate(c.tp, c.fn)}</strong> of the ${int(c.tp + c.fn)} `
+    + `${esc(pos)} ${noun.many} are flagged. False-alarm rate: <strong id="false-alarm-rate">${rate(c.fp, c.tn)}</strong> `
+    + `of the ${int(c.fp + c.tn)} ${esc(neg)} ${noun.many} are flagged.`
+    + (c.unlabelled ? ` ${int(c.unlabelled)} ${noun.many} without a label are left out.` : "");
+}

@@ -1,0 +1,84 @@
+"""The audit trail: what each run used, failed runs, and results downloaded again from History."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+
+import pytest
+
+from tests.conftest import make_batch_frame, to_csv_bytes
+from tests.sensor.test_api import upload
+from webapp import create_app, db
+from webapp.db import upgrade
+
+
+def rows_of(response) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+@pytest.fixture
+def db_app(database_url):
+    """The app on SQLite and on PostgreSQL (the audit tables come through the migrations)."""
+    upgrade(database_url)
+    return create_app({"TESTING": True, "DATABASE_URL": database_url, "RESULTS_KEEP": 2})
+
+
+def test_a_run_records_what_it_used_and_its_results_download_again(db_app):
+    client = db_app.test_client()
+    data = to_csv_bytes(make_batch_frame(6))
+    body = upload(client, data, "edited.csv", edited_cells="3", removed_rows="1",
+                  threshold="0.25").get_json()
+    with db_app.app_context():
+        run = db.recent_runs()[0]
+    assert run["input_sha256"] == hashlib.sha256(data).hexdigest()
+    assert (run["edited_cells"], run["removed_rows"], run["threshold"]) == (3, 1, 0.25)
+    assert run["default_threshold"] == body["default_threshold"] and run["status"] == "ok"
+
+    again = rows_of(client.get(body["results_url"]))
+    assert [r["id"] for r in again] == [p["id"] for p in body["predictions"]]
+    assert [r["is_fault"] == "True" for r in again] == [p["is_fault"] for p in body["predictions"]]
+
+    everything = rows_of(client.get(body["results_url"] + "?threshold=0"))
+    assert all(r["is_fault"] == "True" and float(r["threshold"]) == 0.0 for r in everything)
+    flagged = rows_of(client.get(body["results_url"] + "?threshold=0&flagged=1"))
+    assert len(flagged) == 6
+    assert client.get(body["results_url"] + "?threshold=2").status_code == 400
+    with db_app.app_context():
+        downloads = db.recent_runs()[0]["downloads"]
+    assert [(d["threshold"], d["flagged_only"]) for d in downloads] == [
+        (0.25, False), (0.0, False), (0.0, True)]
+    html = client.get("/history").get_data(as_text=True)
+    assert "3 cells edited, 1 rows removed" in html and "downloaded at 0.0000" in html
+    assert "default " in html  # the default threshold beside the one used
+
+
+def test_a_failed_run_is_recorded_with_its_reason(db_app):
+    client = db_app.test_client()
+    frame = make_batch_frame(3).astype({"Sensor-4": object})
+    frame.loc[1, "Sensor-4"] = "oops"
+    assert upload(client, to_csv_bytes(frame), "typo.csv").status_code == 400
+    with db_app.app_context():
+        run = db.recent_runs()[0]
+    assert run["status"] == "failed" and "typo.csv" in run["error"] and "Sensor-4" in run["error"]
+    assert "failed" in client.get("/history").get_data(as_text=True)
+
+
+def test_only_the_latest_results_are_kept(db_app):
+    client = db_app.test_client()
+    urls = [upload(client, to_csv_bytes(make_batch_frame(2))).get_json()["results_url"]
+            for _ in range(3)]
+    assert client.get(urls[0]).status_code == 404  # RESULTS_KEEP = 2
+    assert client.get(urls[2]).status_code == 200
+
+
+def test_models_page_tracks_the_recent_flag_rate_against_the_target(db_app):
+    client = db_app.test_client()
+    assert "No runs at the default threshold" in client.get("/models").get_data(as_text=True)
+    body = upload(client, to_csv_bytes(make_batch_frame(8))).get_json()
+    upload(client, to_csv_bytes(make_batch_frame(8)), threshold="0")  # not at the default
+    with db_app.app_context():
+        recent = db.recent_flag_rate("sensor", body["model"])
+    assert recent == {"runs": 1, "rows": 8, "rate": body["n_flagged"] / 8}
+    html = client.get("/models").get_data(as_text=True)
+    assert f"flagged <strong>{100 * recent['rate']:.1f}%</strong> of 8 rows" in html

@@ -1,0 +1,206 @@
+"""The wafer-map page in a real browser (Playwright + Debian's chromium): bring real files,
+review the maps, predict, filter by class and by "needs review", move the level, open a map
+and its saliency with the keyboard, download every row, and try a bad file."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.wafermap.examples import PATTERNS, synthetic_map
+from tests.conftest import DATA_DIR
+
+pytestmark = pytest.mark.pages
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("FABLENS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+TIMEOUT_MS = 20_000
+WM811K = DATA_DIR / "wm811k" / "wafer_maps_orig.npz"
+
+if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    if os.environ.get("CI"):
+        raise RuntimeError(f"no chromium at {CHROMIUM}: `make browser` should have installed it")
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    from webapp import create_app
+    from webapp.db import upgrade
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('wafermap-pages') / 't.sqlite'}"
+    upgrade(url)
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, base_url):
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True,
+                                  base_url=base_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.requests, page.console_errors = [], []
+    page.on("request", lambda request: page.requests.append(request.url))
+    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    yield page
+    context.close()
+
+
+def png_bytes(grid: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.array([0, 128, 255], np.uint8)[grid]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def map_files(tmp_path) -> list[Path]:
+    """Real files: a few WM-811K val maps rendered to PNG here (when the data is present),
+    synthetic maps as PNGs, and a CSV batch of synthetic maps."""
+    rng = np.random.default_rng(3)
+    grids = [synthetic_map(PATTERNS[i % len(PATTERNS)], 28 + 3 * i, rng) for i in range(4)]
+    if WM811K.is_file():
+        from pipelines.wafermap.ingest import read_npz
+
+        grids += read_npz(WM811K, split="val").maps[:3]
+    files = []
+    for i, grid in enumerate(grids):
+        files.append(tmp_path / f"wafer_{i + 1:02d}.png")
+        files[-1].write_bytes(png_bytes(grid))
+    batch = tmp_path / "batch.csv"
+    batch.write_text("\n".join("\n".join(",".join(map(str, r)) for r in
+                                         synthetic_map(p, 32, rng).tolist()) + "\n"
+                               for p in PATTERNS * 2))
+    return files + [batch]
+
+
+def test_bring_review_predict_filter_open_download_and_a_bad_file(page, base_url, map_files,
+                                                                   tmp_path):
+    expect = playwright_sync.expect
+    n_maps = len(map_files) - 1 + 2 * len(PATTERNS)
+    page.goto("/wafermap/")
+    page.locator("#file-input").set_input_files([str(p) for p in map_files])
+    expect(page.locator("#check-summary")).to_contain_text("every map is readable")
+    expect(page.locator("#file-summary")).to_contain_text(f"{n_maps} maps")
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(n_maps)
+
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#card-scored")).to_have_text(str(n_maps))
+    cards = page.locator("#results-gallery li.gallery-card")
+    expect(cards).to_have_count(n_maps)
+    first = cards.first
+    expect(first.locator(".top3 li")).to_have_count(3)
+    expect(first.locator(".card-class")).not_to_be_empty()
+    expect(page.locator("#results-count")).to_contain_text(f"Showing all {n_maps} maps")
+
+    # filter by class: the first card's class, then back to all
+    cls = first.locator(".card-class").inner_text()
+    page.locator("#class-filter").select_option(cls)
+    shown = cards.count()
+    assert 1 <= shown <= n_maps
+    for k in range(shown):
+        assert cards.nth(k).locator(".card-class").inner_text() == cls
+    page.locator("#class-filter").select_option("")
+    expect(cards).to_have_count(n_maps)
+
+    # move the needs-review level: at 1 every map needs review, at 0 none does
+    page.locator("#threshold-number").fill("1")
+    expect(page.locator("#card-flagged")).to_have_text(str(n_maps))
+    page.get_by_label("Needs review only").check()
+    expect(cards).to_have_count(n_maps)
+    expect(first.locator(".decision-fault")).to_contain_text("needs review")
+    page.locator("#threshold-number").fill("0")
+    expect(page.locator("#card-flagged")).to_have_text("0")
+    expect(page.locator("#results-gallery")).to_contain_text("No maps match")
+    page.locator("#threshold-number").fill("1")
+    expect(cards).to_have_count(n_maps)
+
+    # download every row through the server at the current level
+    with page.expect_download() as info:
+        page.locator("#download-button").click()
+    path = tmp_path / "results.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == n_maps
+    assert all(r["needs_review"] == "True" for r in rows)
+    assert {r["name"] for r in rows} >= {"wafer_01.png", "batch.csv#1"}
+    assert len([c for c in rows[0] if c.startswith("p_")]) == 9
+
+    # open a map with the keyboard: its probabilities and the region behind the class
+    page.get_by_label("Needs review only").uncheck()
+    first.locator("button").focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#map-view")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#map-view-probs tr")).to_have_count(9)
+    expect(page.locator("#map-view-status")).not_to_contain_text("Finding")
+    expect(page.locator("#map-view-status")).not_to_contain_text("could not")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(first.locator("button")).to_be_focused()
+
+    # a bad file: the message names it, and the maps loaded before stay
+    bad = tmp_path / "scan.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    page.locator("#file-input").set_input_files(str(bad))
+    expect(page.locator("#load-error")).to_contain_text("scan.png")
+    expect(page.locator("#load-error")).to_contain_text("still shown")
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(n_maps)
+    wrong = tmp_path / "notes.docx"
+    wrong.write_bytes(b"hello")
+    page.locator("#file-input").set_input_files(str(wrong))
+    expect(page.locator("#load-error")).to_contain_text("not an accepted file")
+
+    page.goto("/history")
+    expect(page.locator("table tbody tr").first).to_contain_text("wafermap")
+    outside = [u for u in page.requests if not u.startswith((base_url + "/", "data:", "blob:"))]
+    assert not outside
+    # the bad file's check answered 400 (the browser logs that); nothing else went wrong
+    assert all("400" in e for e in page.console_errors), page.console_errors
+
+
+def test_sample_api_box_and_keyboard_reach_the_controls(page, base_url):
+    expect = playwright_sync.expect
+    page.goto("/wafermap/")
+    page.get_by_role("button", name="Try a sample").click()
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(24)
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#card-scored")).to_have_text("24")
+    for control in ("#threshold-range", "#threshold-number", "#class-filter", "#results-search",
+                    "#results-flagged-only"):
+        label = page.locator(f'label[for="{control[1:]}"]')
+        assert label.count() or page.locator(control).evaluate("e => !!e.closest('label')")
+    page.locator("#results-search").fill("#3")
+    expect(page.locator("#results-gallery li.gallery-card")).to_have_count(1)
+    page.locator("#api summary").click()
+    expect(page.locator("#curl-json")).to_contain_text(base_url + "/api/v1/wafermap/predict")
+    page.get_by_role("button", name="Send the JSON example now").click()
+    expect(page.locator("#api-response")).to_contain_text("HTTP 200")
+    assert not page.console_errors, page.console_errors

@@ -1,0 +1,133 @@
+"""Scoring a sensor request chunk by chunk, and what the results say beyond the scores.
+
+Only one chunk of sensor values (``CHUNK_ROWS`` rows) is alive at a time; what is kept for
+the whole file is the compact results table (ids, scores, decision, top sensors, labels and
+the file's extra columns).
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.detectors import InvalidInputError, UnknownDetectorError
+from pipelines.sensor.ingest.table import SensorTable
+from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
+from webapp.errors import InputError
+from webapp.modules.sensor.parsing import SensorRequest, file_warnings
+from webapp.params import check_threshold_range
+
+logger = logging.getLogger(__name__)
+
+# share of readings outside the training 1st-99th percentile range worth a warning (the
+# training data itself has about 2% there by construction)
+DRIFT_WARNING = 0.05
+
+@dataclass
+class ScoredRun:
+    """A whole request scored: the results table and what the page and History need."""
+
+    results: pd.DataFrame
+    model: str
+    model_version: str
+    threshold: float
+    default_threshold: float
+    score_column: str
+    n_missing: int
+    extra_columns: list[str]
+    has_labels: bool
+    drift: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.results["is_fault"].sum())
+
+
+def _with_extras(results: pd.DataFrame, table) -> pd.DataFrame:
+    """Labels and the file's extra columns (as text) beside the scores."""
+    if table.labels is not None:
+        results["label"] = table.labels.astype(np.int8)
+    if table.extra is not None:
+        at = 1
+        for column in table.extra.columns:
+            name = column if column not in results.columns else f"{column} (input)"
+            results.insert(at, name, table.extra[column].to_numpy())
+            at += 1
+    return results
+
+
+def _warnings(req: SensorRequest, results: pd.DataFrame) -> list[str]:
+    return list(req.warnings) + file_warnings(req.detected, results["id"])
+
+
+def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
+    """Score every chunk of ``req``; InputError for an unknown model or a bad threshold."""
+    try:
+        decider = predictor.get(req.model)
+    except UnknownDetectorError as exc:
+        raise InputError(str(exc).strip("'\"")) from None
+    check_threshold_range(req.threshold, decider.score_range, decider.name)
+    threshold = decider.threshold if req.threshold is None else req.threshold
+    parts, n_missing, extra, has_labels = [], 0, [], False
+    drift = predictor.drift_counter()
+    for table in prefetched(req.chunks):
+        try:
+            results = predictor.predict(table, threshold=threshold, model=decider.name)
+        except InvalidInputError as exc:
+            raise InputError(f"{req.source}: {exc}") from None
+        results["in_sample"] = predictor.in_sample(table.values)
+        drift.update(table.values)
+        n_missing += int(results["imputed_cells"].sum())
+        has_labels = table.labels is not None
+        extra = [] if table.extra is None else list(table.extra.columns)
+        parts.append(_with_extras(results, table))
+    results = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    report = drift.result()
+    return ScoredRun(results=results, model=decider.name, model_version=decider.version,
+                     threshold=threshold, default_threshold=decider.threshold,
+                     score_column=SCORE_COLUMNS[decider.role], n_missing=n_missing,
+                     extra_columns=extra, has_labels=has_labels, drift=report,
+                     warnings=_warnings(req, results) + scoring_warnings(results, report))
+
+
+def prefetched(chunks: Iterator[SensorTable]) -> Iterator[SensorTable]:
+    """The chunks, the next one parsed in a helper thread while the caller scores this one.
+
+    Parsing holds the GIL only part of the time and the models release it, so on two cores
+    a large file is read and scored at once. At most two chunks are alive.
+    """
+    iterator = iter(chunks)
+    with ThreadPoolExecutor(1, thread_name_prefix="fablens-parse") as pool:
+        future = pool.submit(next, iterator, None)
+        while (table := future.result()) is not None:
+            future = pool.submit(next, iterator, None)
+            yield table
+
+
+def scoring_warnings(results: pd.DataFrame, drift: dict) -> list[str]:
+    """What the scores themselves warn about: rows the model was trained on, unusual data."""
+    out = []
+    seen = int(results["in_sample"].sum())
+    if seen:
+        out.append(f"{seen} of {len(results)} rows match wafers the model was trained on: their "
+                   f"scores are in-sample and look better than scores of new wafers would.")
+    if drift["share_outside"] > DRIFT_WARNING:
+        names = ", ".join(d["sensor"] for d in drift["top_drifted"][:3])
+        out.append(f"{100 * drift['share_outside']:.0f}% of the readings lie outside the training "
+                   f"data's 1st-99th percentile range (about 2% would be usual); scores may be "
+                   f"unreliable. Most drifted: {names}.")
+    return out
+
+
+def results_csv_frame(run: ScoredRun) -> pd.DataFrame:
+    """The results CSV's table: every row, the threshold and model beside each decision."""
+    results = run.results.drop(columns=[c for c in run.results if c.endswith(("_low", "_high"))])
+    at = results.columns.get_loc("is_fault") + 1
+    results.insert(at, "threshold", run.threshold)
+    results.insert(at + 1, "model", run.model_version)
+    return results

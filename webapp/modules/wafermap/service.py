@@ -1,0 +1,97 @@
+"""Scoring a wafer-map request, and what the page, the API and the results CSV receive."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from flask import current_app
+
+from pipelines.core.detectors import UnknownDetectorError
+from pipelines.core.problems import SchemaError
+from pipelines.wafermap.predict import WafermapPredictor
+from webapp.errors import InputError
+from webapp.modules.wafermap.parsing import WafermapRequest
+from webapp.uploads import schema_error
+
+PROBABILITY_DECIMALS = 6
+# maps handed to the predictor at a time: onnxruntime keeps its largest batch's activations
+# in its arena, so smaller calls bound the worker's memory (a 64 x 64 map costs the network
+# channels x 16 kB per layer) at no cost in throughput
+SCORE_CHUNK = 128
+
+
+@dataclass
+class ScoredMaps:
+    """A request's maps scored: one record per map and what the run record needs."""
+
+    records: list[dict]
+    model: str
+    model_version: str
+    review_level: float
+    default_review_level: float
+    classes: list[str]
+
+    @property
+    def n_review(self) -> int:
+        return sum(r["needs_review"] for r in self.records)
+
+
+def pack_grid(grid: np.ndarray) -> dict:
+    """A map for the page: ``rows``, ``cols`` and ``codes``, the die codes row by row, four
+    to a byte (2 bits each, the first cell in the lowest bits), base64: 0.33 bytes a die."""
+    flat = np.asarray(grid, dtype=np.uint8).ravel()
+    padded = np.zeros(-(-flat.size // 4) * 4, dtype=np.uint8)
+    padded[:flat.size] = flat
+    quads = padded.reshape(-1, 4)
+    packed = quads[:, 0] | quads[:, 1] << 2 | quads[:, 2] << 4 | quads[:, 3] << 6
+    return {"rows": int(grid.shape[0]), "cols": int(grid.shape[1]),
+            "codes": base64.b64encode(packed.astype(np.uint8).tobytes()).decode()}
+
+
+def score_maps(predictor: WafermapPredictor, req: WafermapRequest) -> ScoredMaps:
+    """Score every map of ``req``; "needs review" decided at the request's level."""
+    try:
+        model = predictor.get(req.model)
+    except UnknownDetectorError as exc:
+        raise InputError(str(exc).strip("'\"")) from None
+    limit = int(current_app.config["WAFERMAP_MAX_SALIENCY"])
+    if req.saliency and len(req.maps) > limit:
+        raise InputError(f"saliency is computed for at most {limit} maps per request, and this "
+                         f"one holds {len(req.maps)}; ask without saliency, or send fewer maps",
+                         code=413)
+    try:
+        records = [record for start in range(0, len(req.maps), SCORE_CHUNK)
+                   for record in predictor.predict(req.maps[start:start + SCORE_CHUNK],
+                                                   saliency=req.saliency)]
+    except SchemaError as exc:
+        raise schema_error(exc) from None
+    level = predictor.review_level if req.review_level is None else req.review_level
+    for k, record in enumerate(records):
+        record["needs_review"] = bool(record["confidence"] < level)
+        record["probabilities"] = {c: round(p, PROBABILITY_DECIMALS)
+                                   for c, p in record["probabilities"].items()}
+        for entry in record["top3"]:
+            entry["probability"] = round(entry["probability"], PROBABILITY_DECIMALS)
+        if req.saliency:
+            record["saliency"] = np.round(record["saliency"], 4).tolist()
+    return ScoredMaps(records, model.name, model.version, float(level),
+                      float(predictor.review_level), list(predictor.classes))
+
+
+def results_frame(run: ScoredMaps, names: list[str]) -> pd.DataFrame:
+    """The results CSV: every map, its class, confidence, review flag and all probabilities."""
+    records = run.records
+    frame = pd.DataFrame({
+        "index": np.arange(1, len(records) + 1),
+        "name": pd.Series(names, dtype="string"),
+        "class": [r["class"] for r in records],
+        "confidence": [r["confidence"] for r in records],
+        "needs_review": [r["needs_review"] for r in records],
+        "review_level": run.review_level,
+        "model": run.model_version,
+    })
+    for c in run.classes:
+        frame[f"p_{c}"] = [r["probabilities"][c] for r in records]
+    return frame

@@ -1,0 +1,73 @@
+"""A run's stored results, downloaded again from the page or History.
+
+``GET /runs/<id>/results.csv`` returns every row as scored; ``?threshold=<t>`` re-decides each
+row at ``t`` (the model's scores are stored, so nothing is re-scored) and ``&flagged=1`` keeps
+the flagged rows only. Each download is recorded with the threshold it was decided at, so
+History shows what the file a user took away actually said.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pandas as pd
+from flask import Blueprint, abort, request
+
+from webapp import db
+from webapp.downloads import csv_response
+from webapp.errors import InputError
+from webapp.modules import ResultsDecision, registered
+from webapp.params import check_threshold_range, parse_threshold
+from webapp.predictors import get_predictor
+
+bp = Blueprint("runs", __name__)
+
+
+def _score_range(module: str, model: str) -> tuple[float, float]:
+    try:
+        return get_predictor(module).models[model].score_range
+    except (KeyError, ValueError, OSError):
+        return (-float("inf"), float("inf"))
+
+
+def _decision(module: str) -> ResultsDecision:
+    return next((s.decision for s in registered() if s.name == module), ResultsDecision())
+
+
+def redecide(frame: pd.DataFrame, score_column: str, threshold: float,
+             decision: ResultsDecision = ResultsDecision()) -> pd.DataFrame:
+    """The stored results decided at ``threshold`` (text columns kept exactly as stored)."""
+    scores = pd.to_numeric(frame[score_column], errors="coerce").to_numpy(dtype=float)
+    out = frame.copy()
+    flagged = scores < threshold if decision.below else scores >= threshold
+    out[decision.flag] = np.where(flagged, "True", "False")
+    out[decision.threshold] = repr(float(threshold))
+    return out
+
+
+@bp.get("/runs/<int:run_id>/results.csv")
+def results(run_id: int):
+    """Every row of a run's results, at the run's threshold or at ``?threshold=``."""
+    stored = db.load_results(run_id)
+    if stored is None:
+        abort(404, description=f"run {run_id} has no stored results (only the latest runs keep "
+                               f"theirs); score the file again")
+    threshold = parse_threshold(request.args.get("threshold"))
+    flagged_only = request.args.get("flagged") in ("1", "true")
+    frame = pd.read_csv(io.BytesIO(gzip.decompress(stored["csv_gz"])), dtype=str,
+                        keep_default_na=False)
+    decision = _decision(stored["module"])
+    if threshold is not None:
+        check_threshold_range(threshold, _score_range(stored["module"], stored["model"]),
+                              stored["model"])
+        frame = redecide(frame, stored["score_column"], threshold, decision)
+    else:
+        threshold = stored["threshold"]
+    flagged = frame[decision.flag].eq("True")
+    if flagged_only:
+        frame = frame[flagged]
+    db.record_download(run_id, float(threshold), int(flagged.sum()), len(frame), flagged_only)
+    suffix = "_flagged" if flagged_only else ""
+    return csv_response(frame, f"{stored['module']}_run{run_id}_results{suffix}.csv",
+                        float_decimals=None)
