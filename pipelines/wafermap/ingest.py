@@ -23,7 +23,8 @@ Accepted encodings:
   like any large map):
   - grayscale (or colour with equal channels): dark pixels (0-63) are off-wafer, mid-grey
     (64-191) pass and light (192-255) fail dies: the 0/128/255 levels WM-811K maps are often
-    stored with. An image whose values are all 0, 1 or 2 is read as die codes directly;
+    stored with (16-bit grey: the same thirds of 0-65535). An image whose values are all 0, 1
+    or 2 is read as die codes directly;
   - colour: each pixel takes the code of the nearest colour of :data:`PALETTES`: the FabLens
     page's colours (off-wafer white, pass green, fail red) and matplotlib's default viridis
     colour map as plotted for WM-811K (off-wafer purple, pass teal, fail yellow). More than
@@ -526,6 +527,12 @@ def read_image(source, file: str | None = None) -> WaferMaps:
 
 def image_to_grid(image, file: str | None = None) -> np.ndarray:
     """Die codes from a decoded PIL image (grey levels or palette colours, alpha = off-wafer)."""
+    if image.mode.startswith("I"):  # 16- or 32-bit grey: codes, or levels of the full range
+        raw = np.asarray(image).astype(np.int64)
+        if raw.max() <= FAIL and raw.min() >= 0:
+            return raw.astype(np.uint8)
+        top = 65535 if image.mode.startswith("I;16") else max(int(raw.max()), 1)
+        return np.digitize(raw * 255.0 / top, GREY_LEVELS).astype(np.uint8)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info)
     rgba = np.asarray(image.convert("RGBA"), dtype=np.int16)

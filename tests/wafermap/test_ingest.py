@@ -21,11 +21,13 @@ def problems_of(excinfo) -> list[dict]:
     return [p.to_dict() for p in excinfo.value.problems]
 
 
-def png(array: np.ndarray, mode: str, fmt: str = "PNG") -> bytes:
+def png(array: np.ndarray, mode: str | None, fmt: str = "PNG") -> bytes:
+    """An encoded image of ``array`` (``mode`` None: the one Pillow infers, e.g. 16-bit grey)."""
     Image = pytest.importorskip("PIL.Image", reason="Pillow (requirements.txt) reads images")
 
     out = io.BytesIO()
-    Image.fromarray(array, mode).save(out, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    image = Image.fromarray(array) if mode is None else Image.fromarray(array, mode)
+    image.save(out, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return out.getvalue()
 
 
@@ -161,6 +163,10 @@ def test_grey_levels_and_raw_codes():
     levels = np.array([0, 128, 255], np.uint8)[GRID]
     np.testing.assert_array_equal(read_image(png(levels, "L"), "g.png").maps[0], GRID)
     np.testing.assert_array_equal(read_image(png(GRID, "L"), "codes.png").maps[0], GRID)
+    wide = np.array([0, 32768, 65535], np.uint16)[GRID]
+    np.testing.assert_array_equal(read_image(png(wide, None), "g16.png").maps[0], GRID)
+    np.testing.assert_array_equal(
+        read_image(png(GRID.astype(np.uint16), None), "c16.png").maps[0], GRID)
 
 
 @pytest.mark.parametrize("palette", sorted(PALETTES))
