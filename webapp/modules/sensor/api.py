@@ -60,7 +60,7 @@ def predict():
     except InputError as exc:
         _record_failure(exc)
         raise
-    data = csv_bytes(results_csv_frame(run))
+    data = csv_bytes(results_csv_frame(run), float_decimals=None)  # re-decided later: exact scores
     run_id = db.record_run(
         "sensor", run.model, run.model_version, req.source, len(run.results), run.n_flagged,
         run.threshold, default_threshold=run.default_threshold, input_sha256=req.sha256,

@@ -52,7 +52,7 @@ def predict():
     except InputError as exc:
         _record_failure(exc)
         raise
-    data = csv_bytes(results_frame(run, req.names))
+    data = csv_bytes(results_frame(run, req.names), float_decimals=None)  # re-decided later: exact
     run_id = db.record_run(
         "wafermap", run.model, run.model_version, req.source, len(run.records), run.n_review,
         run.review_level, default_threshold=run.default_review_level, input_sha256=req.sha256,
