@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=200, help="single-row requests")
     add_markdown_option(parser)
     args = parser.parse_args(argv)
+    # as in a gunicorn worker (webapp/gunicorn_conf.post_fork): OpenMP threads wait passively
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     log_to_stderr()
 
     import pandas as pd

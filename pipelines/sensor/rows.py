@@ -9,7 +9,6 @@ multiple of one chunk whatever the batch size.
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -112,9 +111,7 @@ class DriftCounter:
             self.outside += ((chunk < self.low) | (chunk > self.high)).sum(axis=0)  # NaN: False
         if len(X):
             sample = np.asarray(X[::max(1, len(X) // MEDIAN_ROWS)], dtype=np.float64)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
-                self.medians.append((len(X), np.nanmedian(sample, axis=0)))
+            self.medians.append((len(X), column_medians(sample)))
         self.rows += len(X)
         return self
 
@@ -146,6 +143,18 @@ class DriftCounter:
                              "median": _json_float(self._median(j)),
                              "train_p01": _json_float(self.low[j]),
                              "train_p99": _json_float(self.high[j])} for j in order]}
+
+
+def column_medians(X: np.ndarray) -> np.ndarray:
+    """Each column's median over its observed values (NaN for an all-missing column).
+
+    One sort of the whole block (NaN sorts last) instead of ``np.nanmedian``'s per-column loop.
+    """
+    ordered = np.sort(X, axis=0)
+    n = (~np.isnan(X)).sum(axis=0)
+    low = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[None, :], axis=0)[0]
+    high = np.take_along_axis(ordered, np.maximum(n // 2, 0)[None, :], axis=0)[0]
+    return np.where(n > 0, (low + high) / 2, np.nan)
 
 
 def drift(profile: dict, X: np.ndarray, top: int = TOP_DRIFTED) -> dict:

@@ -191,3 +191,21 @@ def test_training_profile_and_drift():
         assert drift(profile, shifted) == report
     finally:
         rows_module.CHUNK_ROWS = chunk
+
+
+def test_column_medians_match_numpy_nanmedian_with_missing_and_empty_columns():
+    import warnings
+
+    from pipelines.sensor.rows import column_medians
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(101, 40))
+    X[rng.random(X.shape) < 0.3] = np.nan
+    X[:, 3] = np.nan  # never observed
+    X[:100, 4] = np.nan  # one value
+    X[:, 5] = 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(X, axis=0)
+    np.testing.assert_allclose(column_medians(X), expected, equal_nan=True)
+    even = X[:100, [0, 1, 2, 5]]  # even counts: the mean of the two middle values
+    np.testing.assert_allclose(column_medians(even), np.nanmedian(even, axis=0))
