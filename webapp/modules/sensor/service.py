@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,8 @@ from webapp.modules.sensor.parsing import SensorRequest, file_warnings
 from webapp.params import check_threshold_range
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # share of readings outside the training 1st-99th percentile range worth a warning (the
 # training data itself has about 2% there by construction)
@@ -75,13 +77,18 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
     threshold = decider.threshold if req.threshold is None else req.threshold
     parts, n_missing, extra, has_labels = [], 0, [], False
     drift = predictor.drift_counter()
-    for table in prefetched(req.chunks):
+
+    def prepare(table: SensorTable) -> tuple[SensorTable, np.ndarray]:
+        """Row checks that need no model, done in the parsing thread beside the scoring."""
+        drift.update(table.values)
+        return table, predictor.in_sample(table.values)
+
+    for table, in_sample in prefetched(req.chunks, prepare):
         try:
             results = predictor.predict(table, threshold=threshold, model=decider.name)
         except InvalidInputError as exc:
             raise InputError(f"{req.source}: {exc}") from None
-        results["in_sample"] = predictor.in_sample(table.values)
-        drift.update(table.values)
+        results["in_sample"] = in_sample
         n_missing += int(results["imputed_cells"].sum())
         has_labels = table.labels is not None
         extra = [] if table.extra is None else list(table.extra.columns)
@@ -95,18 +102,24 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
                      warnings=_warnings(req, results) + scoring_warnings(results, report))
 
 
-def prefetched(chunks: Iterator[SensorTable]) -> Iterator[SensorTable]:
-    """The chunks, the next one parsed in a helper thread while the caller scores this one.
+def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T]) -> Iterator[T]:
+    """``prepare(chunk)`` for each chunk, the next one read and prepared in a helper thread
+    while the caller scores this one.
 
-    Parsing holds the GIL only part of the time and the models release it, so on two cores
-    a large file is read and scored at once. At most two chunks are alive.
+    Parsing and hashing hold the GIL only part of the time and the models release it, so on
+    two cores a large file is read and scored at once. At most two chunks are alive.
     """
     iterator = iter(chunks)
+
+    def step():
+        table = next(iterator, None)
+        return None if table is None else prepare(table)
+
     with ThreadPoolExecutor(1, thread_name_prefix="fablens-parse") as pool:
-        future = pool.submit(next, iterator, None)
-        while (table := future.result()) is not None:
-            future = pool.submit(next, iterator, None)
-            yield table
+        future = pool.submit(step)
+        while (item := future.result()) is not None:
+            future = pool.submit(step)
+            yield item
 
 
 def scoring_warnings(results: pd.DataFrame, drift: dict) -> list[str]:
