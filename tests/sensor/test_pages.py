@@ -8,72 +8,22 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
 from pipelines.sensor.schema import SENSOR_COLUMNS
+from tests.browser import base_url, browser, open_page, playwright_sync  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.pages
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("FABLENS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 SCREENSHOT = Path("/tmp/sensor_page.png")
-TIMEOUT_MS = 20_000
-
-if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-    # CI installs Debian's chromium through `make test`; there a missing browser is a failure.
-    if os.environ.get("CI"):
-        raise RuntimeError(f"no chromium at {CHROMIUM}: `make browser` should have installed it")
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
-    """The app served by werkzeug on 127.0.0.1, a free port, for the whole module."""
-    from werkzeug.serving import make_server
-
-    from webapp import create_app
-    from webapp.db import upgrade
-
-    url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 't.sqlite'}"
-    upgrade(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(browser, base_url):
     """A fresh 1366x768 page that records every request URL and every console error."""
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True,
-                                  base_url=base_url)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.requests = []
-    page.console_errors = []
-    page.on("request", lambda request: page.requests.append(request.url))
-    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-    yield page
-    context.close()
+    yield from open_page(browser, base_url)
 
 
 def assert_local_only(page, base_url):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,61 +12,17 @@ import pytest
 
 from pipelines.wafermap.examples import PATTERNS, synthetic_map
 from tests.conftest import DATA_DIR
+from tests.browser import base_url, browser, open_page, playwright_sync  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.pages
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = os.environ.get("FABLENS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-TIMEOUT_MS = 20_000
 WM811K = DATA_DIR / "wm811k" / "wafer_maps_orig.npz"
-
-if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-    if os.environ.get("CI"):
-        raise RuntimeError(f"no chromium at {CHROMIUM}: `make browser` should have installed it")
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
-    from werkzeug.serving import make_server
-
-    from webapp import create_app
-    from webapp.db import upgrade
-
-    url = f"sqlite:///{tmp_path_factory.mktemp('wafermap-pages') / 't.sqlite'}"
-    upgrade(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(browser, base_url):
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, accept_downloads=True,
-                                  base_url=base_url)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.requests, page.console_errors = [], []
-    page.on("request", lambda request: page.requests.append(request.url))
-    page.on("console", lambda msg: msg.type == "error" and page.console_errors.append(msg.text))
-    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
-    yield page
-    context.close()
+    """A fresh 1366x900 page that records every request URL and every console error."""
+    yield from open_page(browser, base_url, height=900)
 
 
 def png_bytes(grid: np.ndarray) -> bytes:
