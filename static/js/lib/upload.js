@@ -1,5 +1,6 @@
 // Bringing files in: picking or dropping them, first checks in the browser, the server's
 // check, and posting with an upload progress bar.
+import { bindFilesPicker } from "./files.js";
 
 /** True for bytes that are clearly not text: a NUL byte, or a start listed in the server's
  *  ``signatures`` (config.binary_signatures). */
@@ -52,30 +53,12 @@ export async function checkOnServer(url, file) {
   }
 }
 
-/** Wire a file input and a drop zone to ``onFile(file)``; a drop anywhere else on the page
- *  must not navigate away (and lose edits). ``onMany()`` is called when several files are
- *  dropped on a page that takes one. */
+/** Wire a file input and a drop zone to ``onFile(file)`` (the multi-file picker of files.js,
+ *  so a drop elsewhere on the page never navigates away and loses edits). ``onMany(files)`` is
+ *  called when several files are dropped on a page that takes one. */
 export function bindFilePicker({ input, dropzone, onFile, onMany }) {
-  input.addEventListener("change", async () => {
-    const file = input.files[0];
-    await onFile(file);
-    input.value = ""; // so picking the same file again reloads it
-  });
-  window.addEventListener("dragover", (e) => e.preventDefault());
-  window.addEventListener("drop", (e) => e.preventDefault());
-  const over = (e) => { e.preventDefault(); dropzone.classList.add("is-over"); };
-  dropzone.addEventListener("dragenter", over);
-  dropzone.addEventListener("dragover", over);
-  dropzone.addEventListener("dragleave", (e) => {
-    if (!dropzone.contains(e.relatedTarget)) dropzone.classList.remove("is-over");
-  });
-  dropzone.addEventListener("drop", (e) => {
-    e.preventDefault();
-    dropzone.classList.remove("is-over");
-    const files = e.dataTransfer?.files;
-    if (files?.length > 1 && onMany) { onMany(files); return; }
-    if (files?.length) onFile(files[0]);
-  });
+  bindFilesPicker({ input, dropzone,
+    onFiles: (files) => (files.length > 1 && onMany ? onMany(files) : onFile(files[0])) });
 }
 
 /** POST ``form`` with progress; handlers: onProgress(loaded, total), onUploaded(),
