@@ -1,5 +1,6 @@
 """A run's stored results, downloaded again from the page or History.
 
+Failed predict requests are recorded as runs too (:func:`recording_failures`).
 ``GET /runs/<id>/results.csv`` returns every row as scored; ``?threshold=<t>`` re-decides each
 row at ``t`` (the model's scores are stored, so nothing is re-scored) and ``&flagged=1`` keeps
 the flagged rows only. Each download is recorded with the threshold it was decided at, so
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import io
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,18 @@ from webapp.params import check_threshold_range, parse_threshold
 from webapp.predictors import get_predictor
 
 bp = Blueprint("runs", __name__)
+
+
+@contextmanager
+def recording_failures(module: str) -> Iterator[None]:
+    """Record a refused predict request as a failed run, with its reason, then let it answer."""
+    try:
+        yield
+    except InputError as exc:
+        files = [f.filename for f in request.files.getlist("file") if f.filename]
+        db.record_run(module, "", None, files[0] if files else "json", 0, 0, None,
+                      status="failed", error=f"HTTP {exc.code}: {exc.description}")
+        raise
 
 
 def _score_range(module: str, model: str) -> tuple[float, float]:

@@ -12,22 +12,15 @@ from flask import Blueprint, current_app, request, url_for
 from pipelines.sensor.predict import results_to_records
 from webapp import db
 from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
-from webapp.errors import InputError
 from webapp.limits import heavy_slot
 from webapp.modules.sensor.parsing import sensor_request
 from webapp.modules.sensor.service import ScoredRun, results_csv_frame, score_request
 from webapp.predictors import get_predictor
+from webapp.runs import recording_failures
 
 bp = Blueprint("sensor_api", __name__, url_prefix="/api/v1/sensor")
 
 PAGE_ROWS = 1000
-
-
-def _record_failure(exc: InputError) -> None:
-    storage = request.files.get("file")
-    source = storage.filename if storage is not None and storage.filename else "json"
-    db.record_run("sensor", "", None, source, 0, 0, None, status="failed",
-                  error=f"HTTP {exc.code}: {exc.description}")
 
 
 def _pages(run: ScoredRun):
@@ -53,13 +46,9 @@ def _pages(run: ScoredRun):
 def predict():
     """Score wafers. JSON or a file upload in; JSON out, or CSV with ``?format=csv``."""
     predictor = get_predictor("sensor")
-    try:
-        with heavy_slot():
-            req = sensor_request(request)
-            run = score_request(predictor, req)
-    except InputError as exc:
-        _record_failure(exc)
-        raise
+    with recording_failures("sensor"), heavy_slot():
+        req = sensor_request(request)
+        run = score_request(predictor, req)
     data = csv_bytes(results_csv_frame(run), float_decimals=None)  # re-decided later: exact scores
     run_id = db.record_run(
         "sensor", run.model, run.model_version, req.source, len(run.results), run.n_flagged,

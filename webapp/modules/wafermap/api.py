@@ -12,22 +12,15 @@ from flask import Blueprint, current_app, request, url_for
 
 from webapp import db
 from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
-from webapp.errors import InputError
 from webapp.limits import heavy_slot
 from webapp.modules.wafermap.parsing import WafermapRequest, wafermap_request
 from webapp.modules.wafermap.service import ScoredMaps, pack_grid, results_frame, score_maps
 from webapp.predictors import get_predictor
+from webapp.runs import recording_failures
 
 bp = Blueprint("wafermap_api", __name__, url_prefix="/api/v1/wafermap")
 
 PAGE_MAPS = 200
-
-
-def _record_failure(exc: InputError) -> None:
-    files = [f.filename for f in request.files.getlist("file") if f.filename]
-    source = files[0] if files else "json"
-    db.record_run("wafermap", "", None, source[:200], 0, 0, None, status="failed",
-                  error=f"HTTP {exc.code}: {exc.description}")
 
 
 def _pages(run: ScoredMaps, req: WafermapRequest):
@@ -45,13 +38,9 @@ def _pages(run: ScoredMaps, req: WafermapRequest):
 def predict():
     """Classify wafer maps. JSON or files in; JSON out, or CSV with ``?format=csv``."""
     predictor = get_predictor("wafermap")
-    try:
-        with heavy_slot():
-            req = wafermap_request(request)
-            run = score_maps(predictor, req)
-    except InputError as exc:
-        _record_failure(exc)
-        raise
+    with recording_failures("wafermap"), heavy_slot():
+        req = wafermap_request(request)
+        run = score_maps(predictor, req)
     data = csv_bytes(results_frame(run, req.names), float_decimals=None)  # re-decided later: exact
     run_id = db.record_run(
         "wafermap", run.model, run.model_version, req.source, len(run.records), run.n_review,
