@@ -17,21 +17,14 @@ from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from pipelines.core.detectors import BaseDetector, FeatureExplanation
+from pipelines.core.onnx import onnx_session
 from pipelines.sensor.transform import fit_preprocessor
 
 logger = logging.getLogger(__name__)
 
 CLIP = 10.0  # standardised inputs are clipped to +-CLIP so one wild reading cannot dominate
-
-
-def _session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = n_threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
 class AutoencoderDetector(BaseDetector):
@@ -125,7 +118,7 @@ class AutoencoderDetector(BaseDetector):
         module.eval()
         self.module_ = module
         self.onnx_ = self._export(module, raw.shape[1])
-        self.session_ = _session(self.onnx_, self.n_jobs)
+        self.session_ = onnx_session(self.onnx_, self.n_jobs)
         return self
 
     @staticmethod
@@ -188,5 +181,5 @@ class AutoencoderDetector(BaseDetector):
         detector = cls._from_manifest(manifest, **overrides)
         detector.preprocessor_ = json.loads((directory / cls.PREPROCESSOR_FILE).read_text())
         detector.onnx_ = (directory / cls.MODEL_FILE).read_bytes()
-        detector.session_ = _session(detector.onnx_, detector.n_jobs)
+        detector.session_ = onnx_session(detector.onnx_, detector.n_jobs)
         return detector

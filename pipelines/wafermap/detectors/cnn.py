@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from pipelines.core.detectors import BaseDetector, ClassRegionExplanation, InvalidInputError
+from pipelines.core.onnx import onnx_session
 from pipelines.wafermap.schema import CLASSES, FAIL, PASS
 
 logger = logging.getLogger(__name__)
@@ -68,13 +68,6 @@ def symmetry(maps, transpose: bool, flip_rows: bool, flip_cols: bool):
         maps = maps.transpose(1, 2)
     dims = [d for d, flip in ((1, flip_rows), (2, flip_cols)) if flip]
     return torch.flip(maps, dims=dims) if dims else maps
-
-
-def _session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = n_threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def macro_f1(y: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
@@ -343,7 +336,7 @@ class CNNDetector(BaseDetector):
         module.temperature.fill_(self.temperature_)
         self.module_ = module
         self.onnx_ = self._export(module)
-        self.session_ = _session(self.onnx_, self.n_jobs)
+        self.session_ = onnx_session(self.onnx_, self.n_jobs)
         return self
 
     def _export(self, module) -> bytes:
@@ -439,5 +432,5 @@ class CNNDetector(BaseDetector):
         detector.best_epoch_ = calibration.get("best_epoch")
         detector.history_ = calibration.get("history")
         detector.onnx_ = (directory / cls.MODEL_FILE).read_bytes()
-        detector.session_ = _session(detector.onnx_, detector.n_jobs)
+        detector.session_ = onnx_session(detector.onnx_, detector.n_jobs)
         return detector
