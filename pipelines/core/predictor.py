@@ -41,6 +41,12 @@ class LoadedModel:
         return self.manifest.get("version", self.name)
 
     @property
+    def shown(self) -> bool:
+        """Offered on the page and scored beside the decider (a release may keep a model for
+        the API only, marked ``"shown": false``)."""
+        return bool(self.manifest.get("shown", True))
+
+    @property
     def false_alarm_curve(self) -> dict[str, list[float]]:
         """Threshold -> share of normal validation rows flagged (see ``core.thresholds``)."""
         return false_alarm_curve(self.manifest["threshold"]["normal_score_quantiles"])

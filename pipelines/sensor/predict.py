@@ -60,7 +60,7 @@ class SensorPredictor(Predictor):
                 "threshold_note": manifest["threshold"].get("note")
                 or threshold_note(manifest["threshold"]),
                 "evaluation": headline(manifest.get("metrics")),
-                "shown": bool(manifest.get("shown", True))})
+                "shown": self.models[d["name"]].shown})
         return out
 
     def training_profile(self) -> dict:
@@ -97,7 +97,9 @@ class SensorPredictor(Predictor):
         """One row per wafer: id, scores, decision at the threshold and the top sensors.
 
         ``threshold`` applies to the deciding model's score (fault score for the
-        classifier, anomaly score for the autoencoder); default is the manifest's.
+        classifier, anomaly score for the autoencoder); default is the manifest's. Beside the
+        decider's score, each model the page shows is scored too; a hidden one (the
+        autoencoder) only when it decides, so nobody pays for a score nobody asked for.
         """
         decider = self.get(model)
         threshold = decider.threshold if threshold is None else float(threshold)
@@ -106,8 +108,10 @@ class SensorPredictor(Predictor):
         out = pd.DataFrame({"id": table.ids})
         for name in filter(None, (self.classifier, self.anomaly)):
             loaded = self.models[name]
-            out[SCORE_COLUMNS[loaded.role]] = explanation.scores if name == decider.name \
-                else loaded.detector.score(X)
+            if name == decider.name:
+                out[SCORE_COLUMNS[loaded.role]] = explanation.scores
+            elif loaded.shown:
+                out[SCORE_COLUMNS[loaded.role]] = loaded.detector.score(X)
         out["is_fault"] = explanation.scores >= threshold
         out["imputed_cells"] = np.isnan(X).sum(axis=1)
         order = explanation.top(TOP_K)

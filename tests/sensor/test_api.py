@@ -49,7 +49,8 @@ def test_predict_json_lists(client):
     assert len(body["predictions"]) == 4
     assert body["imputed_cells"] == 1
     first = body["predictions"][0]
-    assert {"fault_score", "anomaly_score", "is_fault", "top_sensors"} <= set(first)
+    assert {"fault_score", "is_fault", "top_sensors"} <= set(first)
+    assert "anomaly_score" not in first  # the hidden autoencoder is scored only when it decides
     assert 0.0 <= first["fault_score"] <= 1.0
     assert len(first["top_sensors"]) == 3
     assert all(s["sensor"] in SENSOR_COLUMNS for s in first["top_sensors"])
@@ -76,6 +77,7 @@ def test_predict_with_the_autoencoder_decides_on_anomaly_score(client):
     assert body["model"] == "autoencoder"
     for p in body["predictions"]:
         assert p["is_fault"] == (p["anomaly_score"] >= body["threshold"])
+        assert 0.0 <= p["fault_score"] <= 1.0  # the shown classifier is scored beside it
 
 
 def test_predict_csv_upload_carries_ids(client):
@@ -94,7 +96,8 @@ def test_predict_csv_download_has_every_row(client):
     assert len(results) == 250
     assert results["id"].tolist() == frame["Wafer"].tolist()
     assert (results["threshold"] == 0.5).all()
-    assert {"fault_score", "anomaly_score", "is_fault", "top_sensor_1"} <= set(results)
+    assert {"fault_score", "is_fault", "top_sensor_1"} <= set(results)
+    assert "anomaly_score" not in results
 
 
 def test_predict_records_the_run(client, app):

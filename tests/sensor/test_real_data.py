@@ -113,8 +113,10 @@ def test_committed_bundles_predict_real_batches(data_dir, predictor):
     results = predictor.predict(table)
     assert len(results) == len(table) and results["id"].tolist() == table.ids
     assert results[FAULT].between(0, 1).all()
-    assert (results["anomaly_score"] > 0).all()
+    assert "anomaly_score" not in results  # hidden: scored only when asked for
     assert results["top_sensor_1"].isin(SENSOR_COLUMNS).all()
+    anomaly = predictor.predict(table, model="autoencoder")
+    assert (anomaly["anomaly_score"] > 0).all() and anomaly[FAULT].between(0, 1).all()
 
 
 def test_committed_classifier_ranks_known_fails_higher(data_dir, predictor):
