@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -48,16 +49,43 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def csv_bytes(frame: pd.DataFrame, float_decimals: int | None = 6) -> bytes:
-    """Every row of ``frame`` as formula-safe CSV bytes (floats rounded to ``float_decimals``)."""
+def csv_bytes(frame: pd.DataFrame, float_decimals: int | None = 6, header: bool = True) -> bytes:
+    """Every row of ``frame`` as formula-safe CSV bytes (floats rounded to ``float_decimals``);
+    ``header=False`` for a later piece of a file written chunk by chunk."""
     safe = safe_frame(frame)
     if float_decimals is not None:
         floats = [c for c in safe.columns if safe[c].dtype.kind == "f"]
         if floats:
             safe[floats] = safe[floats].round(float_decimals)
     buffer = io.StringIO()
-    safe.to_csv(buffer, index=False)
+    safe.to_csv(buffer, index=False, header=header)
     return buffer.getvalue().encode()
+
+
+class ChunkedCsv:
+    """A results CSV written piece by piece as chunks are scored (header once), and gzipped
+    as it goes for the run record, so no pass over the whole file is left for the end."""
+
+    def __init__(self, float_decimals: int | None = None, gzip_level: int = 1):
+        self.float_decimals = float_decimals
+        self._parts: list[bytes] = []
+        self._gzip_parts: list[bytes] = []
+        self._compressor = zlib.compressobj(gzip_level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Append ``frame``'s rows (same columns as the first piece)."""
+        data = csv_bytes(frame, self.float_decimals, header=not self._parts)
+        self._parts.append(data)
+        self._gzip_parts.append(self._compressor.compress(data))
+
+    def data(self) -> bytes:
+        """The whole CSV."""
+        return b"".join(self._parts)
+
+    def gzipped(self) -> bytes:
+        """The whole CSV as one gzip stream (call once, after the last piece)."""
+        self._gzip_parts.append(self._compressor.flush())
+        return b"".join(self._gzip_parts)
 
 
 def csv_response(frame: pd.DataFrame, filename: str, float_decimals: int | None = 6) -> Response:

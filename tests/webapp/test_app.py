@@ -1,12 +1,14 @@
 """The app factory, configuration, readiness, the results-CSV writer and the page config."""
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
 import re
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +17,7 @@ from pipelines.core.problems import NUMBER_PATTERN
 from webapp import config, create_app
 from webapp.config import ConfigError
 from webapp.db import upgrade
-from webapp.downloads import FORMULA_TRIGGERS, csv_bytes, neutralise
+from webapp.downloads import FORMULA_TRIGGERS, ChunkedCsv, csv_bytes, neutralise
 from webapp.predictors import get_predictor
 from tests.conftest import ROOT, sqlite_url
 
@@ -104,6 +106,16 @@ def test_results_csv_keeps_every_row_and_numbers(tmp_path):
     assert len(back) == 3000
     assert back["id"].tolist()[:3] == ["'=A1", "-7", "ok"]
     assert back["score"].tolist()[:3] == [-0.5, 1.234568, 3.0]  # numbers untouched (rounded)
+
+
+def test_chunked_results_csv_is_the_whole_file_and_its_gzip():
+    frame = pd.DataFrame({"=id": ["=A1", "-7", "ok", "@x", "W"] * 7, "score": np.arange(35) / 7,
+                          "flag": [True, False, True, False, False] * 7})
+    writer = ChunkedCsv(float_decimals=None)
+    for start in range(0, 35, 10):
+        writer.add(frame.iloc[start:start + 10])
+    assert writer.data() == csv_bytes(frame, float_decimals=None)  # one header, every row
+    assert gzip.decompress(writer.gzipped()) == writer.data()
 
 
 def test_page_receives_the_server_rules(client):

@@ -5,16 +5,14 @@ Every run is recorded, failed ones with their reason; the results of a run are k
 """
 from __future__ import annotations
 
-import gzip
-
 from flask import Blueprint, current_app, request, url_for
 
 from pipelines.sensor.predict import results_to_records
 from webapp import db
-from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
+from webapp.downloads import csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
 from webapp.modules.sensor.parsing import sensor_request
-from webapp.modules.sensor.service import ScoredRun, results_csv_frame, score_request
+from webapp.modules.sensor.service import ScoredRun, score_request
 from webapp.predictors import get_predictor
 from webapp.runs import recording_failures
 
@@ -49,15 +47,14 @@ def predict():
     with recording_failures("sensor"), heavy_slot():
         req = sensor_request(request)
         run = score_request(predictor, req)
-    data = csv_bytes(results_csv_frame(run), float_decimals=None)  # re-decided later: exact scores
     run_id = db.record_run(
         "sensor", run.model, run.model_version, req.source, len(run.results), run.n_flagged,
         run.threshold, default_threshold=run.default_threshold, input_sha256=req.sha256,
         edited_cells=req.edited_cells, removed_rows=req.removed_rows, warnings=run.warnings,
-        results=(run.score_column, gzip.compress(data, compresslevel=1)),
+        results=(run.score_column, run.csv.gzipped()),
         keep=current_app.config["RESULTS_KEEP"])
     if wants_csv(request):
-        return csv_download(data, "sensor_predictions.csv")
+        return csv_download(run.csv.data(), "sensor_predictions.csv")
     decider = predictor.get(run.model)
     info = next(d for d in predictor.describe() if d["name"] == run.model)
     head = dict(

@@ -17,6 +17,7 @@ import pandas as pd
 from pipelines.core.detectors import InvalidInputError, UnknownDetectorError
 from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
+from webapp.downloads import ChunkedCsv
 from webapp.errors import InputError
 from webapp.modules.sensor.parsing import SensorRequest, file_warnings
 from webapp.params import check_threshold_range
@@ -44,6 +45,7 @@ class ScoredRun:
     has_labels: bool
     drift: dict | None = None
     warnings: list[str] = field(default_factory=list)
+    csv: ChunkedCsv | None = None  # the results CSV (exact scores), written as chunks came
 
     @property
     def n_flagged(self) -> int:
@@ -76,6 +78,7 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
     check_threshold_range(req.threshold, decider.score_range, decider.name)
     threshold = decider.threshold if req.threshold is None else req.threshold
     parts, n_missing, extra, has_labels = [], 0, [], False
+    csv = ChunkedCsv(float_decimals=None)  # History re-decides it later: exact scores
     drift = predictor.drift_counter()
 
     def prepare(table: SensorTable) -> tuple[SensorTable, np.ndarray]:
@@ -93,13 +96,15 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
         has_labels = table.labels is not None
         extra = [] if table.extra is None else list(table.extra.columns)
         parts.append(_with_extras(results, table))
+        csv.add(results_csv_frame(parts[-1], threshold, decider.version))
     results = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     report = drift.result()
     return ScoredRun(results=results, model=decider.name, model_version=decider.version,
                      threshold=threshold, default_threshold=decider.threshold,
                      score_column=SCORE_COLUMNS[decider.role], n_missing=n_missing,
                      extra_columns=extra, has_labels=has_labels, drift=report,
-                     warnings=_warnings(req, results) + scoring_warnings(results, report))
+                     warnings=_warnings(req, results) + scoring_warnings(results, report),
+                     csv=csv)
 
 
 def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T]) -> Iterator[T]:
@@ -137,10 +142,10 @@ def scoring_warnings(results: pd.DataFrame, drift: dict) -> list[str]:
     return out
 
 
-def results_csv_frame(run: ScoredRun) -> pd.DataFrame:
-    """The results CSV's table: every row, the threshold and model beside each decision."""
-    results = run.results.drop(columns=[c for c in run.results if c.endswith(("_low", "_high"))])
+def results_csv_frame(results: pd.DataFrame, threshold: float, model_version: str) -> pd.DataFrame:
+    """The results CSV's table: the rows, the threshold and model beside each decision."""
+    results = results.drop(columns=[c for c in results if c.endswith(("_low", "_high"))])
     at = results.columns.get_loc("is_fault") + 1
-    results.insert(at, "threshold", run.threshold)
-    results.insert(at + 1, "model", run.model_version)
+    results.insert(at, "threshold", threshold)
+    results.insert(at + 1, "model", model_version)
     return results
