@@ -8,8 +8,9 @@
    cycle with less history than that (the start of every machine, and whole test engines
    shorter than the window) gets a window padded at the front with the machine's first row,
    and is marked ``padded``. Training uses unpadded windows only.
-4. :func:`window_features`: per sensor over the window: last value, mean, standard deviation,
-   least-squares slope per cycle, minimum and maximum (the tree models' input).
+4. :func:`window_features`: per sensor over the window: the mean of its last ``RECENT``
+   cycles (the current level, less noisy than the last value alone), mean, standard
+   deviation, least-squares slope per cycle, minimum and maximum (the tree models' input).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import numpy as np
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.schema import MIN_DISTINCT, WINDOW
 
-FEATURES = ("last", "mean", "std", "slope", "min", "max")
+FEATURES = ("recent", "mean", "std", "slope", "min", "max")
+RECENT = 5  # cycles averaged for the "recent" level
 
 
 def fit_scaler(values: np.ndarray, sensors: list[str], min_distinct: int = MIN_DISTINCT
@@ -98,13 +100,13 @@ def series_windows(scaler: dict, series: Series, window: int = WINDOW,
 
 
 def window_features(X: np.ndarray) -> np.ndarray:
-    """(windows, 6 * sensors) float32: last, mean, std, slope, min, max of each sensor."""
+    """(windows, 6 * sensors) float32: recent level, mean, std, slope, min, max per sensor."""
     X = np.asarray(X, dtype=np.float32)
     steps = X.shape[1]
     t = np.arange(steps, dtype=np.float32) - (steps - 1) / 2
     denom = float((t ** 2).sum()) or 1.0
     slope = np.einsum("nws,w->ns", X, t) / denom
-    return np.concatenate([X[:, -1], X.mean(axis=1), X.std(axis=1), slope, X.min(axis=1),
+    return np.concatenate([X[:, -RECENT:].mean(axis=1), X.mean(axis=1), X.std(axis=1), slope, X.min(axis=1),
                            X.max(axis=1)], axis=1).astype(np.float32)
 
 

@@ -53,5 +53,5 @@ def test_window_features():
     f = window_features(X)
     names = feature_names(["up", "flat"])
     got = dict(zip(names, f[0]))
-    assert got["up:last"] == 58 and got["up:mean"] == 29 and got["up:min"] == 0
+    assert got["up:recent"] == 54 and got["up:mean"] == 29 and got["up:min"] == 0
     assert got["up:max"] == 58 and abs(got["up:slope"] - 2) < 1e-5 and got["flat:std"] == 0
