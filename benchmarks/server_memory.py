@@ -200,10 +200,11 @@ def multipart(payload: bytes, filename: str = "bench.csv") -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def post_csv(url: str, payload: bytes, timeout: float = 600) -> tuple[int, int]:
+def post_csv(url: str, payload: bytes, timeout: float = 600,
+             path: str = "/api/v1/sensor/predict?format=csv") -> tuple[int, int]:
     """Upload a CSV for the results CSV; ``(status, response bytes)``."""
     body, content_type = multipart(payload)
-    request = urllib.request.Request(f"{url}/api/v1/sensor/predict?format=csv", data=body,
+    request = urllib.request.Request(f"{url}{path}", data=body,
                                      headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -239,17 +240,36 @@ def sparse_csv(rows: int, limit_bytes: int, model: dict) -> tuple[bytes, int]:
     return ("\n".join([header, *lines(k, rows)]) + "\n").encode(), k
 
 
-def upload_and_measure(server: RenderServer, payload: bytes) -> dict:
+def upload_and_measure(server: RenderServer, payload: bytes, **post) -> dict:
     """Post one CSV; its status, time, the peak while it ran and the memory a second after."""
     with PeakSampler(server.master) as sampler:
         start = time.perf_counter()
-        status, size = post_csv(server.url, payload)
+        status, size = post_csv(server.url, payload, **post)
         seconds = time.perf_counter() - start
     time.sleep(1.0)
     after = snapshot(server.master)
     return {"status": status, "csv_mb": round(len(payload) / 1e6, 1), "seconds": round(seconds, 2),
             "response_bytes": size, "peak_total_pss_mib": sampler.peak["total_pss_mib"],
             "peak_total_rss_mib": sampler.peak["total_rss_mib"], **after}
+
+
+def timeseries_upload(server: RenderServer, machines: int) -> dict | None:
+    """A generated ``machines``-machine history (about train_FD001's size at 100) through the
+    time-series predict API, every cycle scored with the default model; None when that
+    module is not ready."""
+    from webapp.modules import ready_modules
+
+    if "timeseries" not in {spec.name for spec in ready_modules()}:
+        return None
+    from pipelines.timeseries.examples import history_csv, synthetic_history
+    from pipelines.timeseries.predict import TimeseriesPredictor
+
+    scaler = TimeseriesPredictor(ROOT / "artifacts" / "timeseries").scaler
+    history = synthetic_history(scaler, machines, seed=9, min_cycles=128, max_cycles=362)
+    payload = history_csv(history).encode()
+    return {"rows": len(history["machine"]), "machines": machines,
+            **upload_and_measure(server, payload,
+                                 path="/api/v1/timeseries/predict?format=csv")}
 
 
 def markdown(result: dict) -> list[str]:
@@ -273,6 +293,11 @@ def markdown(result: dict) -> list[str]:
     if big:
         lines.append(row(f"{big['rows']}-row CSV ({big['csv_mb']} MB, {big['filled_sensors']} "
                          f"sensors filled, {big['seconds']} s, HTTP {big['status']})", big))
+    series = result.get("timeseries")
+    if series:
+        lines.append(row(f"time series: {series['rows']}-row history of {series['machines']} "
+                         f"machines, every cycle scored ({series['csv_mb']} MB, "
+                         f"{series['seconds']} s, HTTP {series['status']})", series))
     verdict = "within" if result["within_budget"] else "over"
     lines += ["", f"After {len(result['uploads'])} uploads: "
                   f"{result['final_total_pss_mib']:.0f} MiB PSS, {verdict} the {BUDGET_MIB} MiB "
@@ -286,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads", type=int, default=3, help="uploads of --rows rows (3)")
     parser.add_argument("--big-rows", type=int, default=100_000,
                         help="rows of the large upload that fits the size limit (0: skip)")
+    parser.add_argument("--series-machines", type=int, default=100,
+                        help="machines in the time-series history scored last (0: skip)")
     add_markdown_option(parser)
     args = parser.parse_args(argv)
     log_to_stderr()
@@ -301,8 +328,11 @@ def main(argv: list[str] | None = None) -> int:
             data, filled = sparse_csv(args.big_rows, defaults()["MAX_CONTENT_LENGTH"], model)
             big = {"rows": args.big_rows, "filled_sensors": filled,
                    **upload_and_measure(server, data)}
+        series = timeseries_upload(server, args.series_machines) \
+            if args.series_machines else None
         result = {"command": start_command(), "workers": server.workers(), "rows": args.rows,
-                  "idle": server.idle, "models_loaded": loaded, "uploads": uploads, "big": big}
+                  "idle": server.idle, "models_loaded": loaded, "uploads": uploads, "big": big,
+                  "timeseries": series}
     final = uploads[-1]["total_pss_mib"] if uploads else loaded["total_pss_mib"]
     result |= {"final_total_pss_mib": final, "budget_mib": BUDGET_MIB,
                "within_budget": final <= BUDGET_MIB}

@@ -53,7 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(settings)
     _configure_logging()
 
-    from webapp import api, db, errors, limits, pages, predictors, runs
+    from webapp import api, db, errors, events, limits, pages, predictors, runs
     from webapp.modules import registered
 
     db.init_app(app)
@@ -63,6 +63,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(runs.bp)
+    app.register_blueprint(events.bp)
     modules = registered()
     for spec in modules:
         if spec.ready:

@@ -36,6 +36,7 @@ def defaults() -> dict:
         "SECRET_KEY": "dev-only-change-me",
         "WAFERMAP_MAX_MAPS": 1000,  # maps (and files) in one wafer-map request; more: HTTP 413
         "WAFERMAP_MAX_SALIENCY": 50,  # maps explained (occlusion saliency) in one request
+        "TIMESERIES_MAX_WINDOWS": 1000,  # windows in one detect/batch call; more: HTTP 413
     }
 
 
@@ -61,6 +62,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
     "FABLENS_WAFERMAP_MAX_MAPS": ("WAFERMAP_MAX_MAPS", _positive_int),
+    "FABLENS_TIMESERIES_MAX_WINDOWS": ("TIMESERIES_MAX_WINDOWS", _positive_int),
 }
 
 

@@ -8,7 +8,8 @@ never race to do it; ``/health/ready`` reports a database that is not at the lat
 ``runs`` records each prediction run, failed ones too, with what it used (model version,
 threshold, the input's sha256, how many cells the user edited and rows removed);
 ``run_results`` keeps the results of recent runs so History can download them again, and
-``run_downloads`` records each download and the threshold it was decided at.
+``run_downloads`` records each download and the threshold it was decided at. ``events``
+holds one row per flagged window of the time-series module (``webapp/events.py``).
 """
 from __future__ import annotations
 
@@ -67,6 +68,24 @@ run_downloads = Table(
     Column("flagged", Integer, nullable=False),
     Column("rows", Integer, nullable=False),
     Column("flagged_only", Boolean, nullable=False, server_default="0"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("module", String(32), nullable=False),
+    Column("machine_id", String(128), nullable=False),
+    Column("cycle", Float),
+    Column("timestamp", String(64)),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("rul", Float),
+    Column("model", String(64), nullable=False),
+    Column("model_version", String(128)),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("acknowledged", Boolean, nullable=False, server_default="0"),
+    Column("acknowledged_at", DateTime(timezone=True)),
 )
 
 

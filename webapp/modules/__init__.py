@@ -78,8 +78,7 @@ def planned(name: str, title: str, blurb: str) -> ModuleSpec:
 REGISTRY: tuple[str | ModuleSpec, ...] = (
     "sensor",
     "wafermap",
-    planned("timeseries", "Time series", "Sensor histories per machine: flag abnormal "
-                                         "behaviour and estimate remaining useful life."),
+    "timeseries",
     planned("inspection", "Inspection", "Product photos: find and localise visual defects, "
                                         "trained on good parts only."),
 )

@@ -17,11 +17,12 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from pipelines.core.detectors import BaseDetector, FeatureExplanation, NotFittedError
+from pipelines.core.trees import TREE_ARRAYS, flatten
+from pipelines.core.trees import walk as _walk
 from pipelines.sensor.transform import fit_preprocessor, impute
 
 logger = logging.getLogger(__name__)
 
-TREE_ARRAYS = ("roots", "feature", "threshold", "left", "right", "value")
 EXPLAIN_CHUNK = 1024  # rows per pass when explaining (bounds the contribution buffer)
 
 
@@ -125,47 +126,7 @@ class ExtraTreesDetector(BaseDetector):
 
 
 def _flatten(forest) -> dict[str, np.ndarray]:
-    """Every tree's nodes in one set of arrays; children are global node indices, -1 at leaves."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in TREE_ARRAYS}
-    offset = 0
-    for estimator in forest.estimators_:
-        tree = estimator.tree_
-        leaf = tree.children_left < 0
-        parts["roots"].append(np.array([offset]))
-        parts["feature"].append(np.where(leaf, 0, tree.feature))
-        parts["threshold"].append(tree.threshold)
-        parts["left"].append(np.where(leaf, -1, tree.children_left + offset))
-        parts["right"].append(np.where(leaf, -1, tree.children_right + offset))
-        value = tree.value[:, 0, :]
-        parts["value"].append(value[:, 1] / value.sum(axis=1))  # fail share at the node
-        offset += tree.node_count
-    dtypes = {"roots": np.int32, "feature": np.int32, "threshold": np.float64,
-              "left": np.int32, "right": np.int32, "value": np.float64}
-    return {k: np.concatenate(v).astype(dtypes[k]) for k, v in parts.items()}
-
-
-def _walk(trees: dict[str, np.ndarray], features: np.ndarray,
-          contributions: np.ndarray | None = None) -> np.ndarray:
-    """(rows, trees) leaf index of each row in each tree; a float32 row goes left when <= threshold.
-
-    With ``contributions`` (rows, features), each step adds the change in fail share to the
-    split feature's column (summed over trees, not yet averaged).
-    """
-    feature, threshold = trees["feature"], trees["threshold"]
-    left, right, value = trees["left"], trees["right"], trees["value"]
-    node = np.broadcast_to(trees["roots"], (len(features), len(trees["roots"]))).copy()
-    row, col = np.nonzero(left[node] >= 0)
-    n_features = features.shape[1]
-    while row.size:
-        current = node[row, col]
-        split = feature[current]
-        step = np.where(features[row, split] <= threshold[current], left[current], right[current])
-        if contributions is not None:
-            contributions += np.bincount(row * n_features + split,
-                                         weights=value[step] - value[current],
-                                         minlength=contributions.size
-                                         ).reshape(contributions.shape)
-        node[row, col] = step
-        inner = left[step] >= 0
-        row, col = row[inner], col[inner]
-    return node
+    """The forest as node arrays; a node's value is its fail share (see ``core.trees``)."""
+    trees = [estimator.tree_ for estimator in forest.estimators_]
+    values = [tree.value[:, 0, 1] / tree.value[:, 0, :].sum(axis=1) for tree in trees]
+    return flatten(trees, values)

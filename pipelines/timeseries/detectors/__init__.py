@@ -1,0 +1,1 @@
+"""Time-series detectors: every one takes standardised windows, (windows, cycles, sensors)."""

@@ -1,0 +1,113 @@
+"""Scoring labelled histories with the released models: anomaly flags over all windows, RUL
+at each engine's last window.
+
+Labels follow the reference project: a window is anomalous when the engine's true RUL at its
+last cycle is ``ANOMALY_RUL`` (30) or less. Windows: one ending at every cycle with a full
+window of history, and, for an engine shorter than the window, its last cycle with the window
+padded at the front with the engine's first row (so every engine is scored). RUL: RMSE and
+the NASA score (PHM08) of the predicted RUL at each engine's last cycle against the true RUL.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pipelines.core.evaluation import binary_metrics
+from pipelines.timeseries.ingest import Series, read_cmapss, read_rul, rul_per_row
+from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
+from pipelines.timeseries.transform import series_windows
+
+
+def nasa_score(true_rul: np.ndarray, predicted: np.ndarray) -> float:
+    """PHM08 score: sum of exp(-d/13) - 1 for early (d < 0) and exp(d/10) - 1 for late."""
+    d = np.asarray(predicted, dtype=float) - np.asarray(true_rul, dtype=float)
+    return float(np.sum(np.where(d < 0, np.exp(-d / 13.0), np.exp(d / 10.0)) - 1.0))
+
+
+def rul_metrics(true_rul: np.ndarray, predicted: np.ndarray) -> dict:
+    """RMSE, MAE and NASA score of RUL predictions at each engine's last cycle."""
+    d = np.asarray(predicted, dtype=float) - np.asarray(true_rul, dtype=float)
+    return {"rmse": float(np.sqrt(np.mean(d ** 2))), "mae": float(np.mean(np.abs(d))),
+            "nasa_score": nasa_score(true_rul, predicted), "engines": int(len(d))}
+
+
+def evaluation_windows(scaler: dict, series: Series, window: int = WINDOW):
+    """The windows scored (see the module doc) and, per engine, the index of its last one."""
+    every = series_windows(scaler, series, window)
+    keep = ~every.padded
+    last_rows = np.array([rows[-1] for _, rows in series.groups()])
+    keep[np.isin(every.rows, last_rows)] = True  # an engine shorter than the window: its last
+    X, rows = every.X[keep], every.rows[keep]
+    position = {int(r): k for k, r in enumerate(rows)}
+    return X, rows, np.array([position[int(r)] for r in last_rows]), \
+        int(np.sum(every.padded[keep]))
+
+
+def evaluate_series(predictor, series: Series, last_rul: np.ndarray | None = None,
+                    progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Every model's anomaly metrics and the RUL metrics on labelled histories."""
+    X, rows, last, n_padded = evaluation_windows(predictor.scaler, series, predictor.window)
+    true = rul_per_row(series, last_rul)[rows]
+    y = (true <= ANOMALY_RUL).astype(int)
+    progress(f"{len(X)} windows of {len(last)} engines ({n_padded} padded), "
+             f"{int(y.sum())} anomalous (RUL <= {ANOMALY_RUL})")
+    models = {}
+    for name, model in predictor.models.items():
+        scores = model.detector.score(X)
+        metrics = binary_metrics(y, scores, model.threshold) if 0 < y.sum() < len(y) else \
+            {"f1": None, "precision": None, "recall": None, "roc_auc": None}
+        models[name] = {k: metrics[k] for k in ("f1", "precision", "recall", "roc_auc")} | \
+            {"threshold": model.threshold}
+        progress(f"{name}: F1 {metrics['f1']}")
+    predicted = predictor.rul(X[last])
+    rul = rul_metrics(true[last], predicted)
+    progress(f"RUL RMSE {rul['rmse']:.2f} on {len(last)} engines")
+    return {"models": models, "rul": rul,
+            "windows": {"total": int(len(X)), "anomalous": int(y.sum()),
+                        "padded": n_padded, "engines": int(len(last)),
+                        "window": predictor.window, "anomaly_rul": ANOMALY_RUL}}
+
+
+def evaluate_files(train: Path | None, test: Path, rul: Path, artifacts_dir: Path,
+                   progress: Callable[[str], None] = lambda s: None) -> dict:
+    """``python -m pipelines.evaluate timeseries``: the committed release on a test file + RUL.
+
+    ``train`` is recorded (name only) for the record: the release's scaler was fitted on the
+    training engines when it was trained, and is never refitted here.
+    """
+    from pipelines.timeseries.predict import TimeseriesPredictor
+
+    predictor = TimeseriesPredictor(artifacts_dir)
+    series = read_cmapss(test)
+    last_rul = read_rul(rul)
+    progress(f"read {len(series)} rows of {len(series.groups())} engines from {Path(test).name}")
+    document = evaluate_series(predictor, series, last_rul, progress)
+    document["files"] = {"test": Path(test).name, "rul": Path(rul).name,
+                         "train": Path(train).name if train else None}
+    return document
+
+
+def pseudo_test(series: Series, machines: list[str], seed: int = 0, min_rul: int = 5,
+                max_rul: int = 145, min_cycles: int = 10) -> tuple[Series, np.ndarray]:
+    """Run-to-failure engines cut like the official test set: each engine ends at a random
+    cycle, its true RUL there drawn uniformly from ``min_rul..max_rul`` (FD001's test RULs lie
+    in 7..145) while keeping at least ``min_cycles`` cycles. Returns the cut series and the
+    true RUL at each engine's last cycle (in order of first appearance)."""
+    rng = np.random.default_rng(seed)
+    keep, last_rul = [], []
+    wanted = set(machines)
+    for machine, rows in series.groups():
+        if machine not in wanted:
+            continue
+        n = len(rows)
+        high = max(min_rul, min(max_rul, n - min_cycles))
+        rul = int(rng.integers(min_rul, high + 1))
+        keep.append(rows[:max(1, n - rul)])
+        last_rul.append(float(n - len(keep[-1])))
+    index = np.concatenate(keep)
+    cut = Series(series.source, series.machines[index], series.cycles[index],
+                 series.values[index], list(series.sensors), series.layout,
+                 settings=None if series.settings is None else series.settings[index])
+    return cut, np.asarray(last_rul)

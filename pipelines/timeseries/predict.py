@@ -1,0 +1,140 @@
+"""Time-series prediction: per-cycle anomaly scores of one model, the RUL estimate, and why.
+
+Serving runs XGBoost, the Isolation Forest's node arrays and onnxruntime only; torch is
+never imported here. The release's ``scaler.json`` (fitted on training engines) and
+``transform`` turn raw sensor readings into the standardised windows every model takes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from pipelines.core.predictor import Predictor
+from pipelines.core.problems import Problem, SchemaError
+from pipelines.timeseries.ingest import Series
+from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
+from pipelines.timeseries.transform import series_windows, standardise
+
+logger = logging.getLogger(__name__)
+
+RUL_MODEL = "xgboost_rul"
+CHUNK = 4096
+TOP_SENSORS = 3
+
+
+@dataclass
+class Scored:
+    """Per-row results of one series: score, flag, RUL, the top sensors behind the score."""
+
+    scores: np.ndarray
+    flagged: np.ndarray
+    rul: np.ndarray
+    padded: np.ndarray
+    top: list[list[str]]
+    model: str
+    model_version: str
+    threshold: float
+
+
+class TimeseriesPredictor(Predictor):
+    """Anomaly scores per window with any released model, and RUL from the RUL regressor."""
+
+    module: ClassVar[str] = "timeseries"
+
+    def __init__(self, module_dir, **overrides):
+        super().__init__(module_dir, **overrides)
+        self.scaler = self.module_json("scaler.json")
+        self.window = int(self.release.get("window", WINDOW))
+        self.rul_model = self.get(RUL_MODEL)
+
+    @property
+    def input_sensors(self) -> list[str]:
+        """The sensor columns a window or file row holds, in order (dropped ones included)."""
+        return list(self.scaler["input_sensors"])
+
+    @property
+    def sensors(self) -> list[str]:
+        """The sensors the models use (those that vary in training)."""
+        return list(self.scaler["sensors"])
+
+    def describe(self) -> list[dict]:
+        """Every model, plus the window, the sensors and the RUL rule."""
+        return [d | {"window": self.window, "sensors": self.sensors,
+                     "input_sensors": self.input_sensors, "anomaly_rul": ANOMALY_RUL}
+                for d in super().describe()]
+
+    def rul(self, X: np.ndarray) -> np.ndarray:
+        """Predicted RUL (cycles) of standardised windows."""
+        return self.rul_model.detector.predict_rul(X)
+
+    def check_sensors(self, sensors: list[str], source: str | None = None) -> None:
+        """Every sensor the models use must be among ``sensors``."""
+        missing = [s for s in self.sensors if s not in sensors]
+        if missing:
+            raise SchemaError([Problem(
+                f"missing sensor column(s) {', '.join(missing[:8])}"
+                f"{' ...' if len(missing) > 8 else ''}; the models use {len(self.sensors)} "
+                f"sensors: {', '.join(self.sensors)}", file=source)])
+
+    def score_windows(self, X: np.ndarray, model: str | None = None, threshold: float | None = None,
+                      explain: bool = True) -> Scored:
+        """Score standardised windows (windows, cycles, sensors) with ``model``."""
+        m = self.get(model)
+        level = m.threshold if threshold is None else float(threshold)
+        scores, rul, top = [], [], []
+        for s in range(0, len(X), CHUNK):
+            part = X[s:s + CHUNK]
+            if explain:
+                explanation = m.detector.explain(part)
+                scores.append(explanation.scores)
+                names = explanation.feature_names
+                top += [[names[j] for j in row] for row in explanation.top(TOP_SENSORS)]
+            else:
+                scores.append(m.detector.score(part))
+            rul.append(m.detector.rul_from_score(scores[-1]) if m.name == RUL_MODEL
+                       else self.rul(part))
+        scores_ = np.concatenate(scores) if scores else np.zeros(0)
+        return Scored(scores_, scores_ >= level, np.concatenate(rul) if rul else np.zeros(0),
+                      np.zeros(len(scores_), dtype=bool), top, m.name, m.version, level)
+
+    def score_series(self, series: Series, model: str | None = None,
+                     threshold: float | None = None) -> Scored:
+        """One result per row of ``series``: the window ending at that row (padded at the start)."""
+        self.check_sensors(series.sensors, series.source)
+        w = series_windows(self.scaler, series, self.window)
+        scored = self.score_windows(w.X, model, threshold)
+        order = np.argsort(w.rows)  # back to file order
+        scored.scores, scored.flagged, scored.rul = (scored.scores[order], scored.flagged[order],
+                                                     scored.rul[order])
+        scored.top = [scored.top[k] for k in order] if scored.top else scored.top
+        scored.padded = w.padded[order]
+        return scored
+
+    def window_input(self, windows: list[np.ndarray], path: str = "windows") -> np.ndarray:
+        """Raw windows (cycles, input sensors) -> standardised (windows, window, sensors).
+
+        Each must hold the ``input_sensors`` columns and at least ``window`` cycles; the last
+        ``window`` cycles are scored.
+        """
+        n_in = len(self.input_sensors)
+        problems, out = [], []
+        for k, w in enumerate(windows):
+            where = f"{path}[{k}]" if path == "windows" else path
+            if w.ndim != 2 or w.shape[1] != n_in:
+                problems.append(Problem(f"each row must hold {n_in} sensor values "
+                                        f"({', '.join(self.input_sensors[:4])}, ...), got "
+                                        f"{w.shape[1] if w.ndim == 2 else 'ragged rows'}",
+                                        path=where))
+            elif w.shape[0] < self.window:
+                problems.append(Problem(f"{w.shape[0]} cycles; the models need a window of at "
+                                        f"least {self.window} cycles", path=where))
+            else:
+                out.append(standardise(self.scaler, w[-self.window:]))
+        if problems:
+            raise SchemaError(problems[:20])
+        return np.stack(out)
+
+

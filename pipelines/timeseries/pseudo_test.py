@@ -1,0 +1,55 @@
+"""Write a pseudo test set in the official layout from the release's validation engines.
+
+``python -m pipelines.timeseries.pseudo_test --out /tmp/pseudo`` reads train_FD001, keeps the
+validation engines named in ``artifacts/timeseries/evaluation.json`` (never seen in training),
+cuts each at a random cycle (``evaluate.pseudo_test``) and writes ``test_FD001.txt`` and
+``RUL_FD001.txt`` there, for ``python -m pipelines.evaluate timeseries --test ... --rul ...``.
+Data stays outside the repository.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.core import locations
+from pipelines.timeseries.evaluate import pseudo_test
+from pipelines.timeseries.ingest import read_cmapss, write_cmapss
+from pipelines.timeseries.train import find_data
+
+
+def write_pseudo_test(train_file: Path, val_machines: list[str], out: Path, seed: int = 0
+                      ) -> tuple[Path, Path]:
+    """Cut ``val_machines`` of ``train_file`` and write the test and RUL files into ``out``."""
+    series = read_cmapss(train_file)
+    cut, last_rul = pseudo_test(series, val_machines, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    # engines renumbered 1..n in order, as in the official files
+    order = {m: k + 1 for k, m in enumerate(cut.machine_ids())}
+    units = np.array([order[m] for m in cut.machines])
+    test, rul = out / "test_FD001.txt", out / "RUL_FD001.txt"
+    write_cmapss(test, units, cut.cycles, cut.settings, cut.values)
+    rul.write_text("".join(f"{int(v)}\n" for v in last_rul))
+    return test, rul
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the files to")
+    parser.add_argument("--data", type=Path, default=locations.data_dir(os.environ))
+    parser.add_argument("--artifacts", type=Path, default=locations.artifacts_dir(os.environ))
+    parser.add_argument("--seed", type=int, default=1, help="cut seed (default 1; training "
+                                                            "used 0 for its own check)")
+    args = parser.parse_args(argv)
+    evaluation = json.loads((args.artifacts / "timeseries" / "evaluation.json").read_text())
+    test, rul = write_pseudo_test(find_data(args.data), evaluation["val_machines"], args.out,
+                                  args.seed)
+    print(f"wrote {test} and {rul}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""The time-series API and events: a history file in (C-MAPSS text or CSV), per-cycle scores
+out; detect and batch; bad input gets a 400 naming the problem; every flagged window becomes
+an event, stored through the migrations on SQLite and on PostgreSQL, filtered, acknowledged
+and downloaded."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+
+import numpy as np
+import pytest
+
+from pipelines.timeseries.examples import history_csv, synthetic_history
+from pipelines.timeseries.ingest import write_cmapss
+from webapp import create_app, db
+from webapp.db import upgrade
+from webapp.predictors import get_predictor
+
+
+@pytest.fixture
+def db_app(database_url):
+    """The app on SQLite and on PostgreSQL (the events table comes through the migrations)."""
+    upgrade(database_url)
+    return create_app({"TESTING": True, "DATABASE_URL": database_url})
+
+
+@pytest.fixture
+def scaler(app):
+    with app.app_context():
+        return get_predictor("timeseries").scaler
+
+
+def upload(client, data: bytes, name: str, **fields):
+    url = "/api/v1/timeseries/predict" + ("?format=csv" if fields.pop("csv", False) else "")
+    return client.post(url, data={"file": (io.BytesIO(data), name), **fields},
+                       content_type="multipart/form-data")
+
+
+def rows_of(response) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+
+def windows_of(scaler, n=2, seed=0):
+    history = synthetic_history(scaler, n, seed=seed, min_cycles=60, max_cycles=60)
+    return [history["values"][k * 60:(k + 1) * 60][-30:].tolist() for k in range(n)]
+
+
+def test_a_cmapss_file_scores_every_cycle_and_stores_flagged_windows_as_events(db_app, scaler,
+                                                                               tmp_path):
+    history = synthetic_history(scaler, 3, seed=2)
+    units = np.array([int(m.split("-")[1]) for m in history["machine"]])
+    path = tmp_path / "test_FD001.txt"
+    write_cmapss(path, units, history["cycle"], np.zeros((len(units), 3)), history["values"])
+    client = db_app.test_client()
+    body = upload(client, gzip.compress(path.read_bytes()), "test_FD001.txt.gz",
+                  values="1").get_json()
+    assert body["layout"] == "cmapss" and body["n_rows"] == len(units)
+    assert len(body["predictions"]) == len(units) and len(body["machines"]) == 3
+    machine = body["machines"][0]
+    assert len(machine["scores"]) == machine["n_cycles"] and set(machine["values"]) == \
+        set(body["sensors"])
+    # generated machines run to failure: the end of each is flagged, the start is not
+    assert all(m["n_flagged"] > 0 and m["last_rul"] < 60 for m in body["machines"])
+    assert body["n_events"] == body["n_flagged"] > 0
+    with db_app.app_context():
+        events = client.get("/api/v1/events?limit=1000").get_json()
+        run = db.recent_runs()[0]
+    assert events["total"] == body["n_flagged"]
+    assert {e["run_id"] for e in events["events"]} == {run["id"]}
+    assert {e["model"] for e in events["events"]} == {body["model"]}
+    again = rows_of(client.get(body["results_url"]))
+    assert len(again) == len(units)
+    assert sum(r["is_anomaly"] == "True" for r in again) == body["n_flagged"]
+
+
+def test_a_csv_with_chosen_columns_and_the_results_csv(client, scaler):
+    history = synthetic_history(scaler, 2, seed=4, min_cycles=40, max_cycles=50)
+    text = history_csv(history, machine_column="asset", time_column="t")
+    response = upload(client, text.encode(), "plant.csv", csv=True, machine_column="asset",
+                      time_column="t", model="isolation_forest", threshold="0.5")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = rows_of(response)
+    assert len(rows) == len(history["machine"])
+    assert {r["threshold"] for r in rows} == {"0.5"}
+    assert rows[0]["padded_window"] == "True" and rows[40]["padded_window"] == "False"
+    assert all(r["is_anomaly"] == str(float(r["score"]) >= 0.5) for r in rows)
+
+
+def test_detect_and_batch(client, scaler):
+    windows = windows_of(scaler, 3)
+    one = client.post("/api/v1/timeseries/detect", json={
+        "machine_id": "engine-1", "window": windows[0], "timestamp": "2026-11-24T08:00:00Z"})
+    assert one.status_code == 200, one.get_json()
+    body = one.get_json()
+    assert {"anomaly_score", "is_anomaly", "threshold", "rul", "model_version",
+            "processing_time_ms"} <= set(body)
+    assert body["is_anomaly"] == (body["anomaly_score"] >= body["threshold"])
+    batch = client.post("/api/v1/timeseries/detect/batch", json={
+        "windows": [{"machine_id": f"e{k}", "window": w, "cycles": list(range(1, 31))}
+                    for k, w in enumerate(windows)], "model": "isolation_forest"})
+    assert batch.status_code == 200, batch.get_json()
+    results = batch.get_json()["results"]
+    assert [r["machine_id"] for r in results] == ["e0", "e1", "e2"]
+    assert all(r["model"] == "isolation_forest" and r["cycle"] == 30 for r in results)
+    # the same window scores the same alone and in a batch
+    alone = client.post("/api/v1/timeseries/detect", json={
+        "machine_id": "e0", "window": windows[0], "model": "isolation_forest"}).get_json()
+    assert alone["anomaly_score"] == results[0]["anomaly_score"]
+
+
+def bad_windows(scaler):
+    w = windows_of(scaler, 1)[0]
+    nan_inside = [row[:] for row in w]
+    return [
+        ({"machine_id": "m", "window": [row[:-1] for row in w]}, "wrong number of sensor"),
+        ({"machine_id": "m", "window": w[:10]}, "at least 30 cycles"),
+        ({"machine_id": "m", "window": w, "cycles": list(range(30, 0, -1))},
+         "does not come after"),
+        ({"machine_id": "m", "window": [*w[:5], [*w[5][:3], None, *w[5][4:]], *w[6:]]},
+         "window[5][3]: null is not a number"),
+        ({"machine_id": "m", "window": [*w[:5], [*w[5][:3], True, *w[5][4:]], *w[6:]]},
+         "true is not a number"),
+        ({"machine_id": "m", "window": nan_inside[:2] + [[1e39] * len(w[0])] + w[3:]},
+         "not a finite number"),
+        ({"window": w}, "machine_id: required"),
+        ({"machine_id": "m", "window": w, "threshold": "high"}, "threshold must be a number"),
+        ({"machine_id": "m", "window": w, "model": "nope"}, "unknown model 'nope'"),
+        ({"machine_id": "m", "window": w, "extra": 1}, "extra: unknown field"),
+    ]
+
+
+def test_bad_detect_input_gets_a_400_naming_it(client, scaler):
+    for body, needle in bad_windows(scaler):
+        response = client.post("/api/v1/timeseries/detect", json=body)
+        assert response.status_code == 400, (needle, response.get_data(as_text=True)[:300])
+        assert needle in response.get_json()["message"], response.get_json()["message"]
+    w = windows_of(scaler, 1)[0]
+    w[7][2] = 123456.5
+    text = json.dumps({"machine_id": "m", "window": w}).replace("123456.5", "NaN")
+    nan = client.post("/api/v1/timeseries/detect", data=text, content_type="application/json")
+    assert nan.status_code == 400 and "window[7][2]: NaN is not a finite number" in \
+        nan.get_json()["message"]
+    too_many = client.post("/api/v1/timeseries/detect/batch", json={"windows": [{}] * 1001})
+    assert too_many.status_code == 413
+
+
+def test_bad_files_get_a_400_naming_file_row_and_column(client):
+    for data, needle in [
+        (b"m,cycle,sensor_2\nA,1,1\nA,2,x\n", "row 2, column sensor_2: 'x' is not a number"),
+        (b"1 1 0 0 100 1 2\n", "7 columns; the C-MAPSS layout has 26"),
+        (b"m,cycle,sensor_2\nA,1,1\nA,2,2\n", "missing sensor column(s)"),
+        (b"\x89PNG\r\n", "not UTF-8"),
+    ]:
+        response = upload(client, data, "bad.csv")
+        assert response.status_code == 400, response.get_data(as_text=True)[:300]
+        assert needle in response.get_json()["message"] and "bad.csv" in \
+            response.get_json()["message"]
+
+
+def test_events_filter_acknowledge_and_download(db_app, scaler):
+    client = db_app.test_client()
+    worn = windows_of(scaler, 2)
+    for k, machine in enumerate(["pump-1", "pump-2", "pump-1"]):
+        r = client.post("/api/v1/timeseries/detect", json={
+            "machine_id": machine, "window": worn[k % 2], "cycle": 10 + k, "threshold": -1000})
+        assert r.get_json()["is_anomaly"]
+    client.post("/api/v1/timeseries/detect", json={
+        "machine_id": "=cmd", "window": worn[0], "model": "isolation_forest", "threshold": 0})
+    every = client.get("/api/v1/events").get_json()
+    assert every["total"] == 4
+    pump = client.get("/api/v1/events?machine=pump-1").get_json()
+    assert pump["total"] == 2 and {e["cycle"] for e in pump["events"]} == {10, 12}
+    iso = client.get("/api/v1/events?model=isolation_forest").get_json()
+    assert iso["total"] == 1 and iso["events"][0]["machine_id"] == "=cmd"
+    assert client.get("/api/v1/events?from=2000-01-01&to=2000-01-02").get_json()["total"] == 0
+    assert client.get("/api/v1/events?from=2000-01-01").get_json()["total"] == 4
+    first = pump["events"][0]["id"]
+    acked = client.post(f"/api/v1/events/{first}/acknowledge").get_json()
+    assert acked["acknowledged"] and acked["acknowledged_at"]
+    assert client.get("/api/v1/events?acknowledged=true").get_json()["total"] == 1
+    assert client.get("/api/v1/events?acknowledged=false").get_json()["total"] == 3
+    assert client.post("/api/v1/events/999999/acknowledge").status_code == 404
+    rows = rows_of(client.get("/api/v1/events?format=csv"))
+    assert len(rows) == 4 and "'=cmd" in {r["machine_id"] for r in rows}
+    for query, needle in [("from=yesterday", "from must be an ISO date"),
+                          ("acknowledged=maybe", "acknowledged must be true or false"),
+                          ("limit=0", "limit must be from 1"),
+                          ("from=2026-02-02&to=2026-01-01", "from must come before to")]:
+        response = client.get(f"/api/v1/events?{query}")
+        assert response.status_code == 400 and needle in response.get_json()["message"]
+    # the page: filters, the acknowledge button, the download link
+    html = client.get("/history/events?machine=pump-1").get_data(as_text=True)
+    assert "2 events" in html and "pump-2" not in html.split("<tbody>")[1]
+    page_ack = client.post(f"/history/events/{pump['events'][1]['id']}/acknowledge",
+                           data={"machine": "pump-1"})
+    assert page_ack.status_code == 302 and "machine=pump-1" in page_ack.headers["Location"]
+    assert client.get("/api/v1/events?acknowledged=true").get_json()["total"] == 2
+    assert "events" in client.get("/history").get_data(as_text=True)
+
+
+def test_plotly_is_served_by_the_app(client):
+    html = client.get("/timeseries/").get_data(as_text=True)
+    assert "/timeseries/vendor/plotly.min.js" in html and "cdn" not in html.lower()
+    js = client.get("/timeseries/vendor/plotly.min.js")
+    assert js.status_code == 200 and js.mimetype == "text/javascript"
+    assert b"plotly" in js.get_data()[:2000].lower()

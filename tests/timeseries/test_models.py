@@ -1,0 +1,51 @@
+"""The four models beyond the contract: the Isolation Forest's node arrays score exactly as
+scikit-learn, the torch networks' ONNX exports match torch, the RUL regressor learns RUL."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.timeseries.detectors.isolation_forest import IsolationForestDetector
+from pipelines.timeseries.detectors.lstm_ae import LSTMAutoencoderDetector
+from pipelines.timeseries.detectors.patchtst import PatchTSTDetector
+from pipelines.timeseries.detectors.rul import XGBoostRULDetector
+from pipelines.timeseries.examples import synthetic_windows
+from pipelines.timeseries.transform import window_features
+
+
+def test_isolation_forest_arrays_match_scikit_learn():
+    X, rul = synthetic_windows(300, seed=1)
+    detector = IsolationForestDetector(n_estimators=30, max_samples=128, max_features=0.5
+                                       ).fit(X[rul > 60])
+    expected = -detector.sklearn_.score_samples(window_features(X))
+    np.testing.assert_allclose(detector.score(X), expected, rtol=0, atol=1e-12)
+    worn = detector.score(X[rul < 20]).mean()
+    assert worn > detector.score(X[rul > 100]).mean()
+
+
+@pytest.mark.parametrize("cls, params", [
+    (LSTMAutoencoderDetector, {"hidden": 8, "epochs": 2}),
+    (PatchTSTDetector, {"d_model": 8, "heads": 2, "layers": 1, "epochs": 2}),
+])
+def test_torch_and_onnx_agree(cls, params):
+    X, _ = synthetic_windows(200, seed=2)
+    detector = cls(**params).fit(X)
+    np.testing.assert_allclose(detector.errors(X), detector.torch_errors(X), rtol=1e-4, atol=1e-5)
+    assert detector.parity_(X) < 1e-4
+
+
+def test_patchtst_refuses_a_window_too_short_for_its_patches():
+    X, _ = synthetic_windows(20, steps=6, seed=3)
+    with pytest.raises(ValueError, match="leaves no context"):
+        PatchTSTDetector(patch=5, horizon=5, epochs=1).fit(X)
+
+
+def test_rul_regressor_learns_and_its_score_is_the_deficit():
+    X, rul = synthetic_windows(600, seed=4)
+    detector = XGBoostRULDetector(n_estimators=80, cap=125).fit(X[:400], rul[:400])
+    predicted = detector.predict_rul(X[400:])
+    assert np.corrcoef(predicted, np.minimum(rul[400:], 125))[0, 1] > 0.6
+    np.testing.assert_allclose(detector.score(X[400:]), 125 - predicted)
+    explanation = detector.explain(X[400:410])
+    np.testing.assert_allclose(explanation.scores, detector.score(X[400:410]), atol=1e-3)
+    assert detector.score_range == (-np.inf, 125.0)

@@ -1,0 +1,57 @@
+"""The transformation: sensors that don't vary are dropped, z-scores use training statistics
+only, windows are padded at a machine's start, window features are what they say."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines.timeseries.ingest import Series
+from pipelines.timeseries.transform import (feature_names, fit_scaler, machine_windows,
+                                            series_windows, standardise, window_features)
+
+
+def test_constant_and_two_valued_sensors_are_dropped():
+    rng = np.random.default_rng(0)
+    values = np.column_stack([rng.normal(size=50), np.full(50, 3.0),
+                              rng.choice([21.60, 21.61], 50), rng.normal(5, 2, 50)])
+    scaler = fit_scaler(values, ["a", "b", "c", "d"])
+    assert scaler["sensors"] == ["a", "d"] and scaler["dropped"] == ["b", "c"]
+    z = standardise(scaler, values)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-5)
+    # serving data is scaled with the training statistics, never its own
+    shifted = standardise(scaler, values + 10)
+    assert shifted[:, 0].mean() > 5
+
+
+def test_windows_are_padded_with_the_first_row_at_the_start():
+    z = np.arange(12, dtype=np.float32).reshape(6, 2)
+    X, padded = machine_windows(z, 4)
+    assert X.shape == (6, 4, 2) and padded.tolist() == [True] * 3 + [False] * 3
+    np.testing.assert_array_equal(X[0], np.repeat(z[:1], 4, axis=0))
+    np.testing.assert_array_equal(X[5], z[2:6])
+    np.testing.assert_array_equal(X[1, -2:], z[:2])
+
+
+def test_series_windows_follow_each_machine_and_training_keeps_full_windows_only():
+    values = np.arange(20, dtype=float)[:, None] * np.array([[1.0, 2.0]])
+    series = Series("s", np.array(["A"] * 12 + ["B"] * 8, dtype=object),
+                    np.r_[np.arange(12), np.arange(8)].astype(float), values, ["x", "y"],
+                    "csv")
+    scaler = fit_scaler(values, ["x", "y"])
+    every = series_windows(scaler, series, 5)
+    assert len(every.X) == 20 and every.padded.sum() == 8
+    full = series_windows(scaler, series, 5, full_only=True)
+    assert len(full.X) == 8 + 4 and not full.padded.any()
+    # a machine's windows never reach into the previous machine
+    first_b = np.flatnonzero(every.rows == 12)[0]
+    assert np.allclose(every.X[first_b], every.X[first_b][0])
+
+
+def test_window_features():
+    t = np.arange(30, dtype=np.float32)
+    X = np.stack([np.column_stack([2 * t, np.ones(30)])])
+    f = window_features(X)
+    names = feature_names(["up", "flat"])
+    got = dict(zip(names, f[0]))
+    assert got["up:recent"] == 54 and got["up:mean"] == 29 and got["up:min"] == 0
+    assert got["up:max"] == 58 and abs(got["up:slope"] - 2) < 1e-5 and got["flat:std"] == 0

@@ -1,0 +1,113 @@
+"""The time-series API.
+
+``POST /api/v1/timeseries/predict``: an uploaded history -> per-cycle scores, flags and RUL
+(JSON, or the CSV with ``?format=csv``); recorded as a run (History) with its results, and
+every flagged window stored as an event. ``POST /api/v1/timeseries/detect``: one window ->
+``{anomaly_score, is_anomaly, threshold, rul, model_version, processing_time_ms}``;
+``/detect/batch``: ``{"windows": [...]}``. Flagged windows from detect are stored as events too.
+"""
+from __future__ import annotations
+
+import gzip
+import time
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+
+from webapp import db
+from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
+from webapp.events import record_events
+from webapp.limits import heavy_slot
+from webapp.modules.timeseries.parsing import detect_request, file_request
+from webapp.modules.timeseries.service import (detect, event_rows, machine_summaries,
+                                               results_frame, score_file)
+from webapp.predictors import get_predictor
+from webapp.runs import recording_failures
+
+bp = Blueprint("timeseries_api", __name__, url_prefix="/api/v1/timeseries")
+
+PAGE_ROWS = 1000
+
+
+def _pages(series, scored):
+    for start in range(0, len(series), PAGE_ROWS):
+        page = []
+        for i in range(start, min(start + PAGE_ROWS, len(series))):
+            page.append({"machine_id": str(series.machines[i]), "cycle": float(series.cycles[i]),
+                         "timestamp": None if series.timestamps is None
+                         else str(series.timestamps[i]),
+                         "score": round(float(scored.scores[i]), 6),
+                         "is_anomaly": bool(scored.flagged[i]),
+                         "rul": round(float(scored.rul[i]), 1),
+                         "padded_window": bool(scored.padded[i]),
+                         "top_sensors": scored.top[i] if scored.top else []})
+        yield page
+
+
+@bp.post("/predict")
+def predict():
+    """Score every cycle of an uploaded history. JSON out, or CSV with ``?format=csv``."""
+    predictor = get_predictor("timeseries")
+    started = time.perf_counter()
+    with recording_failures("timeseries"), heavy_slot():
+        req = file_request(request)
+        scored = score_file(predictor, req.series, req.model, req.threshold)
+    model = predictor.get(scored.model)
+    data = csv_bytes(results_frame(req.series, scored), float_decimals=None)
+    n_flagged = int(scored.flagged.sum())
+    run_id = db.record_run(
+        "timeseries", scored.model, scored.model_version, req.series.source, len(req.series),
+        n_flagged, scored.threshold, default_threshold=model.threshold,
+        input_sha256=req.sha256, results=("score", gzip.compress(data, compresslevel=1)),
+        keep=current_app.config["RESULTS_KEEP"])
+    n_events = record_events("timeseries", event_rows(req.series, scored), run_id=run_id)
+    if wants_csv(request):
+        return csv_download(data, "timeseries_scores.csv")
+    head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
+                events_url=url_for("events.page", model=scored.model),
+                model=scored.model, model_version=scored.model_version,
+                threshold=scored.threshold, default_threshold=model.threshold,
+                false_alarm_rate=model.false_alarm_rate(scored.threshold),
+                layout=req.series.layout, source=req.series.source,
+                machine_column=req.series.machine_column, time_column=req.series.time_column,
+                sensors=predictor.sensors, n_rows=len(req.series), n_flagged=n_flagged,
+                n_events=n_events, n_padded=int(scored.padded.sum()),
+                window=predictor.window,
+                machines=machine_summaries(req.series, scored, req.values, predictor.sensors),
+                processing_time_ms=round(1000 * (time.perf_counter() - started), 1))
+    return json_stream(head, "predictions", _pages(req.series, scored))
+
+
+def _detect(batch: bool):
+    predictor = get_predictor("timeseries")
+    started = time.perf_counter()
+    items, model, threshold = detect_request(request, len(predictor.input_sensors),
+                                             predictor.window, batch)
+    found, scored = detect(predictor, items, model, threshold)
+    record_events("timeseries", [
+        {"machine_id": d.machine_id, "cycle": d.cycle, "timestamp": d.timestamp,
+         "score": d.score, "threshold": scored.threshold, "rul": d.rul, "model": scored.model,
+         "model_version": scored.model_version} for d in found if d.flagged])
+    elapsed = round(1000 * (time.perf_counter() - started), 2)
+    results = [{"machine_id": d.machine_id, "timestamp": d.timestamp, "cycle": d.cycle,
+                "anomaly_score": round(d.score, 6), "is_anomaly": d.flagged,
+                "threshold": scored.threshold, "rul": round(d.rul, 1),
+                "top_sensors": d.top, "model": scored.model,
+                "model_version": scored.model_version} for d in found]
+    if not batch:
+        return jsonify(results[0] | {"processing_time_ms": elapsed})
+    return jsonify(model=scored.model, model_version=scored.model_version,
+                   threshold=scored.threshold, n_windows=len(results),
+                   n_anomalies=sum(r["is_anomaly"] for r in results), results=results,
+                   processing_time_ms=elapsed)
+
+
+@bp.post("/detect")
+def detect_one():
+    """One window: anomaly score, flag, threshold, RUL, model version, time taken."""
+    return _detect(batch=False)
+
+
+@bp.post("/detect/batch")
+def detect_batch():
+    """Several windows: ``{"windows": [{machine_id, window, timestamp}, ...]}``."""
+    return _detect(batch=True)

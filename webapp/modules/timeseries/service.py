@@ -1,0 +1,133 @@
+"""Scoring a history or windows with the time-series release, and what each answer holds."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.detectors import UnknownDetectorError
+from pipelines.core.problems import SchemaError
+from pipelines.timeseries.ingest import Series
+from pipelines.timeseries.predict import Scored, TimeseriesPredictor
+from webapp.errors import InputError
+from webapp.params import check_threshold_range
+from webapp.uploads import schema_error
+
+SCORE_DECIMALS = 6
+
+
+def _model(predictor: TimeseriesPredictor, name: str | None, threshold: float | None):
+    try:
+        model = predictor.get(name)
+    except UnknownDetectorError as exc:
+        raise InputError(str(exc).strip("'\"")) from None
+    check_threshold_range(threshold, model.score_range, model.name)
+    return model
+
+
+def score_file(predictor: TimeseriesPredictor, series: Series, model: str | None,
+               threshold: float | None) -> Scored:
+    """Per-row results of an uploaded history (each row: the window ending there)."""
+    _model(predictor, model, threshold)
+    try:
+        return predictor.score_series(series, model, threshold)
+    except SchemaError as exc:
+        raise schema_error(exc) from None
+
+
+
+
+def results_frame(series: Series, scored: Scored) -> pd.DataFrame:
+    """The per-cycle results CSV: every row of the file, in file order."""
+    top = scored.top or [[] for _ in range(len(scored.scores))]
+    frame = pd.DataFrame({
+        "machine_id": pd.Series(series.machines, dtype="string"),
+        "cycle": series.cycles,
+    })
+    if series.timestamps is not None:
+        frame["timestamp"] = pd.Series(series.timestamps, dtype="string")
+    frame["padded_window"] = scored.padded
+    frame["score"] = scored.scores
+    frame["threshold"] = scored.threshold
+    frame["is_anomaly"] = scored.flagged
+    frame["rul"] = np.round(scored.rul, 1)
+    for k in range(3):
+        frame[f"top_sensor_{k + 1}"] = pd.Series([t[k] if len(t) > k else "" for t in top],
+                                                 dtype="string")
+    frame["model"] = scored.model_version
+    return frame
+
+
+def event_rows(series: Series, scored: Scored) -> list[dict]:
+    """One event per flagged row (window)."""
+    rows = []
+    for i in np.flatnonzero(scored.flagged):
+        rows.append({"machine_id": series.machines[i], "cycle": float(series.cycles[i]),
+                     "timestamp": None if series.timestamps is None else series.timestamps[i],
+                     "score": float(scored.scores[i]), "threshold": float(scored.threshold),
+                     "rul": float(scored.rul[i]), "model": scored.model,
+                     "model_version": scored.model_version})
+    return rows
+
+
+def machine_summaries(series: Series, scored: Scored, values: bool = False,
+                      sensors: list[str] | None = None) -> list[dict]:
+    """Per machine: cycles, flagged count, first flagged cycle, last RUL (and the values)."""
+    out = []
+    index = {s: j for j, s in enumerate(series.sensors)}
+    for machine, rows in series.groups():
+        flagged = scored.flagged[rows]
+        first = np.flatnonzero(flagged)
+        record = {"machine_id": machine, "n_cycles": int(len(rows)),
+                  "n_flagged": int(flagged.sum()),
+                  "first_flag_cycle": float(series.cycles[rows[first[0]]]) if first.size
+                  else None,
+                  "max_score": _finite(scored.scores[rows].max()),
+                  "last_rul": round(float(scored.rul[rows[-1]]), 1),
+                  "last_cycle": float(series.cycles[rows[-1]])}
+        if values:
+            record["cycles"] = series.cycles[rows].tolist()
+            if series.timestamps is not None:
+                record["timestamps"] = [str(t) for t in series.timestamps[rows]]
+            record["scores"] = [_finite(v) for v in np.round(scored.scores[rows], SCORE_DECIMALS)]
+            record["rul"] = np.round(scored.rul[rows], 1).tolist()
+            record["flagged"] = flagged.tolist()
+            record["values"] = {s: np.round(series.values[rows, index[s]], 5).tolist()
+                                for s in (sensors or series.sensors) if s in index}
+        out.append(record)
+    return out
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return round(value, SCORE_DECIMALS) if math.isfinite(value) else None
+
+
+@dataclass
+class Detection:
+    """One scored window of the detect API."""
+
+    machine_id: str
+    timestamp: str | None
+    cycle: float | None
+    score: float
+    flagged: bool
+    rul: float
+    top: list[str]
+
+
+def detect(predictor: TimeseriesPredictor, items, model: str | None, threshold: float | None
+           ) -> tuple[list[Detection], Scored]:
+    """Score detect windows (their last ``window`` cycles)."""
+    _model(predictor, model, threshold)
+    try:
+        X = predictor.window_input([item.window for item in items])
+    except SchemaError as exc:
+        raise schema_error(exc) from None
+    scored = predictor.score_windows(X, model, threshold)
+    return [Detection(item.machine_id, item.timestamp, item.cycle, float(scored.scores[k]),
+                      bool(scored.flagged[k]), float(scored.rul[k]),
+                      scored.top[k] if scored.top else [])
+            for k, item in enumerate(items)], scored
