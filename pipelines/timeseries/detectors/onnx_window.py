@@ -18,19 +18,11 @@ from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from pipelines.core.detectors import BaseDetector, FeatureExplanation
+from pipelines.core.onnx import onnx_session
 
 CHUNK = 2048  # windows per onnxruntime call (bounds serving memory)
-
-
-def session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:
-    """An onnxruntime CPU session with ``n_threads`` intra-op threads."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = n_threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxWindowDetector(BaseDetector):
@@ -82,7 +74,7 @@ class OnnxWindowDetector(BaseDetector):
         self.module_ = module
         self.history_ = history
         self.onnx_ = self._export(module)
-        self.session_ = session(self.onnx_, self.n_jobs)
+        self.session_ = onnx_session(self.onnx_, self.n_jobs)
         return self
 
     def _export(self, module) -> bytes:
@@ -145,5 +137,5 @@ class OnnxWindowDetector(BaseDetector):
         detector = cls._from_manifest(manifest, **overrides)
         detector.history_ = json.loads((directory / cls.HISTORY_FILE).read_text())["loss"]
         detector.onnx_ = (directory / cls.MODEL_FILE).read_bytes()
-        detector.session_ = session(detector.onnx_, detector.n_jobs)
+        detector.session_ = onnx_session(detector.onnx_, detector.n_jobs)
         return detector
