@@ -64,5 +64,7 @@ def test_end_of_life_classifier_learns_the_label_and_scores_probabilities():
     np.testing.assert_allclose(explanation.scores, p[:10], atol=1e-6)
     worn = X[400:][rul[400:] <= 10][:5]
     assert (detector.explain(worn).contributions.sum(axis=1) > 0).all()  # pushes towards EOL
+    hard = XGBoostEOLDetector(n_estimators=80, label_scale=0).fit(X[:400], rul[:400])
+    assert not np.allclose(hard.score(X[400:]), p, atol=1e-3)  # soft targets by default
     with pytest.raises(InvalidInputError, match="both sides"):
         XGBoostEOLDetector(n_estimators=5).fit(X[:50], np.full(50, 100.0))

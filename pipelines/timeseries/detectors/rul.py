@@ -10,9 +10,13 @@ sensor of ``transform.window_features``.
   "predicted RUL <= L" is "score >= cap - L". ``explain`` gives each sensor's share of that
   deficit (XGBoost's tree path contributions, summed over the sensor's six features, sign
   flipped).
-* :class:`XGBoostEOLDetector` (``xgboost_eol``): a binary classifier of "end of life", RUL <=
-  ``anomaly_rul`` (30, the evaluation label), trained on the same windows; its score is the
-  probability. ``explain`` gives each sensor's share of the log-odds.
+* :class:`XGBoostEOLDetector` (``xgboost_eol``): a classifier of "end of life", RUL <=
+  ``anomaly_rul`` (30, the evaluation label), trained on the same windows with logistic loss;
+  its score is the probability. Its targets are soft near the boundary, ``sigmoid((anomaly_rul
+  + 0.5 - RUL) / label_scale)`` (0.5 at the boundary, 0.9 six cycles inside it at scale 4),
+  so a window one cycle either side of 30 is not taught as the opposite certainty; with
+  ``label_scale`` 0 they are the hard 0/1 labels. ``explain`` gives each sensor's share of
+  the log-odds.
 
 Models are stored in XGBoost's JSON format.
 """
@@ -44,8 +48,7 @@ class _WindowBooster(BaseDetector):
     def _fit_booster(self, X: np.ndarray, target: np.ndarray, objective: str,
                      feature_names: Sequence[str] | None, sample_weight=None) -> None:
         X = self._check_input(X, reset=True, feature_names=feature_names)
-        cls = xgb.XGBClassifier if objective.startswith("binary") else xgb.XGBRegressor
-        model = cls(objective=objective, n_estimators=self.n_estimators,
+        model = xgb.XGBRegressor(objective=objective, n_estimators=self.n_estimators,
                     max_depth=self.max_depth, learning_rate=self.learning_rate,
                     subsample=self.subsample, colsample_bytree=self.colsample_bytree,
                     min_child_weight=self.min_child_weight, n_jobs=self.n_jobs,
@@ -152,11 +155,13 @@ class XGBoostEOLDetector(_WindowBooster):
     score_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     ROLE: ClassVar[str] = "xgboost end-of-life classifier (JSON)"
 
-    def __init__(self, *, anomaly_rul: float = ANOMALY_RUL, n_estimators: int = 400,
+    def __init__(self, *, anomaly_rul: float = ANOMALY_RUL, label_scale: float = 4.0,
+                 n_estimators: int = 400,
                  max_depth: int = 4, learning_rate: float = 0.03, subsample: float = 0.8,
                  colsample_bytree: float = 0.8, min_child_weight: float = 5.0,
                  n_jobs: int = 1, random_state: int = 0):
         self.anomaly_rul = anomaly_rul
+        self.label_scale = label_scale
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -169,13 +174,17 @@ class XGBoostEOLDetector(_WindowBooster):
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, *,
             feature_names: Sequence[str] | None = None) -> "XGBoostEOLDetector":
         """Fit on windows ``X`` with ``y`` the true RUL at each window's last cycle; the class
-        is RUL <= ``anomaly_rul``."""
+        is RUL <= ``anomaly_rul`` (soft targets, see the module doc)."""
         if y is None:
             raise InvalidInputError(f"{self.name} is supervised: pass y, the RUL of each window")
-        target = (np.asarray(y, dtype=float) <= self.anomaly_rul).astype(int)
-        if target.min() == target.max():
+        rul = np.asarray(y, dtype=float)
+        if (rul <= self.anomaly_rul).all() or (rul > self.anomaly_rul).all():
             raise InvalidInputError(f"{self.name} needs windows on both sides of RUL "
                                     f"{self.anomaly_rul:g}")
+        if self.label_scale > 0:
+            target = 1.0 / (1.0 + np.exp((rul - self.anomaly_rul - 0.5) / self.label_scale))
+        else:
+            target = (rul <= self.anomaly_rul).astype(float)
         self._fit_booster(X, target, "binary:logistic", feature_names)
         return self
 
