@@ -30,8 +30,8 @@ def train_file():
 def test_the_release_records_its_protocol_and_meets_the_bars_on_validation_engines():
     release = json.loads((ARTIFACTS / "manifest.json").read_text())
     evaluation = json.loads((ARTIFACTS / "evaluation.json").read_text())
-    assert set(release["models"]) == {"xgboost_rul", "isolation_forest", "lstm_autoencoder",
-                                      "patchtst"}
+    assert set(release["models"]) == {"xgboost_rul", "xgboost_eol", "isolation_forest",
+                                      "lstm_autoencoder", "patchtst"}
     assert len(evaluation["val_machines"]) == 20
     best = max(m["f1"] for m in evaluation["models"].values())
     assert best >= 0.85
@@ -50,8 +50,8 @@ def test_evaluate_command_on_a_pseudo_test_set(train_file, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     document = json.loads(out.stdout)
-    assert set(document["models"]) == {"xgboost_rul", "isolation_forest", "lstm_autoencoder",
-                                       "patchtst"}
+    assert set(document["models"]) == {"xgboost_rul", "xgboost_eol", "isolation_forest",
+                                       "lstm_autoencoder", "patchtst"}
     for metrics in document["models"].values():
         assert {"f1", "precision", "recall", "roc_auc"} <= set(metrics)
     assert {"rmse", "nasa_score"} <= set(document["rul"])
