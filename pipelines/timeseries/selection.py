@@ -14,6 +14,9 @@ that, never on the validation engines:
    the out-of-fold scores (:func:`cut_windows`);
 3. the flag level is the score threshold with the highest F1 over the pooled windows
    (:func:`best_f1_threshold`); the label stays "true RUL <= 30".
+
+``python -m pipelines.timeseries.selection [--seed 1000 --cuts 20]`` compares the candidate
+settings (``CANDIDATES``) this way.
 """
 from __future__ import annotations
 
@@ -63,3 +66,54 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, fl
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
     best = int(np.argmax(f1))
     return float(thresholds[best]), float(f1[best])
+
+
+CANDIDATES = {  # settings compared by ``python -m pipelines.timeseries.selection``
+    "xgboost_rul": ("xgboost_rul", {}),
+    "xgboost_eol (hard labels)": ("xgboost_eol", {"label_scale": 0.0}),
+    "xgboost_eol (label_scale 2)": ("xgboost_eol", {"label_scale": 2.0}),
+    "xgboost_eol (label_scale 4)": ("xgboost_eol", {"label_scale": 4.0}),
+    "xgboost_eol (label_scale 6)": ("xgboost_eol", {"label_scale": 6.0}),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Pooled out-of-fold F1 (at each one's best level) of the candidate settings on the
+    release's training engines cut like the official test set; one JSON document on stdout.
+    The validation engines play no part."""
+    import argparse
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    from pipelines.core import locations
+    from pipelines.core.detectors import get_detector_class
+    from pipelines.timeseries.ingest import read_cmapss
+    from pipelines.timeseries.train import (SELECTION_CUTS, SELECTION_SEED, find_data,
+                                            select_level, split_machines, subset)
+    from pipelines.timeseries.transform import fit_scaler
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=locations.data_dir(os.environ))
+    parser.add_argument("--seed", type=int, default=SELECTION_SEED, help="first cut seed")
+    parser.add_argument("--cuts", type=int, default=SELECTION_CUTS)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    series = read_cmapss(find_data(args.data))
+    train_ids, _ = split_machines(series.machine_ids())  # the release's split (seed 0)
+    train_s = subset(series, train_ids)
+    scaler = fit_scaler(train_s.values, train_s.sensors)
+    out = {}
+    for label, (model, params) in CANDIDATES.items():
+        detector = get_detector_class("timeseries", model)(n_jobs=args.threads, **params)
+        out[label] = select_level(model, detector, scaler, train_s, train_ids, seed=args.seed,
+                                  cuts=args.cuts)
+        print(f"{label}: out-of-fold F1 {out[label]['oof_f1']:.4f} at "
+              f"{out[label]['value']:.4g}", file=sys.stderr)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
