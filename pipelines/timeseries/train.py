@@ -1,5 +1,6 @@
-"""The time-series training composer: split engines, fit the scaler and the four models,
-choose thresholds on validation engines, write the release.
+"""The time-series training composer: split engines, fit the scaler and the five models,
+choose thresholds (anomaly detectors: on healthy validation windows; supervised models: out of
+fold on cut training engines), write the release.
 
 Protocol (recorded in the manifests and ``evaluation.json``):
 
