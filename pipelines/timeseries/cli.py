@@ -1,4 +1,4 @@
-"""Time series: C-MAPSS engine histories -> early warning (four detectors) and RUL.
+"""Time series: C-MAPSS engine histories -> early warning (five detectors) and RUL.
 
 train: splits train_FD001 by engine, fits the scaler and the models, sets thresholds on the
 validation engines, writes artifacts/timeseries/. evaluate: scores a test file and its RUL
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
         return
     add_data_argument(parser, "a folder holding cmapss/train_FD001.txt.gz (or the file)")
     parser.add_argument("--models", default=",".join(_models()),
-                        help="comma-separated models to train (default: all four)")
+                        help="comma-separated models to train (default: all five)")
     parser.add_argument("--target-far", type=float, default=0.02,
                         help="false-alarm rate on healthy validation windows (default 0.02)")
     parser.add_argument("--seed", type=int, default=0, help="engine split seed (default 0)")

@@ -1,5 +1,6 @@
-"""The time-series training composer: split engines, fit the scaler and the four models,
-choose thresholds on validation engines, write the release.
+"""The time-series training composer: split engines, fit the scaler and the five models,
+choose thresholds (anomaly detectors: on healthy validation windows; supervised models: out of
+fold on cut training engines), write the release.
 
 Protocol (recorded in the manifests and ``evaluation.json``):
 
@@ -9,13 +10,20 @@ Protocol (recorded in the manifests and ``evaluation.json``):
 * Training windows: every full window (``WINDOW`` cycles) of the training engines. The RUL
   regressor learns ``min(RUL, cap)`` on all of them; the anomaly detectors (Isolation Forest,
   LSTM autoencoder, PatchTST forecaster) learn from the healthy ones (RUL > ``ANOMALY_RUL``).
+  The end-of-life classifier learns "RUL <= 30" on all of them.
 * Thresholds: for each anomaly detector, the level flagging ``target_far`` of the healthy
-  validation windows (RUL > 30); for the RUL regressor, the rule "predicted RUL <= 30"
-  (score = cap - RUL >= cap - 30), with its false-alarm rate on the same windows recorded.
+  validation windows (RUL > 30). For the two supervised models (the RUL regressor's flag
+  "predicted RUL <= L", score = cap - RUL >= cap - L, and the end-of-life classifier's
+  probability), the level with the best F1 out of fold on the training engines cut like the
+  official test set (``selection``: ``OOF_SPLITS``-fold ``GroupKFold`` by engine,
+  ``SELECTION_CUTS`` cuts with seeds from ``SELECTION_SEED``, pooled): the validation engines
+  play no part in it. Each records its false-alarm rate on the healthy validation windows.
 * Validation metrics: F1, precision, recall, ROC-AUC over every full window of the validation
-  engines (the thresholds were set on their healthy windows, so F1 is slightly optimistic);
-  RUL RMSE and NASA score on the validation engines cut like the official test set
-  (``evaluate.pseudo_test``), ``N_CUTS`` times with seeds ``seed..seed + N_CUTS - 1`` and
+  engines (the anomaly detectors' thresholds were set on their healthy windows, so their F1
+  is slightly optimistic); the same over the windows of the validation engines cut like the
+  official test set, ``CUT_F1_CUTS`` cuts pooled (``cut``: the figure the official test files
+  resemble); RUL RMSE and NASA score on the validation engines cut like the official test
+  set (``evaluate.pseudo_test``), ``N_CUTS`` times with seeds ``seed..seed + N_CUTS - 1`` and
   pooled (20 engines alone swing the RMSE by several cycles; each cut's RMSE is recorded
   too), and RMSE over all validation windows against the capped RUL.
 """
@@ -33,9 +41,11 @@ from pipelines.core.detectors import get_detector_class
 from pipelines.core.evaluation import binary_metrics
 from pipelines.core.thresholds import (false_alarm_rate, score_quantiles,
                                        threshold_at_false_alarm_rate)
-from pipelines.timeseries.evaluate import evaluation_windows, pseudo_test, rul_metrics
+from pipelines.timeseries.evaluate import (evaluation_windows, pooled_cuts, pseudo_test,
+                                           rul_metrics)
 from pipelines.timeseries.ingest import Series, read_cmapss, rul_per_row
 from pipelines.timeseries.schema import ANOMALY_RUL, RUL_CAP, WINDOW
+from pipelines.timeseries.selection import best_f1_threshold, cut_windows, out_of_fold_scores
 from pipelines.timeseries.transform import fit_scaler, series_windows, standardise
 
 MODULE = "timeseries"
@@ -43,11 +53,18 @@ DATA_FILE = "train_FD001.txt.gz"
 SCALER_FILE = "scaler.json"
 EVALUATION_FILE = "evaluation.json"
 RUL_MODEL = "xgboost_rul"
+EOL_MODEL = "xgboost_eol"
+SUPERVISED = (RUL_MODEL, EOL_MODEL)  # fitted on every window with its RUL; level chosen OOF
 ANOMALY_MODELS = ("isolation_forest", "lstm_autoencoder", "patchtst")
-MODELS = (RUL_MODEL, *ANOMALY_MODELS)
+MODELS = (RUL_MODEL, EOL_MODEL, *ANOMALY_MODELS)
 N_CUTS = 5  # random cuts of the validation engines for the RUL figures (pooled)
-ROLES = {RUL_MODEL: "rul_regressor", "isolation_forest": "anomaly_detector",
-         "lstm_autoencoder": "anomaly_detector", "patchtst": "anomaly_detector"}
+CUT_F1_CUTS = 20  # random cuts of the validation engines for the test-like F1 (pooled)
+OOF_SPLITS = 5  # GroupKFold splits of the training engines for the flag-level choice
+SELECTION_CUTS = 20  # cuts of the training engines pooled for the flag-level choice
+SELECTION_SEED = 1000  # their seeds: SELECTION_SEED, SELECTION_SEED + 1, ...
+ROLES = {RUL_MODEL: "rul_regressor", EOL_MODEL: "end_of_life_classifier",
+         "isolation_forest": "anomaly_detector", "lstm_autoencoder": "anomaly_detector",
+         "patchtst": "anomaly_detector"}
 
 
 def find_data(path: Path) -> Path:
@@ -92,13 +109,44 @@ def end_of_life_profile(scaler: dict, series: Series, last: int = 5) -> dict:
             "dropped_values": np.round(np.median(series.values[:, dropped], axis=0), 4).tolist()}
 
 
-def _threshold(name: str, detector, healthy: np.ndarray, target_far: float) -> dict:
-    if name == RUL_MODEL:
-        value = float(detector.cap - ANOMALY_RUL)
-        rule = f"flag when predicted RUL <= {ANOMALY_RUL} (score = {detector.cap:g} - RUL >= " \
-               f"{value:g})"
-        source = "the RUL rule; target_false_alarm_rate is its measured rate on healthy " \
-                 "validation windows"
+def select_level(name: str, detector, scaler: dict, series: Series, machines: list[str],
+                 seed: int = SELECTION_SEED, cuts: int = SELECTION_CUTS,
+                 n_splits: int = OOF_SPLITS) -> dict:
+    """The flag level of a supervised model with the best F1 out of fold on ``machines`` (the
+    training engines) cut like the official test set (see ``selection``)."""
+    every = series_windows(scaler, series, WINDOW)
+    rul = rul_per_row(series)[every.rows]
+    params = detector.get_params()
+    scores = np.empty(len(series))
+    scores[every.rows] = out_of_fold_scores(
+        lambda: type(detector)(**params), every.X, rul, series.machines[every.rows],
+        ~every.padded, n_splits, feature_names=scaler["sensors"])
+    rows, labels = cut_windows(scaler, series, machines,
+                               list(range(seed, seed + cuts)), WINDOW)
+    value, f1 = best_f1_threshold(labels, scores[rows])
+    return {"value": value, "oof_f1": round(f1, 4), "windows": int(len(rows)),
+            "anomalous": int(labels.sum()), "engines": len(machines), "splits": n_splits,
+            "cuts": cuts, "seeds": f"{seed}..{seed + cuts - 1}"}
+
+
+def _threshold(name: str, detector, healthy: np.ndarray, target_far: float,
+               selection: dict | None = None) -> dict:
+    if selection is not None:
+        value = selection["value"]
+        how = (f"chosen to maximise pooled out-of-fold F1 (label: true RUL <= {ANOMALY_RUL}) "
+               f"on the {selection['engines']} training engines cut like the official test "
+               f"set: {selection['splits']}-fold GroupKFold by engine, {selection['cuts']} "
+               f"cuts (seeds {selection['seeds']}) pooled, {selection['windows']} windows "
+               f"({selection['anomalous']} anomalous); out-of-fold F1 there "
+               f"{selection['oof_f1']:.3f}; target_false_alarm_rate is its measured rate on "
+               f"healthy validation windows")
+        if name == RUL_MODEL:
+            value = float(value)
+            rule = f"flag when predicted RUL <= {detector.cap - value:.2f} (score = " \
+                   f"{detector.cap:g} - RUL >= {value:.4g})"
+        else:
+            rule = f"flag when P(RUL <= {ANOMALY_RUL}) >= {value:.4g}"
+        source = how
         far = false_alarm_rate(healthy, value)
     else:
         value = threshold_at_false_alarm_rate(healthy, target_far)
@@ -108,7 +156,8 @@ def _threshold(name: str, detector, healthy: np.ndarray, target_far: float) -> d
     return {"value": value, "rule": rule, "source": source,
             "target_false_alarm_rate": max(far, 1e-6),
             "measured_false_alarm_rate": false_alarm_rate(healthy, value),
-            "normal_score_quantiles": score_quantiles(healthy)}
+            "normal_score_quantiles": score_quantiles(healthy)} | \
+        ({"selection": selection} if selection is not None else {})
 
 
 def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
@@ -140,7 +189,10 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
         pick = np.random.default_rng(seed).choice(len(healthy_train), max_healthy, replace=False)
         healthy_train = healthy_train[np.sort(pick)]
     cuts = [pseudo_test(val_s, val_ids, seed=seed + k) for k in range(N_CUTS)]
-    cut_windows = [evaluation_windows(scaler, cut, WINDOW) for cut, _ in cuts]
+    rul_cut_windows = [evaluation_windows(scaler, cut, WINDOW) for cut, _ in cuts]
+    f1_cuts, f1_last_rul = pooled_cuts(val_s, val_ids, list(range(seed, seed + CUT_F1_CUTS)))
+    f1_X, f1_rows, _, _ = evaluation_windows(scaler, f1_cuts, WINDOW)
+    y_cut = (rul_per_row(f1_cuts, f1_last_rul)[f1_rows] <= ANOMALY_RUL).astype(int)
     names = scaler["sensors"]
     progress(f"{len(tw.X)} training windows ({len(healthy_train)} healthy used), "
              f"{len(vw.X)} validation windows ({int(y_val.sum())} anomalous)")
@@ -149,22 +201,34 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
         cls = get_detector_class(MODULE, name)
         detector = cls(**(params or {}).get(name, {}))
         t0 = time.perf_counter()
-        if name == RUL_MODEL:
+        selection = None
+        if name in SUPERVISED:
             detector.fit(tw.X, t_rul, feature_names=names)
+            timings[name] = round(time.perf_counter() - t0, 1)
+            selection = select_level(name, detector, scaler, train_s, train_ids)
+            progress(f"{name}: flag level {selection['value']:.4g} (out-of-fold F1 "
+                     f"{selection['oof_f1']:.3f} on {SELECTION_CUTS} cuts of the training "
+                     f"engines); {time.perf_counter() - t0:.0f}s with the folds")
         elif hasattr(detector, "fit_progress"):
             detector.fit(healthy_train, feature_names=names, progress=progress)
         else:
             detector.fit(healthy_train, feature_names=names)
-        timings[name] = round(time.perf_counter() - t0, 1)
+        timings.setdefault(name, round(time.perf_counter() - t0, 1))
         scores = detector.score(vw.X)
-        thresholds[name] = _threshold(name, detector, scores[y_val == 0], target_far)
+        thresholds[name] = _threshold(name, detector, scores[y_val == 0], target_far,
+                                      selection)
         m = binary_metrics(y_val, scores, thresholds[name]["value"])
         metrics[name] = {k: round(m[k], 4) for k in ("f1", "precision", "recall", "roc_auc",
                                                       "pr_auc")}
+        m = binary_metrics(y_cut, detector.score(f1_X), thresholds[name]["value"])
+        metrics[name]["cut"] = {k: round(m[k], 4) for k in ("f1", "precision", "recall",
+                                                             "roc_auc")} | {
+            "windows": int(len(y_cut)), "anomalous": int(y_cut.sum()), "cuts": CUT_F1_CUTS,
+            "seeds": f"{seed}..{seed + CUT_F1_CUTS - 1}"}
         if name == RUL_MODEL:
             true = np.concatenate([last_rul for _, last_rul in cuts])
             pred_cut = np.concatenate([detector.predict_rul(cX[c_last])
-                                       for cX, _, c_last, _ in cut_windows])
+                                       for cX, _, c_last, _ in rul_cut_windows])
             metrics[name] |= {f"rul_{k}": round(v, 3) if isinstance(v, float) else v
                               for k, v in rul_metrics(true, pred_cut).items()}
             n_val = len(val_ids)
@@ -181,15 +245,19 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
         progress(f"{name}: val F1 {metrics[name]['f1']:.3f} (precision "
                  f"{metrics[name]['precision']:.3f}, recall {metrics[name]['recall']:.3f}, "
                  f"ROC-AUC {metrics[name]['roc_auc']:.3f}) at {thresholds[name]['value']:.4g}; "
-                 f"fit {timings[name]}s")
+                 f"cut engines F1 {metrics[name]['cut']['f1']:.3f}; fit {timings[name]}s")
     best = max((n for n in fitted), key=lambda n: metrics[n]["f1"])
     reference = {"name": "NASA C-MAPSS FD001 (train)", "file": file.name, "sha256": sha256(file),
                  "rows": len(series), "engines": len(series.machine_ids())}
     protocol = (f"engines split by unit ({len(train_ids)} train, {len(val_ids)} validation, "
                 f"seed {seed}); scaler on training engines; window {WINDOW}; anomaly = RUL <= "
                 f"{ANOMALY_RUL}; anomaly detectors fit on healthy training windows; thresholds "
-                f"at {target_far:.0%} false alarms on healthy validation windows (RUL model: "
-                f"predicted RUL <= {ANOMALY_RUL}); RUL on validation engines cut like the "
+                f"at {target_far:.0%} false alarms on healthy validation windows; supervised "
+                f"models' ({', '.join(SUPERVISED)}) flag levels chosen to maximise pooled "
+                f"out-of-fold F1 on the training engines cut like the official test set "
+                f"({OOF_SPLITS}-fold GroupKFold by engine, {SELECTION_CUTS} cuts); F1 on all "
+                f"validation windows and on validation engines cut like the official test set "
+                f"({CUT_F1_CUTS} cuts pooled, 'cut'); RUL on validation engines cut like the "
                 f"official test set, {N_CUTS} random cuts pooled")
     evaluation = {"protocol": protocol, "val_machines": val_ids, "models": metrics,
                   "thresholds": {n: {k: t[k] for k in ("value", "rule",

@@ -164,7 +164,8 @@ def test_events_filter_acknowledge_and_download(db_app, scaler):
     worn = windows_of(scaler, 2)
     for k, machine in enumerate(["pump-1", "pump-2", "pump-1"]):
         r = client.post("/api/v1/timeseries/detect", json={
-            "machine_id": machine, "window": worn[k % 2], "cycle": 10 + k, "threshold": -1000})
+            "machine_id": machine, "window": worn[k % 2], "cycle": 10 + k, "threshold": -1000,
+            "model": "xgboost_rul"})  # a RUL deficit of -1000: every window flagged
         assert r.get_json()["is_anomaly"]
     client.post("/api/v1/timeseries/detect", json={
         "machine_id": "=cmd", "window": worn[0], "model": "isolation_forest", "threshold": 0})

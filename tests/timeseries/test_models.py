@@ -1,5 +1,6 @@
-"""The four models beyond the contract: the Isolation Forest's node arrays score exactly as
-scikit-learn, the torch networks' ONNX exports match torch, the RUL regressor learns RUL."""
+"""The five models beyond the contract: the Isolation Forest's node arrays score exactly as
+scikit-learn, the torch networks' ONNX exports match torch, the RUL regressor learns RUL, the
+end-of-life classifier learns "RUL <= 30"."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 from pipelines.timeseries.detectors.isolation_forest import IsolationForestDetector
 from pipelines.timeseries.detectors.lstm_ae import LSTMAutoencoderDetector
 from pipelines.timeseries.detectors.patchtst import PatchTSTDetector
-from pipelines.timeseries.detectors.rul import XGBoostRULDetector
+from pipelines.core.detectors import InvalidInputError
+from pipelines.timeseries.detectors.rul import XGBoostEOLDetector, XGBoostRULDetector
 from pipelines.timeseries.examples import synthetic_windows
 from pipelines.timeseries.transform import window_features
 
@@ -49,3 +51,20 @@ def test_rul_regressor_learns_and_its_score_is_the_deficit():
     explanation = detector.explain(X[400:410])
     np.testing.assert_allclose(explanation.scores, detector.score(X[400:410]), atol=1e-3)
     assert detector.score_range == (-np.inf, 125.0)
+
+
+def test_end_of_life_classifier_learns_the_label_and_scores_probabilities():
+    X, rul = synthetic_windows(600, seed=5)
+    detector = XGBoostEOLDetector(n_estimators=80).fit(X[:400], rul[:400])
+    p = detector.score(X[400:])
+    assert ((p >= 0) & (p <= 1)).all()
+    late, early = p[rul[400:] <= 30], p[rul[400:] > 60]
+    assert late.mean() > 0.5 > early.mean()
+    explanation = detector.explain(X[400:410])
+    np.testing.assert_allclose(explanation.scores, p[:10], atol=1e-6)
+    worn = X[400:][rul[400:] <= 10][:5]
+    assert (detector.explain(worn).contributions.sum(axis=1) > 0).all()  # pushes towards EOL
+    hard = XGBoostEOLDetector(n_estimators=80, label_scale=0).fit(X[:400], rul[:400])
+    assert not np.allclose(hard.score(X[400:]), p, atol=1e-3)  # soft targets by default
+    with pytest.raises(InvalidInputError, match="both sides"):
+        XGBoostEOLDetector(n_estimators=5).fit(X[:50], np.full(50, 100.0))
