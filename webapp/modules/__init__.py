@@ -80,8 +80,7 @@ REGISTRY: tuple[str | ModuleSpec, ...] = (
     "wafermap",
     planned("timeseries", "Time series", "Sensor histories per machine: flag abnormal "
                                          "behaviour and estimate remaining useful life."),
-    planned("inspection", "Inspection", "Product photos: find and localise visual defects, "
-                                        "trained on good parts only."),
+    "inspection",
 )
 
 
