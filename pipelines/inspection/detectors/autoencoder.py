@@ -36,8 +36,8 @@ class AutoencoderDetector(ImageDetector):
     HISTORY_FILE: ClassVar[str] = "history.json"
 
     def __init__(self, *, work_size: int = 64, channels: tuple[int, ...] = (32, 64, 64, 64),
-                 latent: int = 128, epochs: int = 60, batch_size: int = 32,
-                 learning_rate: float = 2e-3, rotations: int = 2, smooth: float = 1.0,
+                 latent: int = 128, epochs: int = 30, batch_size: int = 32,
+                 learning_rate: float = 2e-3, rotations: int = 1, smooth: float = 1.0,
                  top_k: int = 10, n_jobs: int = 2, random_state: int = 0):
         self.work_size = work_size
         self.channels = tuple(channels)

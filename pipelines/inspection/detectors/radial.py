@@ -107,8 +107,8 @@ class RadialGaussianDetector(ImageDetector):
     INFO_FILE: ClassVar[str] = "radial.json"
 
     def __init__(self, *, work_size: int = 128, sigmas: tuple[float, ...] = (1.0, 2.0, 4.0),
-                 window: int = 1, shrinkage: float = 0.05, ridge: float = 1e-3,
-                 rotations: int = 1, smooth: float = 2.0, top_k: int = 10,
+                 window: int = 0, shrinkage: float = 0.0, ridge: float = 1e-3,
+                 rotations: int = 1, smooth: float = 1.0, top_k: int = 10,
                  batch_size: int = 8, n_jobs: int = 2, random_state: int = 0):
         self.work_size = work_size
         self.sigmas = tuple(sigmas)
