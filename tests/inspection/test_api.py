@@ -170,7 +170,7 @@ def test_csv_has_every_image_and_history_redecides_it(client):
     body = post_files(client, images).get_json()
     again = client.get(body["results_url"] + "?threshold=0")
     redecided = list(csv.DictReader(io.StringIO(again.get_data(as_text=True))))
-    assert all(r["is_anomaly"] == "True" for r in redecided)
+    assert all(r["is_anomaly"] == "True" and r["verdict"] == "defective" for r in redecided)
     history = client.get("/history").get_data(as_text=True)
     assert "inspection" in history
 

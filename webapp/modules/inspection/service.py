@@ -49,9 +49,12 @@ def preview_jpeg(pixels: np.ndarray, quality: int = 85) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+VERDICT_WORDS = ("defective", "good")  # (flagged, not flagged): API, CSV and History
+
+
 def verdict(is_anomaly: bool) -> str:
-    """The word the page and the CSV show for a decision."""
-    return "defective" if is_anomaly else "good"
+    """The word the API and the CSV give a decision."""
+    return VERDICT_WORDS[0] if is_anomaly else VERDICT_WORDS[1]
 
 
 def score_images(predictor: InspectionPredictor, req: InspectionRequest) -> ScoredImages:
