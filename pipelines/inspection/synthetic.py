@@ -30,7 +30,7 @@ def cutpaste(image: np.ndarray, donor: np.ndarray, rng: np.random.Generator
     from PIL import Image
 
     size = image.shape[0]
-    h, w = (int(v) for v in rng.integers(size // 20, size // 6, size=2))
+    h, w = (int(v) for v in rng.integers(size // 20, size // 4, size=2))
     sy, sx = _disc_point(rng, size, 0.0, 0.6)
     patch = donor[int(sy) - h // 2:int(sy) - h // 2 + h, int(sx) - w // 2:int(sx) - w // 2 + w]
     patch = np.asarray(Image.fromarray(patch).rotate(rng.uniform(0, 360), expand=False,
@@ -49,7 +49,7 @@ def spot(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     """A soft elliptical blob of a random colour somewhere on the part."""
     size = image.shape[0]
     cy, cx = _disc_point(rng, size, 0.0, 0.75)
-    ry, rx = rng.uniform(size / 80, size / 20, size=2)
+    ry, rx = rng.uniform(size / 80, size / 12, size=2)
     angle = rng.uniform(0, np.pi)
     y, x = np.mgrid[0:size, 0:size]
     u = ((x - cx) * np.cos(angle) + (y - cy) * np.sin(angle)) / rx
@@ -68,7 +68,7 @@ def chip(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     size = image.shape[0]
     cy, cx = _disc_point(rng, size, 0.7, 0.9)
     n = int(rng.integers(5, 9))
-    radius = rng.uniform(size / 40, size / 12)
+    radius = rng.uniform(size / 40, size / 8)
     angles = np.sort(rng.uniform(0, 2 * np.pi, n))
     points = [(cx + radius * rng.uniform(0.5, 1.2) * np.cos(a),
                cy + radius * rng.uniform(0.5, 1.2) * np.sin(a)) for a in angles]

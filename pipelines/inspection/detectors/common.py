@@ -54,19 +54,21 @@ def torch_blur(x, sigma: float):
     return F.conv2d(F.conv2d(x, rows, groups=c), cols, groups=c)
 
 
-def map_head(distance, size: tuple[int, int], smooth: float, top_k: int):
+def map_head(distance, size: tuple[int, int], smooth: float, top_k: int,
+             map_smooth: float | None = None):
     """(N, 1, h, w) per-pixel distances -> (scores (N,), maps (N, H, W)).
 
-    The map is blurred (``smooth`` pixels at the working resolution) and enlarged bilinearly
-    to the input size; the image score is the mean of the map's ``top_k`` largest values at
-    the working resolution (1: the maximum).
+    The image score is the mean of the ``top_k`` largest values (1: the maximum) of the
+    distances blurred by ``smooth`` pixels at the working resolution; the map is the distances
+    blurred by ``map_smooth`` (default: ``smooth``) and enlarged bilinearly to the input size.
     """
-    import torch
     import torch.nn.functional as F
 
     smoothed = torch_blur(distance, smooth)
     flat = smoothed.flatten(1)
     scores = flat.max(dim=1).values if top_k <= 1 else flat.topk(top_k, dim=1).values.mean(1)
+    if map_smooth is not None and map_smooth != smooth:
+        smoothed = torch_blur(distance, map_smooth)
     maps = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)
     return scores, maps[:, 0]
 

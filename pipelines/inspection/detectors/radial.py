@@ -17,8 +17,9 @@ radius only, a rotation about the centre does not change them: the model is as l
 per-pixel model and rotation-invariant by construction.
 
 Score map: the Mahalanobis distance of each pixel's features to its radius's Gaussian
-(divided by the square root of the feature count), blurred (``smooth``) and enlarged to the
-input size; image score: the mean of the ``top_k`` highest map values at working resolution.
+(divided by the square root of the feature count), blurred (``map_smooth``, default
+``smooth``) and enlarged to the input size; image score: the mean of the ``top_k`` highest
+distances blurred by ``smooth``, at working resolution.
 Preprocessing, features, parameters and the map head are one torch module exported to ONNX.
 """
 from __future__ import annotations
@@ -108,8 +109,8 @@ class RadialGaussianDetector(ImageDetector):
 
     def __init__(self, *, work_size: int = 128, sigmas: tuple[float, ...] = (1.0, 2.0, 4.0),
                  window: int = 0, shrinkage: float = 0.0, ridge: float = 1e-3,
-                 rotations: int = 1, smooth: float = 1.0, top_k: int = 10,
-                 batch_size: int = 8, n_jobs: int = 2, random_state: int = 0):
+                 rotations: int = 1, smooth: float = 1.0, map_smooth: float | None = 4.0,
+                 top_k: int = 10, batch_size: int = 8, n_jobs: int = 2, random_state: int = 0):
         self.work_size = work_size
         self.sigmas = tuple(sigmas)
         self.window = window
@@ -117,6 +118,7 @@ class RadialGaussianDetector(ImageDetector):
         self.ridge = ridge
         self.rotations = rotations
         self.smooth = smooth
+        self.map_smooth = map_smooth
         self.top_k = top_k
         self.batch_size = batch_size
         self.n_jobs = n_jobs
@@ -134,7 +136,8 @@ class RadialGaussianDetector(ImageDetector):
         from torch import nn
 
         size = self.input_shape_[0]
-        work, top_k, smooth = self.work_size, self.top_k, self.smooth
+        work, top_k = self.work_size, self.top_k
+        smooth, map_smooth = self.smooth, self.map_smooth
         lower, upper_weight, _ = radius_bins(work)
         n_features = mean.shape[1]
 
@@ -164,7 +167,7 @@ class RadialGaussianDetector(ImageDetector):
                 z = torch.matmul(pixel_whiten, diff)
                 d = torch.sqrt((z * z).sum(1) / n_features)  # (P, N)
                 d = d.permute(1, 0).reshape(n, 1, work, work)
-                return map_head(d, (size, size), smooth, top_k)
+                return map_head(d, (size, size), smooth, top_k, map_smooth)
 
         return RadialScorer()
 
