@@ -38,7 +38,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)  # speed over size
     return buffer.getvalue()
 
 

@@ -17,8 +17,10 @@ import onnxruntime as ort
 
 from pipelines.core.detectors import BaseDetector, InvalidInputError, PixelExplanation
 
-# images per onnxruntime call: bounds serving memory (the maps of a 256 x 256 batch)
-IMAGES_PER_CALL = 16
+# images per onnxruntime call: onnxruntime keeps its largest call's activations in its arena
+# (16 images a call peaked at 454 MiB server PSS in benchmarks.inspection_bench --api, 4 at
+# 310 MiB), so this bounds serving memory
+IMAGES_PER_CALL = 4
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
