@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         results["models"][name] = {
             "batch": {"images": len(photos), "seconds_median": round(batch_s, 3),
                       "images_per_s": round(len(photos) / batch_s, 1)},
-            "single_ms": {"calls": args.single, "median": round(1000 * statistics.median(single), 1),
+            "single_ms": {"calls": args.single,
+                          "median": round(1000 * statistics.median(single), 1),
                           "p95": round(1000 * single[int(0.95 * len(single)) - 1], 1),
                           "target": 50},
             "heatmap_single_ms": {"median": round(1000 * statistics.median(heat), 1)}}

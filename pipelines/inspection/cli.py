@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                         help="false-alarm rate on held-out good images for the threshold")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--params", type=json.loads, default={},
-                        help='per-model parameters as JSON, e.g. \'{"autoencoder": {"epochs": 5}}\'')
+                        help="per-model parameters as JSON, e.g. "
+                             "'{\"autoencoder\": {\"epochs\": 5}}'")
     parser.add_argument("--no-release", action="store_true",
                         help="train and report, but do not write artifacts/inspection")
 

@@ -92,7 +92,8 @@ def test_a_threshold_and_a_model_can_be_chosen_per_request(client):
     assert body["predictions"][0]["is_anomaly"] is True
 
 
-@pytest.mark.parametrize("mode, needle", [("L", "converted from L"), ("RGBA", "converted from RGBA"),
+@pytest.mark.parametrize("mode, needle", [("L", "converted from L"),
+                                          ("RGBA", "converted from RGBA"),
                                           ("RGB", "resized from 90 x 90")])
 def test_grayscale_rgba_and_other_sizes_are_converted_and_said(client, mode, needle):
     image = parts(1, size=90)[0]
