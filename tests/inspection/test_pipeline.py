@@ -88,10 +88,11 @@ def test_heatmap_puts_the_threshold_at_the_same_colour():
 
 
 # -- the radial model is rotation-invariant by construction ---------------------------------------
-def test_radial_scores_do_not_change_under_a_quarter_turn():
+@pytest.mark.parametrize("oriented", [False, True])
+def test_radial_scores_do_not_change_under_a_quarter_turn(oriented):
     X = synthetic_parts(16, 64, seed=1)
     detector = RadialGaussianDetector(work_size=32, sigmas=(1.0, 2.0), rotations=0, top_k=3,
-                                      n_jobs=1).fit(X[:12])
+                                      oriented=oriented, n_jobs=1).fit(X[:12])
     test = X[12:]
     turned = np.rot90(test, k=1, axes=(1, 2)).copy()  # exact: a permutation of the pixels
     a, b = detector.explain(test), detector.explain(turned)

@@ -3,8 +3,10 @@
 Features (fixed convolutions, nothing learnt): the image is scaled to 0..1, averaged down to
 ``work_size`` x ``work_size``, turned into an opponent colour space (luminance, red-green,
 yellow-blue) and described at every pixel by: the three colours blurred at each scale in
-``sigmas``; the local standard deviation of luminance at each scale; and the luminance
-gradient magnitude blurred at each scale. Every kernel is an isotropic Gaussian, so the
+``sigmas``; the local standard deviation of luminance at each scale; the luminance gradient
+magnitude blurred at each scale; and (``oriented``) the magnitudes of the gradient's radial
+and tangential parts (along and across the line to the image centre), blurred at each scale:
+rings and spokes of a round part look different, yet a turn about the centre changes neither. Every kernel is an isotropic Gaussian, so the
 features of a turned image are (up to resampling) the turned features.
 
 Model: pixels are grouped by their distance from the image centre in bins one working pixel
@@ -49,8 +51,12 @@ def radius_bins(size: int) -> tuple[np.ndarray, np.ndarray, int]:
     return lower, (r - lower).astype(np.float32), int(lower.max()) + 2
 
 
-def build_features(input_size: int, work_size: int, sigmas: Sequence[float]):
-    """The fixed feature extractor: (N, H, W, 3) 0..255 -> (N, features, work, work)."""
+def build_features(input_size: int, work_size: int, sigmas: Sequence[float],
+                   oriented: bool = False):
+    """The fixed feature extractor: (N, H, W, 3) 0..255 -> (N, features, work, work).
+
+    ``oriented`` adds the luminance gradient's radial and tangential parts (towards the
+    image centre and around it, as magnitudes): turned with the image, still invariant."""
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -58,6 +64,10 @@ def build_features(input_size: int, work_size: int, sigmas: Sequence[float]):
     factor = input_size // work_size
     sigmas = tuple(float(s) for s in sigmas)
     opponent = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [1.0, -1.0, 0.0], [0.5, 0.5, -1.0]])
+    c = (work_size - 1) / 2
+    yy, xx = np.mgrid[0:work_size, 0:work_size] - c
+    norm = np.sqrt(xx ** 2 + yy ** 2)
+    radial = np.stack([xx / norm, yy / norm]).astype(np.float32)[None]  # (1, 2, h, w)
 
     class Features(nn.Module):
         """Opponent colours, local luminance spread and gradient magnitude at each scale."""
@@ -67,6 +77,7 @@ def build_features(input_size: int, work_size: int, sigmas: Sequence[float]):
             self.register_buffer("opponent", opponent.view(3, 3, 1, 1))
             self.register_buffer("dx", torch.tensor([[[[-0.5, 0.0, 0.5]]]]))
             self.register_buffer("dy", torch.tensor([[[[-0.5], [0.0], [0.5]]]]))
+            self.register_buffer("radial", torch.from_numpy(radial))
 
         def forward(self, images):
             x = images.permute(0, 3, 1, 2) / 255.0
@@ -78,8 +89,13 @@ def build_features(input_size: int, work_size: int, sigmas: Sequence[float]):
             gx = F.conv2d(padded[:, :, 1:-1, :], self.dx)
             gy = F.conv2d(padded[:, :, :, 1:-1], self.dy)
             grad = torch.sqrt(gx * gx + gy * gy + 1e-6)
+            if oriented:
+                ux, uy = self.radial[:, :1], self.radial[:, 1:]
+                parts = torch.cat([torch.abs(gx * ux + gy * uy), torch.abs(gy * ux - gx * uy)], 1)
             out = []
             for s in sigmas:
+                if oriented:
+                    out.append(torch_blur(parts, s))
                 mean = torch_blur(o, s)
                 square = torch_blur(lum * lum, s)
                 # E[x^2] - E[x]^2 cancels in float32 on flat areas: the floor (a spread of 0.01,
@@ -91,10 +107,12 @@ def build_features(input_size: int, work_size: int, sigmas: Sequence[float]):
     return Features()
 
 
-def feature_names(sigmas: Sequence[float]) -> list[str]:
+def feature_names(sigmas: Sequence[float], oriented: bool = False) -> list[str]:
     """Names of the features, in the order :func:`build_features` computes them."""
     names = []
     for s in sigmas:
+        if oriented:
+            names += [f"radial_gradient@{s:g}", f"tangential_gradient@{s:g}"]
         names += [f"luminance@{s:g}", f"red-green@{s:g}", f"yellow-blue@{s:g}",
                   f"luminance_std@{s:g}", f"gradient@{s:g}"]
     return names
@@ -110,7 +128,8 @@ class RadialGaussianDetector(ImageDetector):
     def __init__(self, *, work_size: int = 128, sigmas: tuple[float, ...] = (1.0, 2.0, 4.0),
                  window: int = 0, shrinkage: float = 0.0, ridge: float = 1e-3,
                  rotations: int = 1, smooth: float = 1.0, map_smooth: float | None = 4.0,
-                 top_k: int = 10, batch_size: int = 8, n_jobs: int = 2, random_state: int = 0):
+                 top_k: int = 10, oriented: bool = True, batch_size: int = 8, n_jobs: int = 2,
+                 random_state: int = 0):
         self.work_size = work_size
         self.sigmas = tuple(sigmas)
         self.window = window
@@ -120,6 +139,7 @@ class RadialGaussianDetector(ImageDetector):
         self.smooth = smooth
         self.map_smooth = map_smooth
         self.top_k = top_k
+        self.oriented = oriented
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -182,7 +202,8 @@ class RadialGaussianDetector(ImageDetector):
         progress = progress or (lambda s: None)
         torch.set_num_threads(self.n_jobs)
         started = time.perf_counter()
-        features = build_features(self.input_shape_[0], self.work_size, self.sigmas).eval()
+        features = build_features(self.input_shape_[0], self.work_size, self.sigmas,
+                                  self.oriented).eval()
         lower, upper_weight, n_bins = radius_bins(self.work_size)
         n_pixels = lower.size
         # soft assignment of each pixel to its two nearest radius bins: (P, B)
@@ -252,7 +273,7 @@ class RadialGaussianDetector(ImageDetector):
         np.savez_compressed(directory / self.PARAMS_FILE, mean=self.bin_mean_,
                             whiten=self.bin_whiten_, count=self.bin_count_)
         (directory / self.INFO_FILE).write_text(json.dumps({
-            "features": feature_names(self.sigmas), "bins": int(len(self.bin_count_)),
+            "features": feature_names(self.sigmas, self.oriented), "bins": int(len(self.bin_count_)),
             "fit_seconds": round(getattr(self, "fit_seconds_", math.nan), 2)}, indent=1) + "\n")
         return {self.MODEL_FILE: "onnx: resize, features, per-pixel Gaussians, map head",
                 self.PARAMS_FILE: "per-radius-bin means and whitening matrices (for the record)",
