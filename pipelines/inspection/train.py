@@ -88,6 +88,14 @@ def normal_scores(detector, val: np.ndarray, rotations: int, seed: int) -> np.nd
     return np.concatenate(parts)
 
 
+def _page_metrics(synthetic: dict) -> dict:
+    """The manifest's metrics, one flat dict per protocol (the Models page shows them as
+    columns): synthetic defects on the held-out good images, as they are and rotated."""
+    keys = ("image_auroc", "pixel_auroc", "f1")
+    return {"synthetic defects, aligned": {k: synthetic[k] for k in keys},
+            "synthetic defects, rotated": {k: synthetic["rotated"][k] for k in keys}}
+
+
 def train_inspection(data: Path, artifacts_dir: Path | None, *, models: tuple[str, ...] =
                      tuple(MODELS), params: dict[str, dict] | None = None,
                      val_fraction: float = 0.2, val_rotations: int = 3, target_far: float = 0.05,
@@ -183,9 +191,9 @@ def train_inspection(data: Path, artifacts_dir: Path | None, *, models: tuple[st
                                   "inside_onnx": "scale to 0..1, average down to work_size, "
                                                  "the model, map blur and enlargement"},
                 "threshold": r["threshold"],
-                "metrics": {"synthetic_validation": r["synthetic_validation"],
-                            "protocol": protocol, "fit_seconds": r["fit_seconds"],
-                            "torch_onnx_max_abs_diff": r["torch_onnx_max_abs_diff"]},
+                "metrics": _page_metrics(r["synthetic_validation"]) | {
+                    "protocol": protocol, "fit_seconds": r["fit_seconds"]},
+                "torch_onnx_max_abs_diff": r["torch_onnx_max_abs_diff"],
             })
         (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
         write_release(release, module=MODULE, models=list(detectors), default_model=default,
