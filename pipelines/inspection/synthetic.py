@@ -77,7 +77,7 @@ def chip(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     mask = np.asarray(canvas) > 0
     out = image.copy()
     out[mask] = np.array(background_colour(image), dtype=np.uint8)
-    return out, mask & (np.abs(out.astype(int) - image.astype(int)).sum(-1) > 0) | mask
+    return out, mask
 
 
 def make_defects(images: np.ndarray, seed: int = 0, per_image: int = 1
