@@ -37,6 +37,10 @@ def defaults() -> dict:
         "WAFERMAP_MAX_MAPS": 1000,  # maps (and files) in one wafer-map request; more: HTTP 413
         "WAFERMAP_MAX_SALIENCY": 50,  # maps explained (occlusion saliency) in one request
         "TIMESERIES_MAX_WINDOWS": 1000,  # windows in one detect/batch call; more: HTTP 413
+        "INSPECTION_MAX_IMAGES": 100,  # images (and files) in one inspection request; more: 413
+        "INSPECTION_MAX_HEATMAPS": 100,  # images whose heatmap PNG one request may ask for
+        # the page's "Try a sample": a few photos from this MVTec AD test/ folder, if present
+        "INSPECTION_SAMPLE_DIR": str(locations.data_dir({}) / "mvtec" / "bottle" / "test"),
     }
 
 
@@ -63,6 +67,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "SECRET_KEY": ("SECRET_KEY", str),
     "FABLENS_WAFERMAP_MAX_MAPS": ("WAFERMAP_MAX_MAPS", _positive_int),
     "FABLENS_TIMESERIES_MAX_WINDOWS": ("TIMESERIES_MAX_WINDOWS", _positive_int),
+    "FABLENS_INSPECTION_MAX_IMAGES": ("INSPECTION_MAX_IMAGES", _positive_int),
+    "FABLENS_INSPECTION_SAMPLE_DIR": ("INSPECTION_SAMPLE_DIR", str),
 }
 
 

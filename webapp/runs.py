@@ -57,6 +57,8 @@ def redecide(frame: pd.DataFrame, score_column: str, threshold: float,
     out = frame.copy()
     flagged = scores < threshold if decision.below else scores >= threshold
     out[decision.flag] = np.where(flagged, "True", "False")
+    if decision.verdict is not None and decision.verdict in out:
+        out[decision.verdict] = np.where(flagged, *decision.verdict_words)
     out[decision.threshold] = repr(float(threshold))
     return out
 

@@ -42,12 +42,16 @@ class ResultsDecision:
 
     ``flag`` is the True/False column, ``threshold`` the column holding the level it was
     decided at; an item is flagged when its score is at or above the threshold, or below it
-    when ``below`` (a confidence under a "needs review" level).
+    when ``below`` (a confidence under a "needs review" level). ``verdict`` names a column
+    that says the same in words (``verdict_words``: flagged, normal), re-decided alike.
     """
 
     flag: str = "is_fault"
     threshold: str = "threshold"
     below: bool = False
+    # an optional column that words the decision (flagged word, normal word), re-worded too
+    verdict: str | None = None
+    verdict_words: tuple[str, str] = ("flagged", "normal")
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,7 @@ REGISTRY: tuple[str | ModuleSpec, ...] = (
     "sensor",
     "wafermap",
     "timeseries",
-    planned("inspection", "Inspection", "Product photos: find and localise visual defects, "
-                                        "trained on good parts only."),
+    "inspection",
 )
 
 

@@ -1,0 +1,1 @@
+"""Image anomaly detectors: fixed-feature radial Gaussians and a convolutional autoencoder."""

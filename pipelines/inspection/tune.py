@@ -1,0 +1,56 @@
+"""Compare detector settings on held-out good training images and synthetic defects.
+
+``python -m pipelines.inspection.tune [--data DIR] [--model radial] '{"smooth": 1}' ...``
+fits the model once per JSON setting on the fit part of train/good (the same split as
+training), and prints one JSON line per setting: image and pixel AUROC on the validation
+images plus synthetic defects, as they are and rotated. No test image is read: this is how the
+shipped settings were chosen.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from pipelines.core import locations
+from pipelines.inspection.ingest import good_folder, read_folder
+from pipelines.inspection.metrics import evaluate_maps
+from pipelines.inspection.synthetic import make_defects
+from pipelines.inspection.train import (MODELS, SYNTHETIC_SEED, _explainer, find_category,
+                                        split_good)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("settings", nargs="*", type=json.loads, default=[{}],
+                        help="JSON parameter settings to compare (default: the defaults)")
+    parser.add_argument("--data", default=str(locations.data_dir(os.environ)))
+    parser.add_argument("--model", default="radial", choices=sorted(MODELS))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    images, _ = read_folder(good_folder(find_category(args.data)))
+    fit_idx, val_idx = split_good(len(images), 0.2, 0)
+    fit, val = images[fit_idx], images[val_idx]
+    defects, masks, _ = make_defects(val, seed=SYNTHETIC_SEED)
+    X = np.concatenate([val, defects])
+    y = np.r_[np.zeros(len(val), int), np.ones(len(defects), int)]
+    M = np.concatenate([np.zeros_like(masks), masks])
+    for setting in args.settings or [{}]:
+        started = time.perf_counter()
+        detector = MODELS[args.model](**{"n_jobs": args.threads, **setting})
+        detector.fit(fit.astype(np.float32))
+        seconds = time.perf_counter() - started
+        result = evaluate_maps(_explainer(detector), X, y, M, None)
+        print(json.dumps({"model": args.model, "setting": setting, "fit_seconds":
+                          round(seconds, 1)} | {k: (round(v, 4) if isinstance(v, float) else
+                                                    {a: round(b, 4) for a, b in v.items()})
+                                                for k, v in result.items()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

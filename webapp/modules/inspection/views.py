@@ -1,0 +1,77 @@
+"""The inspection page: bring photos, review them as the model sees them, score, read heatmaps."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from pipelines.inspection.examples import synthetic_parts
+from pipelines.inspection.ingest import image_files
+from pipelines.inspection.predict import HEATMAP_SPAN, HEATMAP_STOPS, png_bytes
+from pipelines.inspection.schema import IMAGE_SIZE
+from webapp.limits import heavy_slot
+from webapp.modules import get_module
+from webapp.modules.inspection.parsing import EXTENSIONS, inspection_request
+from webapp.modules.inspection.service import preview_jpeg
+from webapp.pagekit import page_config, render_module_page
+from webapp.predictors import get_predictor
+
+bp = Blueprint("inspection", __name__, url_prefix="/inspection")
+
+SAMPLE_PER_TYPE = 2  # images of each test folder in the sample
+
+
+@bp.get("/")
+def page():
+    """The inspection page."""
+    spec = get_module("inspection")
+    predictor = get_predictor("inspection")
+    config = page_config(
+        spec, predictor, image_size=IMAGE_SIZE,
+        max_images=current_app.config["INSPECTION_MAX_IMAGES"],
+        max_heatmaps=current_app.config["INSPECTION_MAX_HEATMAPS"],
+        image_extensions=list(EXTENSIONS), check_url=url_for("inspection.check"),
+        sample_url=url_for("inspection.sample"), models_url=url_for("pages.models"),
+        heatmap={"span": HEATMAP_SPAN, "stops": HEATMAP_STOPS.tolist()})
+    return render_module_page(spec, "inspection.html", config, item_label="Images")
+
+
+@bp.post("/check")
+def check():
+    """Read uploaded images without scoring: each one as the model will see it, and what was
+    converted; a 4xx naming the file otherwise."""
+    with heavy_slot():
+        req = inspection_request(request)
+    return jsonify(n_images=len(req.images), read=req.kinds, images=[
+        {"name": im.name, "original_size": list(im.original_size), "mode": im.original_mode,
+         "notes": im.notes, "image_jpeg_base64": preview_jpeg(im.pixels)}
+        for im in req.images])
+
+
+def _sample_images() -> list[tuple[str, bytes]]:
+    """A few test photos from ``INSPECTION_SAMPLE_DIR`` (MVTec AD ``test/<type>/``) when that
+    folder exists; otherwise generated parts (which the bottle model will find odd)."""
+    folder = current_app.config.get("INSPECTION_SAMPLE_DIR")
+    found = []
+    if folder and Path(folder).is_dir():
+        for kind in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+            for path in image_files(kind)[:SAMPLE_PER_TYPE]:
+                found.append((f"{kind.name}_{path.name}", path.read_bytes()))
+    if found:
+        return found
+    parts = synthetic_parts(4, IMAGE_SIZE, seed=3).astype(np.uint8)
+    return [(f"generated_{k + 1}.png", png_bytes(p)) for k, p in enumerate(parts)]
+
+
+@bp.get("/sample.zip")
+def sample():
+    """A zip of sample photos (see :func:`_sample_images`)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in _sample_images():
+            archive.writestr(name, data)
+    return Response(buffer.getvalue(), mimetype="application/zip", headers={
+        "Content-Disposition": "attachment; filename=fablens_inspection_sample.zip"})
