@@ -39,8 +39,10 @@ def defaults() -> dict:
         "TIMESERIES_MAX_WINDOWS": 1000,  # windows in one detect/batch call; more: HTTP 413
         "INSPECTION_MAX_IMAGES": 100,  # images (and files) in one inspection request; more: 413
         "INSPECTION_MAX_HEATMAPS": 100,  # images whose heatmap PNG one request may ask for
-        # the page's "Try a sample": a few photos from this MVTec AD test/ folder, if present
-        "INSPECTION_SAMPLE_DIR": str(locations.data_dir({}) / "mvtec" / "bottle" / "test"),
+        # the page's "Try a sample" is made from good photos of this MVTec AD train/good folder
+        # (turned, some with synthetic defects), if present
+        "INSPECTION_SAMPLE_DIR": str(locations.data_dir({}) / "mvtec" / "bottle" / "train"
+                                     / "good"),
     }
 
 

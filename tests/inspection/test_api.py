@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,23 @@ def test_the_page_check_and_sample_work(client):
     assert sample.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(sample.data)).namelist()
     assert names and all(n.endswith((".png", ".jpg")) for n in names)
+
+
+def test_sample_is_made_from_training_photos_never_test_photos(client, app):
+    """Turned good photos and synthetic defects: no sample equals a training photo as it is."""
+    from PIL import Image
+
+    from pipelines.inspection.ingest import image_files, read_image_file
+
+    folder = Path(app.config["INSPECTION_SAMPLE_DIR"])
+    if not folder.is_dir():
+        pytest.skip("no MVTec AD bottle training photos here")
+    assert "test" not in folder.parts
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/inspection/sample.zip").data))
+    names = archive.namelist()
+    assert any(n.startswith("good_turned_") for n in names)
+    assert any(n.startswith("synthetic_") for n in names)
+    originals = [read_image_file(p).pixels for p in image_files(folder)[:8]]
+    for name in names:
+        pixels = np.asarray(Image.open(io.BytesIO(archive.read(name))).convert("RGB"))
+        assert not any(np.array_equal(pixels, o) for o in originals), name

@@ -9,7 +9,9 @@ import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from pipelines.inspection.examples import synthetic_parts
-from pipelines.inspection.ingest import image_files
+from pipelines.inspection.ingest import image_files, read_image_file
+from pipelines.inspection.synthetic import make_defects
+from pipelines.inspection.transform import random_angles, rotate_image
 from pipelines.inspection.predict import HEATMAP_SPAN, HEATMAP_STOPS, png_bytes
 from pipelines.inspection.schema import IMAGE_SIZE
 from webapp.limits import heavy_slot
@@ -21,7 +23,8 @@ from webapp.predictors import get_predictor
 
 bp = Blueprint("inspection", __name__, url_prefix="/inspection")
 
-SAMPLE_PER_TYPE = 2  # images of each test folder in the sample
+SAMPLE_GOOD = 4  # good training photos the sample is made from
+SAMPLE_SEED = 11
 
 
 @bp.get("/")
@@ -52,18 +55,23 @@ def check():
 
 
 def _sample_images() -> list[tuple[str, bytes]]:
-    """A few test photos from ``INSPECTION_SAMPLE_DIR`` (MVTec AD ``test/<type>/``) when that
-    folder exists; otherwise generated parts (which the bottle model will find odd)."""
+    """Sample photos the project makes: good training photos (``INSPECTION_SAMPLE_DIR``, MVTec
+    AD ``train/good``) turned to random angles, some with a synthetic defect (pasted patch,
+    spot or chip), so no test photo is ever handed out; without that folder, generated parts
+    (which the bottle model will find odd)."""
     folder = current_app.config.get("INSPECTION_SAMPLE_DIR")
-    found = []
-    if folder and Path(folder).is_dir():
-        for kind in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
-            for path in image_files(kind)[:SAMPLE_PER_TYPE]:
-                found.append((f"{kind.name}_{path.name}", path.read_bytes()))
-    if found:
-        return found
-    parts = synthetic_parts(4, IMAGE_SIZE, seed=3).astype(np.uint8)
-    return [(f"generated_{k + 1}.png", png_bytes(p)) for k, p in enumerate(parts)]
+    paths = image_files(Path(folder))[:SAMPLE_GOOD] if folder and Path(folder).is_dir() else []
+    if not paths:
+        parts = synthetic_parts(4, IMAGE_SIZE, seed=3).astype(np.uint8)
+        return [(f"generated_{k + 1}.png", png_bytes(p)) for k, p in enumerate(parts)]
+    good = np.stack([read_image_file(p).pixels for p in paths])
+    defective, _, kinds = make_defects(good[1:], seed=SAMPLE_SEED)
+    angles = random_angles(len(good) + len(defective), seed=SAMPLE_SEED)
+    out = [(f"good_turned_{k + 1}.png", png_bytes(rotate_image(im, angles[k])))
+           for k, im in enumerate(good[:1])]
+    out += [(f"synthetic_{kind}_{k + 1}.png", png_bytes(rotate_image(im, angles[len(good) + k])))
+            for k, (im, kind) in enumerate(zip(defective, kinds))]
+    return out
 
 
 @bp.get("/sample.zip")
