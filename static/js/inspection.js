@@ -1,7 +1,7 @@
 // FabLens inspection page: the glue between the page kit (static/js/lib/) and part photos.
 // Limits, models, thresholds and what a threshold means come from the page config; the photos
 // (as the model sees them) and the heatmaps (PNG, coloured by the server) come from the server.
-import { bindFilesPicker, filesForm, postForm, precheckFiles } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, filesForm, showLoadFailure } from "./lib/files.js";
 import { createGallery } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { createThresholdControl } from "./lib/threshold.js";
@@ -44,25 +44,16 @@ const reviewGallery = createGallery({ list: $("review-gallery"), pagerTop: $("re
 });
 
 function failLoad(message, problems = []) {
-  const keep = state.files ? ` Nothing was loaded; ${state.sourceName} is still shown below.` : "";
-  showError(el.loadError, message + keep, problems);
-  el.loadStatus.textContent = "";
-  announce(`Upload failed: ${message}`);
+  showLoadFailure({ errorBox: el.loadError, status: el.loadStatus }, message, problems,
+    state.files ? state.sourceName : null);
 }
 
 async function loadFiles(files, sourceName = null) {
   clearError(el.loadError);
-  const refused = precheckFiles(files, { extensions: cfg.image_extensions, maxMb: cfg.max_upload_mb });
-  if (refused) { failLoad(refused); return; }
-  const name = sourceName ?? (files.length === 1 ? files[0].name : `${files[0].name} and ${files.length - 1} more`);
-  el.loadStatus.textContent = `Reading ${name} on the server…`;
-  el.sample.disabled = true;
-  const check = await postForm(cfg.check_url, filesForm(files));
-  el.sample.disabled = false;
-  if (!check.ok) {
-    failLoad(check.body?.message ?? `${name} could not be read (HTTP ${check.status || "no answer"}).`, check.body?.problems ?? []);
-    return;
-  }
+  const check = await checkFiles(files, { checkUrl: cfg.check_url, extensions: cfg.image_extensions,
+    maxMb: cfg.max_upload_mb, status: el.loadStatus, busy: el.sample, sourceName });
+  if (!check.ok) { failLoad(check.message, check.problems); return; }
+  const name = check.name;
   state.files = files;
   state.sourceName = name;
   state.checked = check.body;

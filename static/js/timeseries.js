@@ -2,7 +2,7 @@
 // The server reads and scores the file; this script shows what it read, draws each machine with
 // plotly.js (served by the app) and re-decides flags when the threshold moves (score >= threshold,
 // the server's rule; the downloads are re-decided by the server).
-import { bindFilesPicker, filesForm, postForm, precheckFiles } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, filesForm, showLoadFailure } from "./lib/files.js";
 import { fillSelect } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { createResultsTable } from "./lib/results.js";
@@ -36,9 +36,8 @@ describeModel();
 
 // -- step 1 and 2: bring a file, review what the server read ------------------------------------
 function failLoad(message, problems = []) {
-  showError(el.loadError, message + (state.file ? ` Nothing was loaded; ${state.file.name} is still shown below.` : ""), problems);
-  el.loadStatus.textContent = "";
-  announce(`Upload failed: ${message}`);
+  showLoadFailure({ errorBox: el.loadError, status: el.loadStatus }, message, problems,
+    state.file ? state.file.name : null);
 }
 
 function columnChoices() {
@@ -48,14 +47,9 @@ function columnChoices() {
 
 async function loadFile(file, choices = {}) {
   clearError(el.loadError);
-  const refused = precheckFiles([file], { extensions: cfg.extensions, maxMb: cfg.max_upload_mb });
-  if (refused) { failLoad(refused); return; }
-  el.loadStatus.textContent = `Reading ${file.name} on the server…`;
-  const check = await postForm(cfg.check_url, filesForm([file], choices));
-  if (!check.ok) {
-    failLoad(check.body?.message ?? `${file.name} could not be read (HTTP ${check.status || "no answer"}).`, check.body?.problems ?? []);
-    return;
-  }
+  const check = await checkFiles([file], { checkUrl: cfg.check_url, extensions: cfg.extensions,
+    maxMb: cfg.max_upload_mb, status: el.loadStatus, fields: choices });
+  if (!check.ok) { failLoad(check.message, check.problems); return; }
   const c = check.body;
   state.file = file;
   state.checked = c;

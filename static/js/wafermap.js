@@ -1,7 +1,7 @@
 // FabLens wafer-map page: the glue between the page kit (static/js/lib/) and wafer maps.
 // Classes, die codes, limits, the default needs-review level and what it means all come from
 // the page config; the maps come back from the server packed (lib/gridcanvas.js).
-import { bindFilesPicker, filesForm, postForm, precheckFiles } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, filesForm, showLoadFailure } from "./lib/files.js";
 import { createGallery, fillSelect } from "./lib/gallery.js";
 import { drawGrid, gridRows, unpackGrid } from "./lib/gridcanvas.js";
 import { initApiBox } from "./lib/apibox.js";
@@ -47,25 +47,16 @@ const reviewGallery = createGallery({ list: $("review-gallery"), pagerTop: $("re
 });
 
 function failLoad(message, problems = []) {
-  const keep = state.files ? ` Nothing was loaded; ${state.sourceName} is still shown below.` : "";
-  showError(el.loadError, message + keep, problems);
-  el.loadStatus.textContent = "";
-  announce(`Upload failed: ${message}`);
+  showLoadFailure({ errorBox: el.loadError, status: el.loadStatus }, message, problems,
+    state.files ? state.sourceName : null);
 }
 
 async function loadFiles(files, sourceName = null) {
   clearError(el.loadError);
-  const refused = precheckFiles(files, { extensions: cfg.map_extensions, maxMb: cfg.max_upload_mb });
-  if (refused) { failLoad(refused); return; }
-  const name = sourceName ?? (files.length === 1 ? files[0].name : `${files[0].name} and ${files.length - 1} more`);
-  el.loadStatus.textContent = `Reading ${name} on the server…`;
-  el.sample.disabled = true;
-  const check = await postForm(cfg.check_url, filesForm(files));
-  el.sample.disabled = false;
-  if (!check.ok) {
-    failLoad(check.body?.message ?? `${name} could not be read (HTTP ${check.status || "no answer"}).`, check.body?.problems ?? []);
-    return;
-  }
+  const check = await checkFiles(files, { checkUrl: cfg.check_url, extensions: cfg.map_extensions,
+    maxMb: cfg.max_upload_mb, status: el.loadStatus, busy: el.sample, sourceName });
+  if (!check.ok) { failLoad(check.message, check.problems); return; }
+  const name = check.name;
   state.files = files;
   state.sourceName = name;
   state.checked = check.body;

@@ -1,7 +1,7 @@
 // Bringing several files at once (images, maps, archives): a multi-file picker and drop zone,
 // first checks with the server's rules (accepted endings, the size limit) and a POST of all of
 // them in the form field "file", repeated.
-import { MB } from "./util.js";
+import { announce, MB, showError } from "./util.js";
 
 /** Wire a multi-file input and a drop zone to ``onFiles(files)``; a drop elsewhere on the
  *  page does nothing (the browser would otherwise open the file and leave the page). */
@@ -63,4 +63,30 @@ export async function postForm(url, form) {
   } catch (err) {
     return { ok: false, status: 0, body: null, networkError: String(err) };
   }
+}
+
+/** Check ``files`` on the server (``checkUrl``, with ``fields``) after the page's own first
+ *  check; while it runs ``status`` says so and ``busy`` (a button, optional) is disabled.
+ *  Resolves to {ok: true, name, body} or {ok: false, message, problems} (never throws). */
+export async function checkFiles(files, { checkUrl, extensions, maxMb, status, busy = null,
+                                          sourceName = null, fields = {} }) {
+  const refused = precheckFiles(files, { extensions, maxMb });
+  if (refused) return { ok: false, message: refused, problems: [] };
+  const name = sourceName ?? (files.length === 1 ? files[0].name : `${files[0].name} and ${files.length - 1} more`);
+  status.textContent = `Reading ${name} on the server…`;
+  if (busy) busy.disabled = true;
+  const check = await postForm(checkUrl, filesForm(files, fields));
+  if (busy) busy.disabled = false;
+  if (!check.ok) {
+    return { ok: false, name, problems: check.body?.problems ?? [],
+      message: check.body?.message ?? `${name} could not be read (HTTP ${check.status || "no answer"}).` };
+  }
+  return { ok: true, name, body: check.body };
+}
+
+/** Say a load failed without losing the page: ``kept`` names what is still shown, if any. */
+export function showLoadFailure({ errorBox, status }, message, problems = [], kept = null) {
+  showError(errorBox, message + (kept ? ` Nothing was loaded; ${kept} is still shown below.` : ""), problems);
+  status.textContent = "";
+  announce(`Upload failed: ${message}`);
 }
