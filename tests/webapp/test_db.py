@@ -107,10 +107,19 @@ def test_many_apps_start_at_once_on_a_fresh_database(database_url):
     errors: list[BaseException] = []
 
     def build():
-        try:
-            create_app({"TESTING": True, "DATABASE_URL": database_url})
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
-            errors.append(exc)
+        for attempt in range(3):
+            try:
+                create_app({"TESTING": True, "DATABASE_URL": database_url})
+                return
+            except SystemError as exc:
+                # the same CPython race can still hit code compiled per app (not per import);
+                # it is the test's threads, never the database, so that one error is retried
+                if "AST constructor recursion depth" not in str(exc) or attempt == 2:
+                    errors.append(exc)
+                    return
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+                return
 
     threads = [threading.Thread(target=build) for _ in range(24)]
     for t in threads:
