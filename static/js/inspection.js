@@ -1,7 +1,7 @@
 // FabLens inspection page: the glue between the page kit (static/js/lib/) and part photos.
 // Limits, models, thresholds and what a threshold means come from the page config; the photos
 // (as the model sees them) and the heatmaps (PNG, coloured by the server) come from the server.
-import { bindFilesPicker, checkFiles, filesForm, showLoadFailure } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, fetchSample, filesForm, showLoadFailure } from "./lib/files.js";
 import { createGallery } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { createThresholdControl } from "./lib/threshold.js";
@@ -76,10 +76,7 @@ bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => lo
 el.sample.addEventListener("click", async () => {
   clearError(el.loadError);
   try {
-    const res = await fetch(cfg.sample_url);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const file = new File([await res.blob()], "fablens_inspection_sample.zip", { type: "application/zip" });
-    await loadFiles([file]);
+    await loadFiles([await fetchSample(cfg.sample_url, "fablens_inspection_sample.zip", "application/zip")]);
   } catch (err) {
     failLoad(`The sample could not be fetched (${err.message}). Try again, or upload your own photos.`);
   }

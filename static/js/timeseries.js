@@ -2,7 +2,7 @@
 // The server reads and scores the file; this script shows what it read, draws each machine with
 // plotly.js (served by the app) and re-decides flags when the threshold moves (score >= threshold,
 // the server's rule; the downloads are re-decided by the server).
-import { bindFilesPicker, checkFiles, filesForm, showLoadFailure } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, fetchSample, filesForm, showLoadFailure } from "./lib/files.js";
 import { fillSelect } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { createResultsTable } from "./lib/results.js";
@@ -85,9 +85,7 @@ bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => lo
 el.sample.addEventListener("click", async () => {
   clearError(el.loadError);
   try {
-    const res = await fetch(cfg.sample_url);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    await loadFile(new File([await res.blob()], "fablens_timeseries_sample.csv", { type: "text/csv" }));
+    await loadFile(await fetchSample(cfg.sample_url, "fablens_timeseries_sample.csv", "text/csv"));
   } catch (err) {
     failLoad(`The sample could not be fetched (${err.message}). Try again, or upload your own file.`);
   }

@@ -1,7 +1,7 @@
 // FabLens wafer-map page: the glue between the page kit (static/js/lib/) and wafer maps.
 // Classes, die codes, limits, the default needs-review level and what it means all come from
 // the page config; the maps come back from the server packed (lib/gridcanvas.js).
-import { bindFilesPicker, checkFiles, filesForm, showLoadFailure } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, fetchSample, filesForm, showLoadFailure } from "./lib/files.js";
 import { createGallery, fillSelect } from "./lib/gallery.js";
 import { drawGrid, gridRows, unpackGrid } from "./lib/gridcanvas.js";
 import { initApiBox } from "./lib/apibox.js";
@@ -77,10 +77,7 @@ bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => lo
 el.sample.addEventListener("click", async () => {
   clearError(el.loadError);
   try {
-    const res = await fetch(cfg.sample_url);
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const file = new File([await res.blob()], "fablens_wafermap_sample.csv", { type: "text/csv" });
-    await loadFiles([file]);
+    await loadFiles([await fetchSample(cfg.sample_url, "fablens_wafermap_sample.csv", "text/csv")]);
   } catch (err) {
     failLoad(`The sample could not be fetched (${err.message}). Try again, or upload your own maps.`);
   }

@@ -90,3 +90,10 @@ export function showLoadFailure({ errorBox, status }, message, problems = [], ke
   status.textContent = "";
   announce(`Upload failed: ${message}`);
 }
+
+/** The page's generated sample at ``url`` as a File named ``name``; throws on an HTTP error. */
+export async function fetchSample(url, name, type) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return new File([await res.blob()], name, { type });
+}
