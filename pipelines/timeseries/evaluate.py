@@ -17,7 +17,8 @@ import numpy as np
 from pipelines.core.evaluation import binary_metrics
 from pipelines.timeseries.ingest import Series, read_cmapss, read_rul, rul_per_row
 from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
-from pipelines.timeseries.transform import series_windows
+from pipelines.timeseries.detectors import history_kwargs
+from pipelines.timeseries.transform import Windows, series_windows
 
 
 def nasa_score(true_rul: np.ndarray, predicted: np.ndarray) -> float:
@@ -33,39 +34,41 @@ def rul_metrics(true_rul: np.ndarray, predicted: np.ndarray) -> dict:
             "nasa_score": nasa_score(true_rul, predicted), "engines": int(len(d))}
 
 
-def evaluation_windows(scaler: dict, series: Series, window: int = WINDOW):
-    """The windows scored (see the module doc) and, per engine, the index of its last one."""
+def evaluation_windows(scaler: dict, series: Series, window: int = WINDOW
+                       ) -> tuple[Windows, np.ndarray, int]:
+    """The windows scored (see the module doc), per engine the index of its last one among
+    them, and how many are padded."""
     every = series_windows(scaler, series, window)
     keep = ~every.padded
     last_rows = np.array([rows[-1] for _, rows in series.groups()])
     keep[np.isin(every.rows, last_rows)] = True  # an engine shorter than the window: its last
-    X, rows = every.X[keep], every.rows[keep]
-    position = {int(r): k for k, r in enumerate(rows)}
-    return X, rows, np.array([position[int(r)] for r in last_rows]), \
-        int(np.sum(every.padded[keep]))
+    scored = every.take(keep)
+    position = {int(r): k for k, r in enumerate(scored.rows)}
+    return scored, np.array([position[int(r)] for r in last_rows]), \
+        int(np.sum(scored.padded))
 
 
 def evaluate_series(predictor, series: Series, last_rul: np.ndarray | None = None,
                     progress: Callable[[str], None] = lambda s: None) -> dict:
     """Every model's anomaly metrics and the RUL metrics on labelled histories."""
-    X, rows, last, n_padded = evaluation_windows(predictor.scaler, series, predictor.window)
-    true = rul_per_row(series, last_rul)[rows]
+    w, last, n_padded = evaluation_windows(predictor.scaler, series, predictor.window)
+    true = rul_per_row(series, last_rul)[w.rows]
     y = (true <= ANOMALY_RUL).astype(int)
-    progress(f"{len(X)} windows of {len(last)} engines ({n_padded} padded), "
+    progress(f"{len(w.X)} windows of {len(last)} engines ({n_padded} padded), "
              f"{int(y.sum())} anomalous (RUL <= {ANOMALY_RUL})")
     models = {}
     for name, model in predictor.models.items():
-        scores = model.detector.score(X)
+        scores = model.detector.score(w.X, **history_kwargs(model.detector, w.history))
         metrics = binary_metrics(y, scores, model.threshold) if 0 < y.sum() < len(y) else \
             {"f1": None, "precision": None, "recall": None, "roc_auc": None}
         models[name] = {k: metrics[k] for k in ("f1", "precision", "recall", "roc_auc")} | \
             {"threshold": model.threshold}
         progress(f"{name}: F1 {metrics['f1']}")
-    predicted = predictor.rul(X[last])
+    predicted = predictor.rul(w.X[last], w.history[last])
     rul = rul_metrics(true[last], predicted)
     progress(f"RUL RMSE {rul['rmse']:.2f} on {len(last)} engines")
     return {"models": models, "rul": rul,
-            "windows": {"total": int(len(X)), "anomalous": int(y.sum()),
+            "windows": {"total": int(len(w.X)), "anomalous": int(y.sum()),
                         "padded": n_padded, "engines": int(len(last)),
                         "window": predictor.window, "anomaly_rul": ANOMALY_RUL}}
 

@@ -16,7 +16,8 @@ from pipelines.core.predictor import Predictor
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
-from pipelines.timeseries.transform import series_windows, standardise
+from pipelines.timeseries.detectors import history_kwargs
+from pipelines.timeseries.transform import history_slopes, series_windows, standardise
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,16 @@ class TimeseriesPredictor(Predictor):
         return list(self.scaler["sensors"])
 
     def describe(self) -> list[dict]:
-        """Every model, plus the window, the sensors and the RUL rule."""
+        """Every model, plus the window, the sensors, the RUL rule and its flag rule."""
         return [d | {"window": self.window, "sensors": self.sensors,
-                     "input_sensors": self.input_sensors, "anomaly_rul": ANOMALY_RUL}
+                     "input_sensors": self.input_sensors, "anomaly_rul": ANOMALY_RUL,
+                     "flag_rule": self.models[d["name"]].manifest.get("threshold", {})
+                     .get("rule")}
                 for d in super().describe()]
 
-    def rul(self, X: np.ndarray) -> np.ndarray:
-        """Predicted RUL (cycles) of standardised windows."""
-        return self.rul_model.detector.predict_rul(X)
+    def rul(self, X: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
+        """Predicted RUL (cycles) of standardised windows (with their history slopes)."""
+        return self.rul_model.detector.predict_rul(X, history)
 
     def check_sensors(self, sensors: list[str], source: str | None = None) -> None:
         """Every sensor the models use must be among ``sensors``."""
@@ -80,22 +83,25 @@ class TimeseriesPredictor(Predictor):
                 f"sensors: {', '.join(self.sensors)}", file=source)])
 
     def score_windows(self, X: np.ndarray, model: str | None = None, threshold: float | None = None,
-                      explain: bool = True) -> Scored:
-        """Score standardised windows (windows, cycles, sensors) with ``model``."""
+                      explain: bool = True, history: np.ndarray | None = None) -> Scored:
+        """Score standardised windows (windows, cycles, sensors) with ``model``; ``history``
+        holds each window's machine history slopes (``transform.history_slopes``)."""
         m = self.get(model)
         level = m.threshold if threshold is None else float(threshold)
         scores, rul, top = [], [], []
         for s in range(0, len(X), CHUNK):
             part = X[s:s + CHUNK]
+            past = None if history is None else history[s:s + CHUNK]
+            given = history_kwargs(m.detector, past)
             if explain:
-                explanation = m.detector.explain(part)
+                explanation = m.detector.explain(part, **given)
                 scores.append(explanation.scores)
                 names = explanation.feature_names
                 top += [[names[j] for j in row] for row in explanation.top(TOP_SENSORS)]
             else:
-                scores.append(m.detector.score(part))
+                scores.append(m.detector.score(part, **given))
             rul.append(m.detector.rul_from_score(scores[-1]) if m.name == RUL_MODEL
-                       else self.rul(part))
+                       else self.rul(part, past))
         scores_ = np.concatenate(scores) if scores else np.zeros(0)
         return Scored(scores_, scores_ >= level, np.concatenate(rul) if rul else np.zeros(0),
                       np.zeros(len(scores_), dtype=bool), top, m.name, m.version, level)
@@ -105,7 +111,7 @@ class TimeseriesPredictor(Predictor):
         """One result per row of ``series``: the window ending at that row (padded at the start)."""
         self.check_sensors(series.sensors, series.source)
         w = series_windows(self.scaler, series, self.window)
-        scored = self.score_windows(w.X, model, threshold)
+        scored = self.score_windows(w.X, model, threshold, history=w.history)
         order = np.argsort(w.rows)  # back to file order
         scored.scores, scored.flagged, scored.rul = (scored.scores[order], scored.flagged[order],
                                                      scored.rul[order])
@@ -113,14 +119,17 @@ class TimeseriesPredictor(Predictor):
         scored.padded = w.padded[order]
         return scored
 
-    def window_input(self, windows: list[np.ndarray], path: str = "windows") -> np.ndarray:
-        """Raw windows (cycles, input sensors) -> standardised (windows, window, sensors).
+    def window_input(self, windows: list[np.ndarray], path: str = "windows"
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw windows (cycles, input sensors) -> standardised (windows, window, sensors) and
+        their history slopes (windows, sensors).
 
         Each must hold the ``input_sensors`` columns and at least ``window`` cycles; the last
-        ``window`` cycles are scored.
+        ``window`` cycles are scored, and every cycle given is the machine's history (the
+        longer, the steadier its wear rate).
         """
         n_in = len(self.input_sensors)
-        problems, out = [], []
+        problems, out, history = [], [], []
         for k, w in enumerate(windows):
             where = f"{path}[{k}]" if path == "windows" else path
             if w.ndim != 2 or w.shape[1] != n_in:
@@ -132,9 +141,11 @@ class TimeseriesPredictor(Predictor):
                 problems.append(Problem(f"{w.shape[0]} cycles; the models need a window of at "
                                         f"least {self.window} cycles", path=where))
             else:
-                out.append(standardise(self.scaler, w[-self.window:]))
+                z = standardise(self.scaler, w)
+                out.append(z[-self.window:])
+                history.append(history_slopes(z)[-1])
         if problems:
             raise SchemaError(problems[:20])
-        return np.stack(out)
+        return np.stack(out), np.stack(history)
 
 

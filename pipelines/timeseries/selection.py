@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 from sklearn.model_selection import GroupKFold
 
+from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.evaluate import evaluation_windows, pooled_cuts
 from pipelines.timeseries.ingest import Series, rul_per_row
 from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
@@ -33,15 +34,19 @@ from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
 
 def out_of_fold_scores(make_detector: Callable[[], object], X: np.ndarray, rul: np.ndarray,
                        machines: np.ndarray, fit_mask: np.ndarray, n_splits: int = 5,
-                       feature_names: list[str] | None = None) -> np.ndarray:
+                       feature_names: list[str] | None = None,
+                       history: np.ndarray | None = None) -> np.ndarray:
     """Each window's score by a detector fitted without its engine: ``GroupKFold`` by
-    ``machines``; fitting uses the windows in ``fit_mask`` (full windows) of the other folds."""
+    ``machines``; fitting uses the windows in ``fit_mask`` (full windows) of the other folds.
+    ``history`` (per window) goes to detectors that use it."""
     scores = np.empty(len(X))
     for train, test in GroupKFold(n_splits=n_splits).split(X, rul, machines):
         train = train[fit_mask[train]]
         detector = make_detector()
-        detector.fit(X[train], rul[train], feature_names=feature_names)
-        scores[test] = detector.score(X[test])
+        detector.fit(X[train], rul[train], feature_names=feature_names,
+                     **history_kwargs(detector, None if history is None else history[train]))
+        scores[test] = detector.score(
+            X[test], **history_kwargs(detector, None if history is None else history[test]))
     return scores
 
 
@@ -50,14 +55,15 @@ def cut_windows(scaler: dict, series: Series, machines: list[str], seeds: list[i
     """Rows of ``series`` (index of each scored window's last cycle) and labels (true RUL <=
     30) of the windows the evaluate command scores on ``machines`` cut once per seed, pooled.
 
-    A window depends only on its machine's rows up to its last cycle (a short machine's is
-    padded with its first row either way), so a cut engine's windows are windows of the
-    whole engine: scores computed once on ``series`` serve every cut.
+    A window and its history slopes depend only on its machine's rows up to its last cycle (a
+    short machine's window is padded with its first row either way), so a cut engine's
+    windows are windows of the whole engine: scores computed once on ``series`` serve every
+    cut.
     """
     pooled, last_rul = pooled_cuts(series, machines, seeds)
-    _, rows, _, _ = evaluation_windows(scaler, pooled, window)
-    true = rul_per_row(pooled, last_rul)[rows]
-    return pooled.extra["source_rows"][rows], (true <= ANOMALY_RUL).astype(int)
+    scored, _, _ = evaluation_windows(scaler, pooled, window)
+    true = rul_per_row(pooled, last_rul)[scored.rows]
+    return pooled.extra["source_rows"][scored.rows], (true <= ANOMALY_RUL).astype(int)
 
 
 def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
@@ -69,6 +75,8 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, fl
 
 
 CANDIDATES = {  # settings compared by ``python -m pipelines.timeseries.selection``
+    "xgboost_rul (window only)": ("xgboost_rul", {"use_history": False}),
+    "xgboost_eol (window only)": ("xgboost_eol", {"use_history": False}),
     "xgboost_rul": ("xgboost_rul", {}),
     "xgboost_eol (hard labels)": ("xgboost_eol", {"label_scale": 0.0}),
     "xgboost_eol (label_scale 2)": ("xgboost_eol", {"label_scale": 2.0}),

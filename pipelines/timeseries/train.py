@@ -7,7 +7,8 @@ Protocol (recorded in the manifests and ``evaluation.json``):
 * ``train_FD001`` is split by engine (unit), never by row: ``val_fraction`` of the units,
   drawn with ``seed``, are validation engines; the rest train.
 * The scaler (sensors kept, z-score statistics) is fitted on the training engines' rows only.
-* Training windows: every full window (``WINDOW`` cycles) of the training engines. The RUL
+* Training windows: every full window (``WINDOW`` cycles) of the training engines, with
+  each one's machine history slopes (``transform.history_slopes``) for the XGBoost models. The RUL
   regressor learns ``min(RUL, cap)`` on all of them; the anomaly detectors (Isolation Forest,
   LSTM autoencoder, PatchTST forecaster) learn from the healthy ones (RUL > ``ANOMALY_RUL``).
   The end-of-life classifier learns "RUL <= 30" on all of them.
@@ -41,6 +42,7 @@ from pipelines.core.detectors import get_detector_class
 from pipelines.core.evaluation import binary_metrics
 from pipelines.core.thresholds import (false_alarm_rate, score_quantiles,
                                        threshold_at_false_alarm_rate)
+from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.evaluate import (evaluation_windows, pooled_cuts, pseudo_test,
                                            rul_metrics)
 from pipelines.timeseries.ingest import Series, read_cmapss, rul_per_row
@@ -120,7 +122,7 @@ def select_level(name: str, detector, scaler: dict, series: Series, machines: li
     scores = np.empty(len(series))
     scores[every.rows] = out_of_fold_scores(
         lambda: type(detector)(**params), every.X, rul, series.machines[every.rows],
-        ~every.padded, n_splits, feature_names=scaler["sensors"])
+        ~every.padded, n_splits, feature_names=scaler["sensors"], history=every.history)
     rows, labels = cut_windows(scaler, series, machines,
                                list(range(seed, seed + cuts)), WINDOW)
     value, f1 = best_f1_threshold(labels, scores[rows])
@@ -189,10 +191,10 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
         pick = np.random.default_rng(seed).choice(len(healthy_train), max_healthy, replace=False)
         healthy_train = healthy_train[np.sort(pick)]
     cuts = [pseudo_test(val_s, val_ids, seed=seed + k) for k in range(N_CUTS)]
-    rul_cut_windows = [evaluation_windows(scaler, cut, WINDOW) for cut, _ in cuts]
+    rul_cut_windows = [evaluation_windows(scaler, cut, WINDOW)[:2] for cut, _ in cuts]
     f1_cuts, f1_last_rul = pooled_cuts(val_s, val_ids, list(range(seed, seed + CUT_F1_CUTS)))
-    f1_X, f1_rows, _, _ = evaluation_windows(scaler, f1_cuts, WINDOW)
-    y_cut = (rul_per_row(f1_cuts, f1_last_rul)[f1_rows] <= ANOMALY_RUL).astype(int)
+    f1_w, _, _ = evaluation_windows(scaler, f1_cuts, WINDOW)
+    y_cut = (rul_per_row(f1_cuts, f1_last_rul)[f1_w.rows] <= ANOMALY_RUL).astype(int)
     names = scaler["sensors"]
     progress(f"{len(tw.X)} training windows ({len(healthy_train)} healthy used), "
              f"{len(vw.X)} validation windows ({int(y_val.sum())} anomalous)")
@@ -203,7 +205,7 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
         t0 = time.perf_counter()
         selection = None
         if name in SUPERVISED:
-            detector.fit(tw.X, t_rul, feature_names=names)
+            detector.fit(tw.X, t_rul, feature_names=names, history=tw.history)
             timings[name] = round(time.perf_counter() - t0, 1)
             selection = select_level(name, detector, scaler, train_s, train_ids)
             progress(f"{name}: flag level {selection['value']:.4g} (out-of-fold F1 "
@@ -214,21 +216,22 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
         else:
             detector.fit(healthy_train, feature_names=names)
         timings.setdefault(name, round(time.perf_counter() - t0, 1))
-        scores = detector.score(vw.X)
+        scores = detector.score(vw.X, **history_kwargs(detector, vw.history))
         thresholds[name] = _threshold(name, detector, scores[y_val == 0], target_far,
                                       selection)
         m = binary_metrics(y_val, scores, thresholds[name]["value"])
         metrics[name] = {k: round(m[k], 4) for k in ("f1", "precision", "recall", "roc_auc",
                                                       "pr_auc")}
-        m = binary_metrics(y_cut, detector.score(f1_X), thresholds[name]["value"])
+        m = binary_metrics(y_cut, detector.score(f1_w.X, **history_kwargs(detector, f1_w.history)),
+                           thresholds[name]["value"])
         metrics[name]["cut"] = {k: round(m[k], 4) for k in ("f1", "precision", "recall",
                                                              "roc_auc")} | {
             "windows": int(len(y_cut)), "anomalous": int(y_cut.sum()), "cuts": CUT_F1_CUTS,
             "seeds": f"{seed}..{seed + CUT_F1_CUTS - 1}"}
         if name == RUL_MODEL:
             true = np.concatenate([last_rul for _, last_rul in cuts])
-            pred_cut = np.concatenate([detector.predict_rul(cX[c_last])
-                                       for cX, _, c_last, _ in rul_cut_windows])
+            pred_cut = np.concatenate([detector.predict_rul(cw.X[c_last], cw.history[c_last])
+                                       for cw, c_last in rul_cut_windows])
             metrics[name] |= {f"rul_{k}": round(v, 3) if isinstance(v, float) else v
                               for k, v in rul_metrics(true, pred_cut).items()}
             n_val = len(val_ids)
@@ -238,7 +241,7 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
                 for k in range(N_CUTS)]
             capped = np.minimum(v_rul, detector.cap)
             metrics[name]["rul_rmse_all_val_windows_capped"] = round(float(np.sqrt(np.mean(
-                (detector.predict_rul(vw.X) - capped) ** 2))), 3)
+                (detector.predict_rul(vw.X, vw.history) - capped) ** 2))), 3)
         if hasattr(detector, "parity_"):
             metrics[name]["torch_onnx_max_abs_diff"] = detector.parity_(vw.X[:512])
         fitted[name] = detector

@@ -11,6 +11,10 @@
 4. :func:`window_features`: per sensor over the window: the mean of its last ``RECENT``
    cycles (the current level, less noisy than the last value alone), mean, standard
    deviation, least-squares slope per cycle, minimum and maximum (the tree models' input).
+5. :func:`history_slopes`: per sensor, the least-squares slope per cycle over the machine's
+   whole history up to each cycle (from its first row in the file), the rate the machine has
+   been wearing at; 30 cycles alone give a noisy rate. The XGBoost models take it beside the
+   window (``history=``); given only a window, they use the window's own slope instead.
 """
 from __future__ import annotations
 
@@ -69,13 +73,38 @@ def machine_windows(z: np.ndarray, window: int = WINDOW) -> tuple[np.ndarray, np
     return out.transpose(0, 2, 1), np.arange(n) < window - 1
 
 
+def history_slopes(z: np.ndarray) -> np.ndarray:
+    """(rows, sensors) float32: each sensor's least-squares slope per cycle over one machine's
+    rows from its first up to each row (0 at the first row). Cumulative sums: O(rows)."""
+    z = np.asarray(z, dtype=float)
+    n = len(z)
+    if n == 0:
+        return np.zeros(z.shape, dtype=np.float32)
+    t = np.arange(n, dtype=float)
+    count = t + 1
+    sum_t, sum_tt = np.cumsum(t), np.cumsum(t * t)
+    sum_z, sum_tz = np.cumsum(z, axis=0), np.cumsum(z * t[:, None], axis=0)
+    var = sum_tt - sum_t ** 2 / count
+    cov = sum_tz - sum_t[:, None] * sum_z / count[:, None]
+    slope = np.zeros_like(cov)
+    ok = var > 1e-9
+    slope[ok] = cov[ok] / var[ok, None]
+    return slope.astype(np.float32)
+
+
 @dataclass
 class Windows:
-    """Every window of a series (one per row): ``X`` (rows, window, sensors) standardised."""
+    """Every window of a series (one per row): ``X`` (rows, window, sensors) standardised, and
+    ``history`` (rows, sensors), the machine's :func:`history_slopes` at each window's end."""
 
     X: np.ndarray
     rows: np.ndarray  # index into the series' rows of each window's last cycle
     padded: np.ndarray
+    history: np.ndarray
+
+    def take(self, keep: np.ndarray) -> "Windows":
+        """The windows selected by ``keep`` (a mask or indices)."""
+        return Windows(self.X[keep], self.rows[keep], self.padded[keep], self.history[keep])
 
 
 def series_windows(scaler: dict, series: Series, window: int = WINDOW,
@@ -85,29 +114,41 @@ def series_windows(scaler: dict, series: Series, window: int = WINDOW,
     ``full_only`` keeps only windows with ``window`` real cycles (training).
     """
     z = standardise(scaler, series.values, series.sensors)
-    parts, rows, padded = [], [], []
+    parts, rows, padded, history = [], [], [], []
     for _, index in series.groups():
         X, pad = machine_windows(z[index], window)
+        slopes = history_slopes(z[index])
         if full_only:
-            X, index, pad = X[~pad], index[~pad], pad[~pad]
+            X, index, pad, slopes = X[~pad], index[~pad], pad[~pad], slopes[~pad]
         parts.append(X)
         rows.append(index)
         padded.append(pad)
+        history.append(slopes)
     n_sensors = z.shape[1]
-    return Windows(np.concatenate(parts) if parts else np.zeros((0, window, n_sensors)),
-                   np.concatenate(rows) if rows else np.zeros(0, dtype=int),
-                   np.concatenate(padded) if padded else np.zeros(0, dtype=bool))
+    if not parts:
+        return Windows(np.zeros((0, window, n_sensors), dtype=np.float32),
+                       np.zeros(0, dtype=int), np.zeros(0, dtype=bool),
+                       np.zeros((0, n_sensors), dtype=np.float32))
+    return Windows(np.concatenate(parts), np.concatenate(rows), np.concatenate(padded),
+                   np.concatenate(history))
+
+
+def window_slopes(X: np.ndarray) -> np.ndarray:
+    """(windows, sensors) float32: each window's least-squares slope per cycle (what stands in
+    for the history slope when only windows are given)."""
+    X = np.asarray(X, dtype=np.float32)
+    steps = X.shape[1]
+    t = np.arange(steps, dtype=np.float32) - (steps - 1) / 2
+    denom = float((t ** 2).sum()) or 1.0
+    return (np.einsum("nws,w->ns", X, t) / denom).astype(np.float32)
 
 
 def window_features(X: np.ndarray) -> np.ndarray:
     """(windows, 6 * sensors) float32: recent level, mean, std, slope, min, max per sensor."""
     X = np.asarray(X, dtype=np.float32)
-    steps = X.shape[1]
-    t = np.arange(steps, dtype=np.float32) - (steps - 1) / 2
-    denom = float((t ** 2).sum()) or 1.0
-    slope = np.einsum("nws,w->ns", X, t) / denom
-    return np.concatenate([X[:, -RECENT:].mean(axis=1), X.mean(axis=1), X.std(axis=1), slope, X.min(axis=1),
-                           X.max(axis=1)], axis=1).astype(np.float32)
+    return np.concatenate([X[:, -RECENT:].mean(axis=1), X.mean(axis=1), X.std(axis=1),
+                           window_slopes(X), X.min(axis=1), X.max(axis=1)],
+                          axis=1).astype(np.float32)
 
 
 def feature_names(sensors: list[str]) -> list[str]:

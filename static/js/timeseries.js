@@ -27,7 +27,7 @@ const modelOf = (name) => cfg.models.find((m) => m.name === name) ?? cfg.models[
 function describeModel() {
   const m = modelOf(el.model.value);
   const val = m.metrics?.val ?? {};
-  const rule = m.name === cfg.rul_model ? "flags a window when its predicted RUL is 30 cycles or less"
+  const rule = m.name === cfg.rul_model && m.flag_rule ? m.flag_rule.replace(/^flag /, "flags a window ")
     : `flags a window when its score reaches ${fmtThreshold(m.threshold)} (${pct(m.target_far)} of healthy validation windows)`;
   el.modelInfo.textContent = `${m.version}: ${rule}. Validation F1 ${val.f1 ?? "–"}, ROC-AUC ${val.roc_auc ?? "–"}.`;
 }

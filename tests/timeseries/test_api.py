@@ -110,6 +110,26 @@ def test_detect_and_batch(client, scaler):
     assert alone["anomaly_score"] == results[0]["anomaly_score"]
 
 
+def test_detect_takes_every_cycle_sent_as_history_like_a_file_does(client, scaler):
+    """A machine's whole history sent to detect scores as its last row does in a file: the
+    last 30 cycles are the window, all of them the history the XGBoost models' wear rate is
+    fitted on (so sending only the last 30 cycles gives another answer)."""
+    history = synthetic_history(scaler, 1, seed=9, min_cycles=120, max_cycles=120)
+    text = history_csv(history)
+    history["values"] = np.vectorize(lambda v: float(f"{v:g}"))(history["values"])  # as written
+    file_body = upload(client, text.encode(), "one.csv", values="1").get_json()
+    last = file_body["predictions"][-1]
+    whole = client.post("/api/v1/timeseries/detect", json={
+        "machine_id": "M-1", "window": history["values"].tolist()}).get_json()
+    assert whole["model"] == file_body["model"] == "xgboost_eol"
+    assert whole["anomaly_score"] == pytest.approx(last["score"], abs=1e-6)
+    assert whole["rul"] == pytest.approx(last["rul"], abs=0.051)  # both rounded to 0.1
+    deficits = [client.post("/api/v1/timeseries/detect", json={
+        "machine_id": "M-1", "window": values, "model": "xgboost_rul"}).get_json()["anomaly_score"]
+        for values in (history["values"].tolist(), history["values"][-30:].tolist())]
+    assert abs(deficits[0] - deficits[1]) > 1e-3
+
+
 def bad_windows(scaler):
     w = windows_of(scaler, 1)[0]
     nan_inside = [row[:] for row in w]

@@ -12,7 +12,7 @@ from pipelines.timeseries.detectors.patchtst import PatchTSTDetector
 from pipelines.core.detectors import InvalidInputError
 from pipelines.timeseries.detectors.rul import XGBoostEOLDetector, XGBoostRULDetector
 from pipelines.timeseries.examples import synthetic_windows
-from pipelines.timeseries.transform import window_features
+from pipelines.timeseries.transform import window_features, window_slopes
 
 
 def test_isolation_forest_arrays_match_scikit_learn():
@@ -68,3 +68,45 @@ def test_end_of_life_classifier_learns_the_label_and_scores_probabilities():
     assert not np.allclose(hard.score(X[400:]), p, atol=1e-3)  # soft targets by default
     with pytest.raises(InvalidInputError, match="both sides"):
         XGBoostEOLDetector(n_estimators=5).fit(X[:50], np.full(50, 100.0))
+
+
+@pytest.mark.parametrize("cls", [XGBoostRULDetector, XGBoostEOLDetector])
+def test_boosters_take_the_history_slopes_and_check_them(cls, tmp_path):
+    X, rul = synthetic_windows(300, seed=6)
+    rng = np.random.default_rng(6)  # a history that knows the wear better than the window
+    history = np.repeat((150 - rul)[:, None] / 100, X.shape[2], axis=1) \
+        + rng.normal(0, 0.05, (300, X.shape[2]))
+    detector = cls(n_estimators=40).fit(X, rul, history=history)
+    with_history = detector.score(X, history=history)
+    assert not np.allclose(with_history, detector.score(X))  # the history is used
+    # without it, the window's own slope stands in
+    np.testing.assert_allclose(detector.score(X), detector.score(X, history=window_slopes(X)))
+    np.testing.assert_allclose(detector.explain(X[:8], history=history[:8]).scores,
+                               with_history[:8], atol=1e-4)
+    assert len(detector.explain(X[:8]).feature_names) == X.shape[2]
+    with pytest.raises(InvalidInputError, match="one slope per sensor"):
+        detector.score(X, history=history[:, :2])
+    bad = history.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(InvalidInputError, match="non-finite"):
+        detector.score(X, history=bad)
+
+
+def test_a_booster_with_another_feature_count_is_refused_not_crashed(tmp_path):
+    X, rul = synthetic_windows(200, seed=8)
+    detector = XGBoostEOLDetector(n_estimators=10).fit(X, rul)
+    old = xgb_booster_without_history(X, rul)
+    detector._set_boosters(old)
+    with pytest.raises(InvalidInputError, match="retrain the release"):
+        detector.score(X)
+    with pytest.raises(InvalidInputError, match="retrain the release"):
+        detector.explain(X[:3])
+
+
+def xgb_booster_without_history(X, rul):
+    """A booster trained on the six window features only (a release from before history)."""
+    import xgboost as xgb
+
+    model = xgb.XGBRegressor(n_estimators=5, objective="binary:logistic")
+    model.fit(window_features(X), (rul <= 30).astype(float))
+    return model.get_booster()

@@ -23,13 +23,15 @@ def test_cut_windows_are_the_windows_the_evaluate_command_scores():
     machines = series.machine_ids()
     rows, labels = cut_windows(scaler, series, machines, [5, 6, 7])
     pooled, last_rul = pooled_cuts(series, machines, [5, 6, 7])
-    X, pooled_rows, last, _ = evaluation_windows(scaler, pooled)
-    assert len(rows) == len(X) and len(last) == 3 * len(machines)
+    scored, last, _ = evaluation_windows(scaler, pooled)
+    assert len(rows) == len(scored.X) and len(last) == 3 * len(machines)
     every = series_windows(scaler, series)
     at = np.empty(len(series), dtype=int)
     at[every.rows] = np.arange(len(every.rows))
-    np.testing.assert_array_equal(every.X[at[rows]], X)  # same windows, looked up in the whole
-    np.testing.assert_array_equal(labels, rul_per_row(pooled, last_rul)[pooled_rows] <= 30)
+    np.testing.assert_array_equal(every.X[at[rows]], scored.X)  # same windows, in the whole
+    # and the same history slopes: they look only backwards from each window's end
+    np.testing.assert_allclose(every.history[at[rows]], scored.history, atol=1e-6)
+    np.testing.assert_array_equal(labels, rul_per_row(pooled, last_rul)[scored.rows] <= 30)
     np.testing.assert_array_equal(labels, rul_per_row(series)[rows] <= 30)
 
 

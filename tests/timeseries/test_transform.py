@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines.timeseries.ingest import Series
-from pipelines.timeseries.transform import (feature_names, fit_scaler, machine_windows,
-                                            series_windows, standardise, window_features)
+from pipelines.timeseries.transform import (feature_names, fit_scaler, history_slopes,
+                                            machine_windows, series_windows, standardise,
+                                            window_features, window_slopes)
 
 
 def test_constant_and_two_valued_sensors_are_dropped():
@@ -55,3 +56,31 @@ def test_window_features():
     got = dict(zip(names, f[0]))
     assert got["up:recent"] == 54 and got["up:mean"] == 29 and got["up:min"] == 0
     assert got["up:max"] == 58 and abs(got["up:slope"] - 2) < 1e-5 and got["flat:std"] == 0
+
+
+def test_history_slopes_are_least_squares_over_everything_so_far():
+    rng = np.random.default_rng(7)
+    z = np.cumsum(rng.normal(size=(40, 3)), axis=0)
+    slopes = history_slopes(z)
+    assert slopes.shape == (40, 3) and (slopes[0] == 0).all()
+    for i in (1, 5, 29, 39):
+        expected = np.polyfit(np.arange(i + 1), z[:i + 1], 1)[0]
+        np.testing.assert_allclose(slopes[i], expected, rtol=1e-4, atol=1e-5)
+    # a window's own slope is the same fit over its cycles only
+    X, _ = machine_windows(z.astype(np.float32), 10)
+    np.testing.assert_allclose(window_slopes(X[20:21])[0], history_slopes(z[11:21])[-1],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_series_history_starts_again_at_each_machine():
+    values = np.r_[np.arange(12.0), 100 - 3 * np.arange(8.0)][:, None] * np.array([[1.0, 2.0]])
+    series = Series("s", np.array(["A"] * 12 + ["B"] * 8, dtype=object),
+                    np.r_[np.arange(12), np.arange(8)].astype(float), values, ["x", "y"],
+                    "csv")
+    scaler = fit_scaler(values, ["x", "y"])
+    every = series_windows(scaler, series, 5)
+    rises, falls = every.history[every.rows < 12], every.history[every.rows >= 12]
+    assert (rises[1:] > 0).all() and (falls[1:] < 0).all()  # B's history never holds A's rows
+    np.testing.assert_allclose(falls[1:] / falls[-1], 1, rtol=1e-5)  # B: one straight line
+    kept = series_windows(scaler, series, 5, full_only=True)
+    np.testing.assert_array_equal(kept.history, every.history[~every.padded])

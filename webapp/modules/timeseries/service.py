@@ -120,13 +120,13 @@ class Detection:
 
 def detect(predictor: TimeseriesPredictor, items, model: str | None, threshold: float | None
            ) -> tuple[list[Detection], Scored]:
-    """Score detect windows (their last ``window`` cycles)."""
+    """Score detect windows (their last ``window`` cycles; every cycle sent is history)."""
     _model(predictor, model, threshold)
     try:
-        X = predictor.window_input([item.window for item in items])
+        X, history = predictor.window_input([item.window for item in items])
     except SchemaError as exc:
         raise schema_error(exc) from None
-    scored = predictor.score_windows(X, model, threshold)
+    scored = predictor.score_windows(X, model, threshold, history=history)
     return [Detection(item.machine_id, item.timestamp, item.cycle, float(scored.scores[k]),
                       bool(scored.flagged[k]), float(scored.rul[k]),
                       scored.top[k] if scored.top else [])
