@@ -17,7 +17,7 @@ from pipelines.core.problems import Problem, SchemaError
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
 from pipelines.timeseries.detectors import history_kwargs
-from pipelines.timeseries.transform import history_slopes, series_windows, standardise
+from pipelines.timeseries.transform import history_slopes, iter_series_windows, standardise
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +110,22 @@ class TimeseriesPredictor(Predictor):
                      threshold: float | None = None) -> Scored:
         """One result per row of ``series``: the window ending at that row (padded at the start)."""
         self.check_sensors(series.sensors, series.source)
-        w = series_windows(self.scaler, series, self.window)
-        scored = self.score_windows(w.X, model, threshold, history=w.history)
-        order = np.argsort(w.rows)  # back to file order
-        scored.scores, scored.flagged, scored.rul = (scored.scores[order], scored.flagged[order],
-                                                     scored.rul[order])
-        scored.top = [scored.top[k] for k in order] if scored.top else scored.top
-        scored.padded = w.padded[order]
-        return scored
+        parts, rows, padded = [], [], []
+        for w in iter_series_windows(self.scaler, series, self.window, CHUNK):
+            parts.append(self.score_windows(w.X, model, threshold, history=w.history))
+            rows.append(w.rows)
+            padded.append(w.padded)
+        if not parts:
+            return self.score_windows(np.zeros((0, self.window, len(self.sensors))), model,
+                                      threshold)
+        order = np.argsort(np.concatenate(rows))  # back to file order
+        first = parts[0]
+        top = [t for p in parts for t in p.top]
+        return Scored(np.concatenate([p.scores for p in parts])[order],
+                      np.concatenate([p.flagged for p in parts])[order],
+                      np.concatenate([p.rul for p in parts])[order],
+                      np.concatenate(padded)[order], [top[k] for k in order] if top else top,
+                      first.model, first.model_version, first.threshold)
 
     def window_input(self, windows: list[np.ndarray], path: str = "windows"
                      ) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -107,30 +108,55 @@ class Windows:
         return Windows(self.X[keep], self.rows[keep], self.padded[keep], self.history[keep])
 
 
+def iter_series_windows(scaler: dict, series: Series, window: int = WINDOW,
+                        max_windows: int | None = None) -> Iterator[Windows]:
+    """The windows of :func:`series_windows` (all of them, in the same order), in pieces of
+    at most ``max_windows`` (``None``: one piece per machine), so that a long history is
+    scored without ever holding all its windows (rows x window x sensors) at once."""
+    z = standardise(scaler, series.values, series.sensors)
+    pending: list[Windows] = []
+    size = 0
+    step = max_windows or len(z) or 1
+    for _, index in series.groups():
+        zm, slopes = z[index], history_slopes(z[index])
+        for a in range(0, len(index), step):
+            b = min(a + step, len(index))
+            lo = max(0, a - (window - 1))  # from lo > 0, every window ending at a.. is full
+            X, pad = machine_windows(zm[lo:b], window)
+            piece = Windows(X[a - lo:], index[a:b], pad[a - lo:], slopes[a:b])
+            if max_windows is None:
+                yield piece
+                continue
+            if size + len(piece.rows) > max_windows and pending:
+                yield concat_windows(pending)
+                pending, size = [], 0
+            pending.append(piece)
+            size += len(piece.rows)
+    if pending:
+        yield concat_windows(pending)
+
+
+def concat_windows(parts: list[Windows]) -> Windows:
+    """One :class:`Windows` of ``parts`` in order (copies the window arrays)."""
+    return Windows(np.concatenate([p.X for p in parts]), np.concatenate([p.rows for p in parts]),
+                   np.concatenate([p.padded for p in parts]),
+                   np.concatenate([p.history for p in parts]))
+
+
 def series_windows(scaler: dict, series: Series, window: int = WINDOW,
                    full_only: bool = False) -> Windows:
     """Standardise and cut the window ending at each row, machine by machine.
 
     ``full_only`` keeps only windows with ``window`` real cycles (training).
     """
-    z = standardise(scaler, series.values, series.sensors)
-    parts, rows, padded, history = [], [], [], []
-    for _, index in series.groups():
-        X, pad = machine_windows(z[index], window)
-        slopes = history_slopes(z[index])
-        if full_only:
-            X, index, pad, slopes = X[~pad], index[~pad], pad[~pad], slopes[~pad]
-        parts.append(X)
-        rows.append(index)
-        padded.append(pad)
-        history.append(slopes)
-    n_sensors = z.shape[1]
+    parts = list(iter_series_windows(scaler, series, window))
     if not parts:
+        n_sensors = len(scaler["sensors"])
         return Windows(np.zeros((0, window, n_sensors), dtype=np.float32),
                        np.zeros(0, dtype=int), np.zeros(0, dtype=bool),
                        np.zeros((0, n_sensors), dtype=np.float32))
-    return Windows(np.concatenate(parts), np.concatenate(rows), np.concatenate(padded),
-                   np.concatenate(history))
+    every = concat_windows(parts)
+    return every.take(~every.padded) if full_only else every
 
 
 def window_slopes(X: np.ndarray) -> np.ndarray:

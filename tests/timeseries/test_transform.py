@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines.timeseries.ingest import Series
-from pipelines.timeseries.transform import (feature_names, fit_scaler, history_slopes,
+from pipelines.timeseries.transform import (concat_windows, feature_names, fit_scaler,
+                                            history_slopes, iter_series_windows,
                                             machine_windows, series_windows, standardise,
                                             window_features, window_slopes)
 
@@ -84,3 +85,19 @@ def test_series_history_starts_again_at_each_machine():
     np.testing.assert_allclose(falls[1:] / falls[-1], 1, rtol=1e-5)  # B: one straight line
     kept = series_windows(scaler, series, 5, full_only=True)
     np.testing.assert_array_equal(kept.history, every.history[~every.padded])
+
+
+def test_windows_in_pieces_are_the_same_windows_never_all_at_once():
+    rng = np.random.default_rng(3)
+    values = np.cumsum(rng.normal(size=(45, 3)), axis=0)
+    series = Series("s", np.array(["A"] * 23 + ["B"] * 3 + ["C"] * 19, dtype=object),
+                    np.r_[np.arange(23), np.arange(3), np.arange(19)].astype(float), values,
+                    ["x", "y", "z"], "csv")
+    scaler = fit_scaler(values, ["x", "y", "z"])
+    whole = series_windows(scaler, series, 5)
+    for size in (1, 4, 7, 10, 100):
+        pieces = list(iter_series_windows(scaler, series, 5, size))
+        assert max(len(p.rows) for p in pieces) <= size
+        joined = concat_windows(pieces)
+        for field in ("X", "rows", "padded", "history"):
+            np.testing.assert_array_equal(getattr(joined, field), getattr(whole, field))
