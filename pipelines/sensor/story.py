@@ -14,7 +14,8 @@ import numpy as np
 PROFILE_FILE = "training_profile.json"
 ROW_HASHES_FILE = "training_rows.npy"
 ROW_KEYS_FILE = "training_row_keys.npz"
-ROW_KEYS_ROLE = "keys of the training rows (a few sensors' canonical hash), tested before the row hash"
+ROW_KEYS_ROLE = ("keys of the training rows (a few sensors' canonical hash), tested before the "
+                 "row hash")
 LATER_PROTOCOLS = {"time_split": "time split", "rolling_origin": "rolling origin"}
 HEADLINE_KEYS = ("label", "optimistic", "roc_auc", "roc_auc_ci", "pr_auc", "pr_auc_ci",
                  "base_rate", "false_alarm_rate", "false_alarm_rate_ci", "recall", "recall_ci",

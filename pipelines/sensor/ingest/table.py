@@ -25,10 +25,11 @@ import re
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 import numpy as np
 import pandas as pd
+from pandas.io.parsers import TextFileReader
 
 from pipelines.core.problems import (LimitError, Problem, SchemaError, coerce_numeric,
                                      out_of_range)
@@ -310,7 +311,7 @@ def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
         raise SchemaError([Problem("the file is empty", file=file)])
     text = [c for c in columns if _sensor_index(c) is None and c not in LABEL_COLUMNS]
 
-    def reader(dtype: dict | None):
+    def reader(dtype: dict | None) -> TextFileReader:
         stream.seek(start)
         return pd.read_csv(stream, sep=dialect.delimiter, decimal=dialect.decimal,
                            encoding=dialect.encoding, dtype=dtype, chunksize=chunk_rows,
@@ -323,7 +324,8 @@ def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
                                file)
 
 
-def _text_kept(fast, slow, text: list[str]) -> Iterator[pd.DataFrame]:
+def _text_kept(fast: TextFileReader, slow: Callable[[], TextFileReader],
+               text: list[str]) -> Iterator[pd.DataFrame]:
     """Chunks with the ``text`` columns read as text, exactly as ``dtype=str`` reads them.
 
     Given any ``dtype`` mapping, pandas wraps every column of every chunk in a Series (a
