@@ -18,8 +18,9 @@ from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.rows import DriftCounter, drift, in_sample
 from pipelines.sensor.samples import SAMPLE_MODEL_FILE
 from pipelines.sensor.schema import SENSOR_COLUMNS
-from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, headline, read_row_hashes,
-                                    score_meaning, threshold_note)
+from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, ROW_KEYS_FILE, headline,
+                                    read_row_hashes, read_row_keys, score_meaning,
+                                    threshold_note)
 from pipelines.sensor.transform import training_range
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,15 @@ class SensorPredictor(Predictor):
     def _training_hashes(self) -> np.ndarray:
         return read_row_hashes(self.module_file(ROW_HASHES_FILE))
 
+    @cached_property
+    def _training_keys(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if ROW_KEYS_FILE not in self.release.get("files", {}):  # a release from before the keys
+            return None
+        return read_row_keys(self.module_file(ROW_KEYS_FILE))
+
     def in_sample(self, X: np.ndarray) -> np.ndarray:
         """Boolean per row: its sensor values match a training row (canonical row hash)."""
-        return in_sample(X, self._training_hashes)
+        return in_sample(X, self._training_hashes, self._training_keys)
 
     def drift_counter(self) -> DriftCounter:
         """A drift report to fill chunk by chunk (``update(X)``, then ``result()``)."""

@@ -13,6 +13,9 @@ import numpy as np
 
 PROFILE_FILE = "training_profile.json"
 ROW_HASHES_FILE = "training_rows.npy"
+ROW_KEYS_FILE = "training_row_keys.npz"
+ROW_KEYS_ROLE = ("keys of the training rows (a few sensors' canonical hash), tested before the "
+                 "row hash")
 LATER_PROTOCOLS = {"time_split": "time split", "rolling_origin": "rolling origin"}
 HEADLINE_KEYS = ("label", "optimistic", "roc_auc", "roc_auc_ci", "pr_auc", "pr_auc_ci",
                  "base_rate", "false_alarm_rate", "false_alarm_rate_ci", "recall", "recall_ci",
@@ -28,6 +31,19 @@ def write_row_hashes(path: Path, hashes: np.ndarray) -> None:
 def read_row_hashes(path: Path) -> np.ndarray:
     """The stored row hashes (a sorted uint64 array)."""
     return np.load(path, allow_pickle=False)
+
+
+def write_row_keys(path: Path, columns: np.ndarray, keys: np.ndarray) -> None:
+    """Store the key columns and the training rows' keys (sorted, unique) in one .npz."""
+    with open(path, "wb") as handle:
+        np.savez(handle, columns=np.asarray(columns, dtype=np.int64),
+                 keys=np.unique(np.asarray(keys, dtype=np.uint64)))
+
+
+def read_row_keys(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The stored ``(columns, keys)`` (see :func:`pipelines.sensor.rows.row_keys`)."""
+    with np.load(path, allow_pickle=False) as stored:
+        return stored["columns"], stored["keys"]
 
 
 def later_period(metrics: dict[str, dict | None]) -> dict:

@@ -33,11 +33,12 @@ from pipelines.core.thresholds import score_quantiles
 from pipelines.sensor.ingest.batches import load_sensor_fault
 from pipelines.sensor.ingest.secom import load_secom
 from pipelines.sensor.ingest.table import SensorTable
-from pipelines.sensor.rows import row_hashes, training_profile
+from pipelines.sensor.rows import key_columns, row_hashes, row_keys, training_profile
 from pipelines.sensor.samples import SAMPLE_MODEL_FILE, fit_sample_model
 from pipelines.sensor.schema import SENSOR_COLUMNS
-from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, later_period, threshold_note,
-                                    write_row_hashes)
+from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, ROW_KEYS_FILE, ROW_KEYS_ROLE,
+                                    later_period, threshold_note, write_row_hashes,
+                                    write_row_keys)
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +302,8 @@ def write_sensor_release(table: SensorTable, reference: dict, evaluation: dict,
         (release / PROFILE_FILE).write_text(
             json.dumps(training_profile(table.values, SENSOR_COLUMNS)) + "\n")
         write_row_hashes(release / ROW_HASHES_FILE, row_hashes(table.values))
+        columns = key_columns(table.values)
+        write_row_keys(release / ROW_KEYS_FILE, columns, row_keys(table.values, columns))
         (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
         write_release(release, module=MODULE, models=shipped,
                       default_model=evaluation["shipped"] or shipped[0],
@@ -308,7 +311,8 @@ def write_sensor_release(table: SensorTable, reference: dict, evaluation: dict,
                              SAMPLE_MODEL_FILE: "statistics the sample CSV is drawn from",
                              PROFILE_FILE: "per-sensor p01, p99, median, missing rate of the "
                                            "training wafers",
-                             ROW_HASHES_FILE: "canonical hashes of the training rows"},
+                             ROW_HASHES_FILE: "canonical hashes of the training rows",
+                             ROW_KEYS_FILE: ROW_KEYS_ROLE},
                       fields={"training_data": reference})
 
 

@@ -14,7 +14,8 @@ from pipelines.sensor.ingest.batches import (batch_files, check_file_name, load_
                                              validate_batch_files)
 from pipelines.sensor.ingest.secom import load_secom
 from pipelines.sensor.ingest.instances import table_from_instances
-from pipelines.sensor.ingest.table import (open_sensor_file, parse_sensor_frame, read_sensor_csv,
+from pipelines.sensor.ingest.table import (open_sensor_file, parse_chunk, parse_sensor_frame,
+                                           read_sensor_csv,
                                            sniff_dialect)
 from pipelines.sensor.schema import SENSOR_COLUMNS
 from tests.conftest import make_batch_frame, to_csv_bytes
@@ -121,6 +122,31 @@ def test_ids_are_text_exactly_as_written():
     frame = make_batch_frame(3)
     frame["Wafer"] = ["007", "0008", "1.10"]
     assert read_sensor_csv(to_csv_bytes(frame), file="x.csv").ids == ["007", "0008", "1.10"]
+
+
+def test_chunks_read_text_columns_exactly_as_dtype_str_does():
+    """Chunks are read without dtypes while ids and extras come out as text; where pandas
+    would read them as numbers, bools or empty (a later chunk), they are read again as
+    text, so every chunk is what ``dtype=str`` gives."""
+    frame = make_batch_frame(9)
+    frame["Wafer"] = ["W-1", "W-2", "W-3", "007", "8", " 9 ", "W-7", "W-8", "W-9"]
+    frame.insert(1, "lot", ["L1", "", "L3", "True", "False", "true", "", "", ""])
+    frame["recipe"] = ["1.10", "R2", "NA", "x", "y", "z", "-1", "2", "3e5"]
+    data = to_csv_bytes(frame)
+    opened = open_sensor_file(io.BytesIO(data), "t.csv", chunk_rows=3)
+    text = {c: str for c in opened.layout.text_columns()}
+    expected = [parse_chunk(f.reset_index(drop=True), opened.layout, "t.csv", 1 + 3 * k)
+                for k, f in enumerate(pd.read_csv(io.BytesIO(data), dtype=text, chunksize=3))]
+    tables = list(opened.chunks)
+    assert [t.ids for t in tables] == [["W-1", "W-2", "W-3"], ["007", "8", " 9 "],
+                                       ["W-7", "W-8", "W-9"]]
+    assert tables[2].extra["lot"].tolist() == [None, None, None]
+    assert tables[2].extra["recipe"].tolist() == ["-1", "2", "3e5"]
+    assert len(tables) == len(expected)
+    for got, want in zip(tables, expected):
+        assert got.ids == want.ids and got.first_row == want.first_row
+        pd.testing.assert_frame_equal(got.extra, want.extra)
+        np.testing.assert_array_equal(got.values, want.values)
 
 
 @pytest.mark.parametrize("sep,decimal,name", [(";", ",", "semicolon"), ("\t", ".", "tab"),

@@ -133,7 +133,8 @@ def test_extra_trees_walk_matches_scikit_learn_and_contributions_add_up():
 
 
 # -- training rows: canonical hashes, profile, drift ----------------------------------------
-from pipelines.sensor.rows import canonical_codes, drift, in_sample, row_hashes, training_profile  # noqa: E402
+from pipelines.sensor.rows import (canonical_codes, drift, in_sample, key_columns,  # noqa: E402
+                                  row_hashes, row_keys, training_profile)
 
 
 def test_row_hash_ignores_how_numbers_are_written():
@@ -162,6 +163,29 @@ def test_in_sample_finds_training_rows_among_new_ones():
     batch = np.vstack([X[:30] + 0.001, X[10:20], excel, scientific])
     found = in_sample(batch, np.unique(row_hashes(X)))
     assert found.tolist() == [False] * 30 + [True] * 20
+    columns = key_columns(X)
+    keyed = in_sample(batch, np.unique(row_hashes(X)), (columns, row_keys(X, columns)))
+    assert keyed.tolist() == found.tolist()
+
+
+def test_in_sample_key_is_only_a_first_test():
+    """A row that matches a training row in the key columns but not elsewhere (a near miss)
+    is not reported; one that matches everywhere is, however its key columns are chosen."""
+    X, _ = synthetic(n=200)
+    X = np.round(X, 4)
+    columns = key_columns(X)
+    assert len(columns) == 8 and np.all(np.diff(columns) > 0)
+    keys = (columns, row_keys(X, columns))
+    hashes = np.unique(row_hashes(X))
+    other = next(j for j in range(X.shape[1]) if j not in columns)
+    near = X[:3].copy()
+    near[:, other] += 0.001  # same key, different row
+    assert np.isin(row_keys(near, columns), keys[1]).all()
+    assert not in_sample(near, hashes, keys).any() and not in_sample(near, hashes).any()
+    moved = X[3:5].copy()
+    moved[:, columns[0]] += 0.001  # a different key: not a training row either
+    assert not in_sample(moved, hashes, keys).any()
+    assert in_sample(np.vstack([near, X[5:7]]), hashes, keys).tolist() == [False] * 3 + [True] * 2
 
 
 def test_training_profile_and_drift():

@@ -16,6 +16,7 @@ from pipelines.sensor.ingest.secom import load_secom
 from pipelines.sensor.ingest.table import parse_sensor_frame, table_to_frame
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
 from pipelines.sensor.schema import SENSOR_COLUMNS
+from pipelines.sensor.story import ROW_KEYS_FILE
 from pipelines.sensor.train import PROTOCOLS, load_sensor_data, train_sensor
 from tests.conftest import ROOT
 
@@ -76,7 +77,8 @@ def test_committed_release_is_intact_and_documented(data_dir):
     release = read_manifest(ARTIFACTS)
     assert release["default_model"] == shipped and set(release["models"]) == {shipped, "autoencoder"}
     assert set(release["files"]) == {"evaluation.json", "sample_model.json",
-                                     "training_profile.json", "training_rows.npy"}
+                                     "training_profile.json", "training_rows.npy",
+                                     ROW_KEYS_FILE}
     for name, entry in release["files"].items():
         assert sha256(ARTIFACTS / name) == entry["sha256"]
     assert "/" not in json.dumps(release["training_data"])
@@ -128,7 +130,9 @@ def test_committed_classifier_ranks_known_fails_higher(data_dir, predictor):
 
 
 def test_training_batch_files_are_found_in_sample(data_dir, predictor):
-    """The sensor-fault training batches repeat SECOM rows: every one of them is in-sample."""
+    """The sensor-fault training batches repeat SECOM rows: every one of them is in-sample
+    (found through the release's row keys, then the row hashes)."""
+    assert ROW_KEYS_FILE in predictor.release["files"]
     batches, _ = load_sensor_fault(data_dir / "sensor_fault")
     found = predictor.in_sample(batches.values)
     assert len(batches) == 1537 and found.sum() == 1537

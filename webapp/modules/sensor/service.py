@@ -86,17 +86,24 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
         drift.update(table.values)
         return table, predictor.in_sample(table.values)
 
-    for table, in_sample in prefetched(req.chunks, prepare):
-        try:
-            results = predictor.predict(table, threshold=threshold, model=decider.name)
-        except InvalidInputError as exc:
-            raise InputError(f"{req.source}: {exc}") from None
-        results["in_sample"] = in_sample
-        n_missing += int(results["imputed_cells"].sum())
-        has_labels = table.labels is not None
-        extra = [] if table.extra is None else list(table.extra.columns)
-        parts.append(_with_extras(results, table))
-        csv.add(results_csv_frame(parts[-1], threshold, decider.version))
+    def write(results: pd.DataFrame) -> None:
+        csv.add(results_csv_frame(results, threshold, decider.version))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="fablens-chunks") as helper:
+        written = []
+        for table, in_sample in prefetched(req.chunks, prepare, helper):
+            try:
+                results = predictor.predict(table, threshold=threshold, model=decider.name)
+            except InvalidInputError as exc:
+                raise InputError(f"{req.source}: {exc}") from None
+            results["in_sample"] = in_sample
+            n_missing += int(results["imputed_cells"].sum())
+            has_labels = table.labels is not None
+            extra = [] if table.extra is None else list(table.extra.columns)
+            parts.append(_with_extras(results, table))
+            written.append(helper.submit(write, parts[-1]))  # in order, after the next chunk
+        for future in written:
+            future.result()
     results = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     report = drift.result()
     return ScoredRun(results=results, model=decider.name, model_version=decider.version,
@@ -107,12 +114,15 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
                      csv=csv)
 
 
-def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T]) -> Iterator[T]:
-    """``prepare(chunk)`` for each chunk, the next one read and prepared in a helper thread
-    while the caller scores this one.
+def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T],
+               helper: ThreadPoolExecutor) -> Iterator[T]:
+    """``prepare(chunk)`` for each chunk, the next one read and prepared by ``helper`` (one
+    thread) while the caller scores this one.
 
     Parsing and hashing hold the GIL only part of the time and the models release it, so on
-    two cores a large file is read and scored at once. At most two chunks are alive.
+    two cores a large file is read and scored at once. At most two chunks are alive. Work the
+    caller submits to ``helper`` in the meantime (writing the results CSV of the chunk just
+    scored) runs after the next chunk is read, in the order submitted.
     """
     iterator = iter(chunks)
 
@@ -120,11 +130,10 @@ def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T
         table = next(iterator, None)
         return None if table is None else prepare(table)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="fablens-parse") as pool:
-        future = pool.submit(step)
-        while (item := future.result()) is not None:
-            future = pool.submit(step)
-            yield item
+    future = helper.submit(step)
+    while (item := future.result()) is not None:
+        future = helper.submit(step)
+        yield item
 
 
 def scoring_warnings(results: pd.DataFrame, drift: dict) -> list[str]:
