@@ -125,9 +125,9 @@ def test_ids_are_text_exactly_as_written():
 
 
 def test_chunks_read_text_columns_exactly_as_dtype_str_does():
-    """Chunks are read without dtypes while ids and extras come out as text; where pandas
-    would read them as numbers, bools or empty (a later chunk), they are read again as
-    text, so every chunk is what ``dtype=str`` gives."""
+    """Chunks are read with str converters, not a dtype mapping, and ids and extras come out
+    as ``dtype=str`` gives them: numbers, bools and NA cells as written, and a column whose
+    cells are all empty in a chunk as missing text."""
     frame = make_batch_frame(9)
     frame["Wafer"] = ["W-1", "W-2", "W-3", "007", "8", " 9 ", "W-7", "W-8", "W-9"]
     frame.insert(1, "lot", ["L1", "", "L3", "True", "False", "true", "", "", ""])

@@ -25,11 +25,10 @@ import re
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO, Iterator
 
 import numpy as np
 import pandas as pd
-from pandas.io.parsers import TextFileReader
 
 from pipelines.core.problems import (LimitError, Problem, SchemaError, coerce_numeric,
                                      out_of_range)
@@ -310,44 +309,17 @@ def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
     if not columns:
         raise SchemaError([Problem("the file is empty", file=file)])
     text = [c for c in columns if _sensor_index(c) is None and c not in LABEL_COLUMNS]
-
-    def reader(dtype: dict | None) -> TextFileReader:
-        stream.seek(start)
-        return pd.read_csv(stream, sep=dialect.delimiter, decimal=dialect.decimal,
-                           encoding=dialect.encoding, dtype=dtype, chunksize=chunk_rows,
-                           low_memory=False, skip_blank_lines=True)
     try:
-        fast = reader(None)
+        # converters, not a dtype mapping: given any dtype mapping pandas wraps every column
+        # of every chunk in a Series (a quarter of the read time for 590 columns); a str
+        # converter reads the same text, NA cells included (a column whose cells are all
+        # empty comes out as float NaN, which parse_chunk's _text makes None like the rest)
+        reader = pd.read_csv(stream, sep=dialect.delimiter, decimal=dialect.decimal,
+                             encoding=dialect.encoding, converters={c: str for c in text},
+                             chunksize=chunk_rows, low_memory=False, skip_blank_lines=True)
     except pd.errors.EmptyDataError:
         raise SchemaError([Problem("the file is empty", file=file)]) from None
-    return columns, _guard_csv(_text_kept(fast, lambda: reader({c: str for c in text}), text),
-                               file)
-
-
-def _text_kept(fast: TextFileReader, slow: Callable[[], TextFileReader],
-               text: list[str]) -> Iterator[pd.DataFrame]:
-    """Chunks with the ``text`` columns read as text, exactly as ``dtype=str`` reads them.
-
-    Given any ``dtype`` mapping, pandas wraps every column of every chunk in a Series (a
-    quarter of the read time for 590 columns), so chunks are read without one; they are
-    the same as long as pandas inferred each text column as text. From the first chunk
-    where it did not (ids such as ``007`` read as numbers), the file is read again by
-    ``slow()`` (text columns as ``str``) and its later chunks come from there.
-    """
-    done = 0
-    for frame in fast:
-        if not all(c in frame.columns and isinstance(frame[c].dtype, pd.StringDtype)
-                   for c in text):
-            break
-        done += 1
-        yield frame
-    else:
-        return
-    fast.close()
-    with slow() as again:
-        for k, frame in enumerate(again):
-            if k >= done:
-                yield frame
+    return columns, _guard_csv(reader, file)
 
 
 def _guard_csv(reader, file: str) -> Iterator[pd.DataFrame]:
