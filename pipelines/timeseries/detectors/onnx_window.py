@@ -22,7 +22,7 @@ import numpy as np
 from pipelines.core.detectors import BaseDetector, FeatureExplanation
 from pipelines.core.onnx import onnx_session
 
-CHUNK = 2048  # windows per onnxruntime call (bounds serving memory)
+CHUNK = 256  # windows per onnxruntime call (bounds serving memory)
 
 
 class OnnxWindowDetector(BaseDetector):
