@@ -17,7 +17,9 @@ from pipelines.core.problems import Problem, SchemaError
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
 from pipelines.timeseries.detectors import history_kwargs
-from pipelines.timeseries.transform import history_slopes, iter_series_windows, standardise
+from pipelines.timeseries.schema import MAX_Z
+from pipelines.timeseries.transform import (history_slopes, iter_series_windows, off_scale,
+                                            standardise)
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,20 @@ class TimeseriesPredictor(Predictor):
                 f"{' ...' if len(missing) > 8 else ''}; the models use {len(self.sensors)} "
                 f"sensors: {', '.join(self.sensors)}", file=source)])
 
+    def scale_problem(self, values: np.ndarray, sensors: list[str], file: str | None = None,
+                      path: str | None = None) -> Problem | None:
+        """A reading too far from the training data to be a measurement (``MAX_Z`` training
+        standard deviations: a unit or decimal-point error), located, or None."""
+        found = off_scale(self.scaler, values, sensors)
+        if found is None:
+            return None
+        r, sensor, value = found
+        message = (f"{value:g} is more than {MAX_Z:g} training standard deviations from "
+                   f"{sensor}'s training mean; check the units")
+        if path is not None:
+            return Problem(message, path=f"{path}[{r}][{sensors.index(sensor)}]")
+        return Problem(message, file=file, row=r + 1, column=sensor)
+
     def score_windows(self, X: np.ndarray, model: str | None = None, threshold: float | None = None,
                       explain: bool = True, history: np.ndarray | None = None) -> Scored:
         """Score standardised windows (windows, cycles, sensors) with ``model``; ``history``
@@ -110,6 +126,9 @@ class TimeseriesPredictor(Predictor):
                      threshold: float | None = None) -> Scored:
         """One result per row of ``series``: the window ending at that row (padded at the start)."""
         self.check_sensors(series.sensors, series.source)
+        problem = self.scale_problem(series.values, series.sensors, file=series.source)
+        if problem is not None:
+            raise SchemaError([problem])
         parts, rows, padded = [], [], []
         for w in iter_series_windows(self.scaler, series, self.window, CHUNK):
             parts.append(self.score_windows(w.X, model, threshold, history=w.history))
@@ -127,19 +146,20 @@ class TimeseriesPredictor(Predictor):
                       np.concatenate(padded)[order], [top[k] for k in order] if top else top,
                       first.model, first.model_version, first.threshold)
 
-    def window_input(self, windows: list[np.ndarray], path: str = "windows"
+    def window_input(self, windows: list[np.ndarray], paths: list[str] | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Raw windows (cycles, input sensors) -> standardised (windows, window, sensors) and
         their history slopes (windows, sensors).
 
         Each must hold the ``input_sensors`` columns and at least ``window`` cycles; the last
         ``window`` cycles are scored, and every cycle given is the machine's history (the
-        longer, the steadier its wear rate).
+        longer, the steadier its wear rate). ``paths`` name each window in a JSON body
+        (default ``windows[k]``) for the problems found.
         """
         n_in = len(self.input_sensors)
         problems, out, history = [], [], []
         for k, w in enumerate(windows):
-            where = f"{path}[{k}]" if path == "windows" else path
+            where = paths[k] if paths else f"windows[{k}]"
             if w.ndim != 2 or w.shape[1] != n_in:
                 problems.append(Problem(f"each row must hold {n_in} sensor values "
                                         f"({', '.join(self.input_sensors[:4])}, ...), got "
@@ -148,6 +168,8 @@ class TimeseriesPredictor(Predictor):
             elif w.shape[0] < self.window:
                 problems.append(Problem(f"{w.shape[0]} cycles; the models need a window of at "
                                         f"least {self.window} cycles", path=where))
+            elif (problem := self.scale_problem(w, self.input_sensors, path=where)) is not None:
+                problems.append(problem)
             else:
                 z = standardise(self.scaler, w)
                 out.append(z[-self.window:])

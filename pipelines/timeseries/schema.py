@@ -10,6 +10,9 @@ WINDOW = 30  # cycles per window (the model input is the window ending at a cycl
 RUL_CAP = 125  # piecewise-linear RUL target: min(true RUL, RUL_CAP) (a training choice)
 ANOMALY_RUL = 30  # a window is anomalous when the RUL at its last cycle is <= this
 MIN_DISTINCT = 3  # a sensor with fewer distinct training values than this is dropped
+# a reading further than this many training standard deviations from the training mean is
+# refused (a unit or decimal-point error; beyond it window statistics overflow float32)
+MAX_Z = 1e6
 
 # limits on what one file or request may hold (checked before arrays are built)
 MAX_ROWS = 200_000

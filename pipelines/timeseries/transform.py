@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from pipelines.timeseries.ingest import Series
-from pipelines.timeseries.schema import MIN_DISTINCT, WINDOW
+from pipelines.timeseries.schema import MAX_Z, MIN_DISTINCT, WINDOW
 
 FEATURES = ("recent", "mean", "std", "slope", "min", "max")
 RECENT = 5  # cycles averaged for the "recent" level
@@ -44,6 +44,22 @@ def fit_scaler(values: np.ndarray, sensors: list[str], min_distinct: int = MIN_D
             "std": std[keep].tolist(),
             "rule": f"drop a sensor with fewer than {min_distinct} distinct training values; "
                     f"z-score the rest with training-engine mean and standard deviation"}
+
+
+def off_scale(scaler: dict, values: np.ndarray, sensors: list[str] | None = None,
+              max_z: float = MAX_Z) -> tuple[int, str, float] | None:
+    """The first reading (row, sensor, value) of a kept sensor more than ``max_z`` training
+    standard deviations from its training mean, or None."""
+    sensors = sensors or scaler["input_sensors"]
+    columns = kept_columns(scaler, sensors)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = np.abs((np.asarray(values, dtype=float)[:, columns] - np.asarray(scaler["mean"]))
+                   / np.asarray(scaler["std"]))
+    bad = ~(z <= max_z)  # NaN counts as off the scale too
+    if not bad.any():
+        return None
+    r, c = (int(v) for v in np.argwhere(bad)[0])
+    return r, sensors[columns[c]], float(np.asarray(values)[r, columns[c]])
 
 
 def kept_columns(scaler: dict, sensors: list[str]) -> list[int]:

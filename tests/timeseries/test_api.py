@@ -144,6 +144,8 @@ def bad_windows(scaler):
          "true is not a number"),
         ({"machine_id": "m", "window": nan_inside[:2] + [[1e39] * len(w[0])] + w[3:]},
          "not a finite number"),
+        ({"machine_id": "m", "window": w[:6] + [[*w[6][:2], 3e38, *w[6][3:]]] + w[7:]},
+         "window[6][2]: 3e+38 is more than 1e+06 training standard deviations"),
         ({"window": w}, "machine_id: required"),
         ({"machine_id": "m", "window": w, "threshold": "high"}, "threshold must be a number"),
         ({"machine_id": "m", "window": w, "model": "nope"}, "unknown model 'nope'"),
@@ -162,8 +164,25 @@ def test_bad_detect_input_gets_a_400_naming_it(client, scaler):
     nan = client.post("/api/v1/timeseries/detect", data=text, content_type="application/json")
     assert nan.status_code == 400 and "window[7][2]: NaN is not a finite number" in \
         nan.get_json()["message"]
+    huge = [row[:] for row in w]
+    huge[4][3] = -3e38
+    batch = client.post("/api/v1/timeseries/detect/batch", json={"windows": [
+        {"machine_id": "a", "window": w}, {"machine_id": "b", "window": huge}]})
+    assert batch.status_code == 400 and batch.get_json()["message"].startswith(
+        "windows[1].window[4][3]: -3e+38 is more than"), batch.get_json()["message"]
     too_many = client.post("/api/v1/timeseries/detect/batch", json={"windows": [{}] * 1001})
     assert too_many.status_code == 413
+
+
+def cmapss_text(rows: int, at: tuple[int, int], value: str) -> bytes:
+    """A one-engine C-MAPSS text file of plausible readings with ``value`` at (row, column)."""
+    lines = []
+    for r in range(1, rows + 1):
+        cells = ["1", str(r), "0", "0", "100"] + ["600"] * 21
+        if r == at[0]:
+            cells[at[1] - 1] = value
+        lines.append(" ".join(cells))
+    return ("\n".join(lines) + "\n").encode()
 
 
 def test_bad_files_get_a_400_naming_file_row_and_column(client):
@@ -171,6 +190,8 @@ def test_bad_files_get_a_400_naming_file_row_and_column(client):
         (b"m,cycle,sensor_2\nA,1,1\nA,2,x\n", "row 2, column sensor_2: 'x' is not a number"),
         (b"1 1 0 0 100 1 2\n", "7 columns; the C-MAPSS layout has 26"),
         (b"m,cycle,sensor_2\nA,1,1\nA,2,2\n", "missing sensor column(s)"),
+        (cmapss_text(rows=40, at=(36, 9), value="-1e30"),
+         "row 36, column sensor_4: -1e+30 is more than 1e+06 training standard deviations"),
         (b"\x89PNG\r\n", "not UTF-8"),
     ]:
         response = upload(client, data, "bad.csv")

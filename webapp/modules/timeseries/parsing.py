@@ -134,6 +134,7 @@ class DetectItem:
     window: np.ndarray
     timestamp: str | None
     cycle: float | None
+    path: str = "window"  # the window's JSON path, for problems found later
 
 
 KEYS = {"machine_id", "window", "timestamp", "cycles", "cycle"}
@@ -179,7 +180,7 @@ def detect_item(body, path: str, n_sensors: int, min_cycles: int) -> DetectItem:
         if problem:
             raise InputError(problem.text())
         cycle = float(body["cycle"])
-    return DetectItem(machine, window, timestamp, cycle)
+    return DetectItem(machine, window, timestamp, cycle, f"{prefix}window")
 
 
 def detect_request(request: Request, n_sensors: int, min_cycles: int, batch: bool

@@ -123,7 +123,8 @@ def detect(predictor: TimeseriesPredictor, items, model: str | None, threshold: 
     """Score detect windows (their last ``window`` cycles; every cycle sent is history)."""
     _model(predictor, model, threshold)
     try:
-        X, history = predictor.window_input([item.window for item in items])
+        X, history = predictor.window_input([item.window for item in items],
+                                            [item.path for item in items])
     except SchemaError as exc:
         raise schema_error(exc) from None
     scored = predictor.score_windows(X, model, threshold, history=history)
