@@ -15,9 +15,8 @@ import numpy as np
 from pipelines.core.predictor import Predictor
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.timeseries.ingest import Series
-from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
 from pipelines.timeseries.detectors import history_kwargs
-from pipelines.timeseries.schema import MAX_Z
+from pipelines.timeseries.schema import ANOMALY_RUL, MAX_Z, WINDOW
 from pipelines.timeseries.transform import (history_slopes, iter_series_windows, off_scale,
                                             standardise)
 
@@ -84,14 +83,16 @@ class TimeseriesPredictor(Predictor):
                 f"{' ...' if len(missing) > 8 else ''}; the models use {len(self.sensors)} "
                 f"sensors: {', '.join(self.sensors)}", file=source)])
 
-    def scale_problem(self, values: np.ndarray, sensors: list[str], file: str | None = None,
-                      path: str | None = None) -> Problem | None:
+    def scale_problem(self, z: np.ndarray, values: np.ndarray, sensors: list[str],
+                      file: str | None = None, path: str | None = None) -> Problem | None:
         """A reading too far from the training data to be a measurement (``MAX_Z`` training
-        standard deviations: a unit or decimal-point error), located, or None."""
-        found = off_scale(self.scaler, values, sensors)
+        standard deviations: a unit or decimal-point error), located, or None. ``z`` holds
+        ``values``' z-scores (``standardise``), ``sensors`` names ``values``' columns."""
+        found = off_scale(z)
         if found is None:
             return None
-        r, sensor, value = found
+        r, sensor = found[0], self.sensors[found[1]]
+        value = float(values[r, sensors.index(sensor)])
         message = (f"{value:g} is more than {MAX_Z:g} training standard deviations from "
                    f"{sensor}'s training mean; check the units")
         if path is not None:
@@ -126,11 +127,12 @@ class TimeseriesPredictor(Predictor):
                      threshold: float | None = None) -> Scored:
         """One result per row of ``series``: the window ending at that row (padded at the start)."""
         self.check_sensors(series.sensors, series.source)
-        problem = self.scale_problem(series.values, series.sensors, file=series.source)
+        z = standardise(self.scaler, series.values, series.sensors)
+        problem = self.scale_problem(z, series.values, series.sensors, file=series.source)
         if problem is not None:
             raise SchemaError([problem])
         parts, rows, padded = [], [], []
-        for w in iter_series_windows(self.scaler, series, self.window, CHUNK):
+        for w in iter_series_windows(self.scaler, series, self.window, CHUNK, z):
             parts.append(self.score_windows(w.X, model, threshold, history=w.history))
             rows.append(w.rows)
             padded.append(w.padded)
@@ -168,10 +170,12 @@ class TimeseriesPredictor(Predictor):
             elif w.shape[0] < self.window:
                 problems.append(Problem(f"{w.shape[0]} cycles; the models need a window of at "
                                         f"least {self.window} cycles", path=where))
-            elif (problem := self.scale_problem(w, self.input_sensors, path=where)) is not None:
-                problems.append(problem)
             else:
                 z = standardise(self.scaler, w)
+                problem = self.scale_problem(z, w, self.input_sensors, path=where)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
                 out.append(z[-self.window:])
                 history.append(history_slopes(z)[-1])
         if problems:

@@ -46,20 +46,15 @@ def fit_scaler(values: np.ndarray, sensors: list[str], min_distinct: int = MIN_D
                     f"z-score the rest with training-engine mean and standard deviation"}
 
 
-def off_scale(scaler: dict, values: np.ndarray, sensors: list[str] | None = None,
-              max_z: float = MAX_Z) -> tuple[int, str, float] | None:
-    """The first reading (row, sensor, value) of a kept sensor more than ``max_z`` training
-    standard deviations from its training mean, or None."""
-    sensors = sensors or scaler["input_sensors"]
-    columns = kept_columns(scaler, sensors)
-    with np.errstate(over="ignore", invalid="ignore"):
-        z = np.abs((np.asarray(values, dtype=float)[:, columns] - np.asarray(scaler["mean"]))
-                   / np.asarray(scaler["std"]))
-    bad = ~(z <= max_z)  # NaN counts as off the scale too
+def off_scale(z: np.ndarray, max_z: float = MAX_Z) -> tuple[int, int] | None:
+    """The first (row, column) of standardised readings ``z`` (:func:`standardise`) more than
+    ``max_z`` training standard deviations from the training mean, or None (NaN and values
+    that overflowed float32 count as off the scale)."""
+    bad = ~(np.abs(z) <= max_z)
     if not bad.any():
         return None
-    r, c = (int(v) for v in np.argwhere(bad)[0])
-    return r, sensors[columns[c]], float(np.asarray(values)[r, columns[c]])
+    r, c = np.argwhere(bad)[0]
+    return int(r), int(c)
 
 
 def kept_columns(scaler: dict, sensors: list[str]) -> list[int]:
@@ -73,11 +68,13 @@ def kept_columns(scaler: dict, sensors: list[str]) -> list[int]:
 
 def standardise(scaler: dict, values: np.ndarray, sensors: list[str] | None = None
                 ) -> np.ndarray:
-    """(rows, kept sensors) z-scores, float32; ``sensors`` names the columns of ``values``."""
+    """(rows, kept sensors) z-scores, float32; ``sensors`` names the columns of ``values``.
+    A z-score beyond float32 becomes inf (:func:`off_scale` reports it)."""
     columns = kept_columns(scaler, sensors or scaler["input_sensors"])
     z = (np.asarray(values, dtype=float)[..., columns] - np.asarray(scaler["mean"])) \
         / np.asarray(scaler["std"])
-    return z.astype(np.float32)
+    with np.errstate(over="ignore"):
+        return z.astype(np.float32)
 
 
 def machine_windows(z: np.ndarray, window: int = WINDOW) -> tuple[np.ndarray, np.ndarray]:
@@ -125,11 +122,14 @@ class Windows:
 
 
 def iter_series_windows(scaler: dict, series: Series, window: int = WINDOW,
-                        max_windows: int | None = None) -> Iterator[Windows]:
+                        max_windows: int | None = None, z: np.ndarray | None = None
+                        ) -> Iterator[Windows]:
     """The windows of :func:`series_windows` (all of them, in the same order), in pieces of
     at most ``max_windows`` (``None``: one piece per machine), so that a long history is
-    scored without ever holding all its windows (rows x window x sensors) at once."""
-    z = standardise(scaler, series.values, series.sensors)
+    scored without ever holding all its windows (rows x window x sensors) at once. ``z``:
+    the series' :func:`standardise` values when the caller already has them."""
+    if z is None:
+        z = standardise(scaler, series.values, series.sensors)
     pending: list[Windows] = []
     size = 0
     step = max_windows or len(z) or 1
