@@ -1,7 +1,36 @@
-"""The one way FabLens opens an ONNX model for serving (onnxruntime, CPU)."""
+"""The one way FabLens writes an ONNX model (from a torch module, at training time) and opens
+one for serving (onnxruntime, CPU)."""
 from __future__ import annotations
 
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
 import onnxruntime as ort
+
+
+def torch_to_onnx(module, example, inputs: Sequence[str], outputs: Sequence[str],
+                  fold_constants: bool = True) -> bytes:
+    """The ONNX graph (opset 17) of a torch ``module`` traced on the tensor ``example``; the
+    first axis (the batch) of every input and output may take any size.
+
+    Uses the TorchScript exporter: deprecated in torch 2.13 but still shipped, and far quicker
+    than the dynamo exporter (about 50x for the sensor autoencoder, which matters inside CV
+    folds); its deprecation and tracer warnings are silenced. ``fold_constants=False`` keeps
+    computations on stored parameters as graph nodes (small files; onnxruntime folds them at
+    load). torch is imported by the caller's module only: serving never reaches this.
+    """
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = Path(tmp) / "model.onnx"
+        torch.onnx.export(module, (example,), str(path), input_names=list(inputs),
+                          output_names=list(outputs), dynamo=False, opset_version=17,
+                          do_constant_folding=fold_constants,
+                          dynamic_axes={name: {0: "batch"} for name in (*inputs, *outputs)})
+        return path.read_bytes()
 
 
 def onnx_session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:

@@ -7,15 +7,13 @@ resolution. Torch is imported inside functions only (serving never imports it).
 from __future__ import annotations
 
 import math
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from pipelines.core.detectors import BaseDetector, InvalidInputError, PixelExplanation
-from pipelines.core.onnx import onnx_session
+from pipelines.core.onnx import onnx_session, torch_to_onnx
 
 # images per onnxruntime call: onnxruntime keeps its largest call's activations in its arena
 # (16 images a call peaked at 454 MiB server PSS in benchmarks.inspection_bench --api, 4 at
@@ -65,30 +63,6 @@ def map_head(distance, size: tuple[int, int], smooth: float, top_k: int,
         smoothed = torch_blur(distance, map_smooth)
     maps = F.interpolate(smoothed, size=size, mode="bilinear", align_corners=False)
     return scores, maps[:, 0]
-
-
-def export_onnx(module, input_shape: Sequence[int], fold_constants: bool = True) -> bytes:
-    """The module's ONNX graph: input ``images`` (N, H, W, 3) -> ``scores``, ``maps``.
-
-    ``fold_constants=False`` keeps computations on stored parameters as graph nodes (per-bin
-    parameters spread to every pixel stay small in the file; onnxruntime folds them at load).
-    """
-    import torch
-
-    module.eval()
-    example = torch.full((2, *input_shape), 128.0)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # the TorchScript exporter is deprecated in torch 2.13 but still shipped (as in the
-        # wafer-map CNN) and far quicker than the dynamo exporter; its tracer warns about the
-        # blur kernels, which are constants by design
-        warnings.simplefilter("ignore")
-        path = Path(tmp) / "model.onnx"
-        torch.onnx.export(module, (example,), str(path), input_names=["images"],
-                          output_names=["scores", "maps"], dynamo=False, opset_version=17,
-                          do_constant_folding=fold_constants,
-                          dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"},
-                                        "maps": {0: "batch"}})
-        return path.read_bytes()
 
 
 class ImageDetector(BaseDetector):
@@ -143,7 +117,10 @@ class ImageDetector(BaseDetector):
     def _finish(self, module, fold_constants: bool = True) -> None:
         """Keep the torch module, export it and open the serving session."""
         self.module_ = module.eval()
-        self.onnx_ = export_onnx(module, self.input_shape_, fold_constants)
+        import torch
+
+        self.onnx_ = torch_to_onnx(module, torch.full((2, *self.input_shape_), 128.0),
+                                   ["images"], ["scores", "maps"], fold_constants)
         self.session_ = onnx_session(self.onnx_, self.n_jobs)
 
     def _load_onnx(self, directory: Path) -> None:

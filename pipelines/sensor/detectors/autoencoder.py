@@ -11,15 +11,13 @@ import math
 
 import json
 import logging
-import tempfile
-import warnings
 from pathlib import Path
 from typing import ClassVar, Sequence
 
 import numpy as np
 
 from pipelines.core.detectors import BaseDetector, FeatureExplanation
-from pipelines.core.onnx import onnx_session
+from pipelines.core.onnx import onnx_session, torch_to_onnx
 from pipelines.sensor.transform import fit_preprocessor
 
 logger = logging.getLogger(__name__)
@@ -117,24 +115,9 @@ class AutoencoderDetector(BaseDetector):
                 logger.debug("autoencoder epoch %d loss %.4f", epoch, total / len(z_all))
         module.eval()
         self.module_ = module
-        self.onnx_ = self._export(module, raw.shape[1])
+        self.onnx_ = torch_to_onnx(module, torch.zeros(2, raw.shape[1]), ["x"], ["error"])
         self.session_ = onnx_session(self.onnx_, self.n_jobs)
         return self
-
-    @staticmethod
-    def _export(module, n_features: int) -> bytes:
-        import torch
-
-        example = torch.zeros(2, n_features, dtype=torch.float32)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            # The TorchScript exporter is deprecated but still shipped in torch 2.13; it is
-            # ~50x faster than the dynamo exporter here, which matters inside CV folds.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            path = Path(tmp) / "model.onnx"
-            torch.onnx.export(module, (example,), str(path), input_names=["x"],
-                              output_names=["error"], dynamo=False, opset_version=17,
-                              dynamic_axes={"x": {0: "batch"}, "error": {0: "batch"}})
-            return path.read_bytes()
 
     def torch_errors(self, X: np.ndarray) -> np.ndarray:
         """Per-sensor errors from the torch module (only after ``fit``; used to check the export)."""

@@ -11,16 +11,14 @@ Training minimises the mean error with Adam on mini-batches; the torch module is
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
 from pipelines.core.detectors import BaseDetector, FeatureExplanation
-from pipelines.core.onnx import onnx_session
+from pipelines.core.onnx import onnx_session, torch_to_onnx
 
 CHUNK = 256  # windows per onnxruntime call (bounds serving memory)
 
@@ -73,23 +71,10 @@ class OnnxWindowDetector(BaseDetector):
         module.eval()
         self.module_ = module
         self.history_ = history
-        self.onnx_ = self._export(module)
+        self.onnx_ = torch_to_onnx(module, torch.zeros(2, *self.input_shape_), ["windows"],
+                                   ["errors"])
         self.session_ = onnx_session(self.onnx_, self.n_jobs)
         return self
-
-    def _export(self, module) -> bytes:
-        import torch
-
-        example = torch.zeros(2, *self.input_shape_, dtype=torch.float32)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            # the TorchScript exporter is deprecated in torch 2.13 but still shipped, and far
-            # quicker than the dynamo exporter (as in the sensor and wafer-map networks)
-            warnings.simplefilter("ignore")
-            path = Path(tmp) / self.MODEL_FILE
-            torch.onnx.export(module, (example,), str(path), input_names=["windows"],
-                              output_names=["errors"], dynamo=False, opset_version=17,
-                              dynamic_axes={"windows": {0: "batch"}, "errors": {0: "batch"}})
-            return path.read_bytes()
 
     def torch_errors(self, X: np.ndarray) -> np.ndarray:
         """Per-sensor errors from the torch module (only after ``fit``; to check the export)."""

@@ -35,16 +35,14 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
 from pipelines.core.detectors import BaseDetector, ClassRegionExplanation, InvalidInputError
-from pipelines.core.onnx import onnx_session
+from pipelines.core.onnx import onnx_session, torch_to_onnx
 from pipelines.wafermap.schema import CLASSES, FAIL, PASS
 
 logger = logging.getLogger(__name__)
@@ -335,24 +333,10 @@ class CNNDetector(BaseDetector):
             self.uncalibrated_val_ = _mean_softmax(logits)
         module.temperature.fill_(self.temperature_)
         self.module_ = module
-        self.onnx_ = self._export(module)
+        self.onnx_ = torch_to_onnx(module, torch.zeros(2, *self.input_shape_), ["maps"],
+                                   ["probabilities"])
         self.session_ = onnx_session(self.onnx_, self.n_jobs)
         return self
-
-    def _export(self, module) -> bytes:
-        import torch
-
-        example = torch.zeros(2, *self.input_shape_, dtype=torch.float32)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            # the TorchScript exporter is deprecated in torch 2.13 but still shipped, and
-            # far quicker than the dynamo exporter (as in the sensor autoencoder)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            path = Path(tmp) / self.MODEL_FILE
-            torch.onnx.export(module, (example,), str(path), input_names=["maps"],
-                              output_names=["probabilities"], dynamo=False, opset_version=17,
-                              dynamic_axes={"maps": {0: "batch"},
-                                            "probabilities": {0: "batch"}})
-            return path.read_bytes()
 
     def torch_probabilities(self, X: np.ndarray) -> np.ndarray:
         """Probabilities from the torch module (only after ``fit``; to check the export)."""
