@@ -24,6 +24,11 @@ def is_number_text(text: str) -> bool:
     return bool(_NUMBER.match(text))
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 column``, ``3 columns`` (``words`` for an irregular plural), with a thousands comma."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
 class SchemaError(ValueError):
     """Input does not fit a schema; ``problems`` lists every issue found."""
 

@@ -124,7 +124,7 @@ class SensorPredictor(Predictor):
         order = explanation.top(TOP_K)
         low, high = training_range(decider.detector.preprocessor_, X.shape[1])
         rows = np.arange(len(X))
-        names = np.asarray(explanation.feature_names)
+        names = np.asarray(table.sensor_labels)  # as the file names them
         for k in range(order.shape[1]):
             j = order[:, k]
             out[f"top_sensor_{k + 1}"] = names[j]

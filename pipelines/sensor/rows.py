@@ -156,9 +156,11 @@ class DriftCounter:
         cumulative = np.cumsum(weights[order])
         return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
-    def result(self) -> dict:
+    def result(self, names: Sequence[str] | None = None) -> dict:
         """``{"share_outside", "share_imputed", "top_drifted": [{"sensor", "share_outside",
-        "median", "train_p01", "train_p99"}]}``."""
+        "median", "train_p01", "train_p99"}]}``; each sensor named from ``names`` (as the file
+        names it) or else the profile's feature names."""
+        names = self.profile["features"] if names is None else names
         cells = self.rows * len(self.low)
         observed_in_range = int(self.seen[self.ranged].sum())
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -170,7 +172,7 @@ class DriftCounter:
             "share_outside": float(self.outside[self.ranged].sum() / observed_in_range)
             if observed_in_range else 0.0,
             "share_imputed": float((cells - self.seen.sum()) / cells) if cells else 0.0,
-            "top_drifted": [{"sensor": self.profile["features"][j],
+            "top_drifted": [{"sensor": names[j],
                              "share_outside": float(per_sensor[j]),
                              "median": _json_float(self._median(j)),
                              "train_p01": _json_float(self.low[j]),

@@ -155,8 +155,8 @@ def test_dialects_are_sniffed_and_read_the_same(sep, decimal, name):
     frame = make_batch_frame(4)
     data = frame.to_csv(index=False, sep=sep, decimal=decimal).encode()
     opened = open_sensor_file(io.BytesIO(data), "d.csv", chunk_rows=3)
-    assert opened.detected["delimiter_name"] == name and opened.detected["decimal"] == decimal
-    assert opened.detected["delimiter"] == sep.replace("\\t", "\t")
+    assert opened.detected.delimiter_name == name and opened.detected.decimal == decimal
+    assert opened.detected.delimiter == sep.replace("\\t", "\t")
     tables = list(opened.chunks)
     assert [t.first_row for t in tables] == [1, 4]
     np.testing.assert_allclose(np.vstack([t.values for t in tables]),

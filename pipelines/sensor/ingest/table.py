@@ -24,6 +24,7 @@ import logging
 import re
 import zipfile
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -31,8 +32,9 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.problems import (LimitError, Problem, SchemaError, coerce_numeric,
-                                     out_of_range)
-from pipelines.sensor.schema import ID_HEADERS, LABEL_COLUMNS, N_SENSORS, SENSOR_COLUMNS
+                                     out_of_range, plural)
+from pipelines.sensor.schema import (ID_HEADERS, LABEL_COLUMNS, N_SENSORS, SENSOR_COLUMNS,
+                                     sensor_label)
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +66,17 @@ class SensorTable:
     warnings: list[Problem] = field(default_factory=list)
     extra: pd.DataFrame | None = None
     first_row: int = 1
+    # the file's names of the sensors in schema order; None when they are Sensor-1..590
+    file_sensor_columns: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def sensor_labels(self) -> list[str]:
+        """Each sensor as the file names it, the model's name beside it where they differ
+        (``4 (Sensor-5)`` for a SECOM file, ``Sensor-5`` for a batch file)."""
+        return list(_labels(self.file_sensor_columns) or SENSOR_COLUMNS)
 
     @property
     def n_missing(self) -> int:
@@ -93,9 +103,27 @@ class SensorLayout:
         blank = not self.id_column.strip() or self.id_column.lower().startswith("unnamed")
         return "Wafer" if blank else self.id_column
 
+    @cached_property
+    def file_sensor_columns(self) -> tuple[str, ...] | None:
+        """The sensor columns as the file names them, or None when that is Sensor-1..590."""
+        names = tuple(c.strip() for c in self.sensor_columns)
+        return None if list(names) == SENSOR_COLUMNS else self.sensor_columns
+
+    @cached_property
+    def sensor_labels(self) -> tuple[str, ...] | None:
+        """Each sensor as the file names it, with the model's name where they differ; None
+        when the file uses the model's names."""
+        return _labels(self.file_sensor_columns)
+
     def text_columns(self) -> list[str]:
         """Columns read as text, never as numbers: the id and the extras."""
         return ([self.id_column] if self.id_column is not None else []) + list(self.extra_columns)
+
+
+def _labels(file_sensor_columns: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if file_sensor_columns is None:
+        return None
+    return tuple(sensor_label(c, i) for i, c in enumerate(file_sensor_columns))
 
 
 @dataclass
@@ -104,7 +132,7 @@ class SensorSource:
 
     file: str
     layout: SensorLayout
-    detected: dict
+    detected: "Detected"
     chunks: Iterator[SensorTable]
 
 
@@ -144,6 +172,12 @@ def _ranges(indices: list[int]) -> str:
 def layout_from_header(columns: list[str], file: str, require_labels: bool = False) -> SensorLayout:
     """Find the id, sensor, label and extra columns of a header; :class:`SchemaError` if it cannot."""
     columns = [str(c) for c in columns]
+    unnamed = [k + 1 for k, c in enumerate(columns) if k and not c.strip()]
+    if unnamed:
+        listed = ", ".join(map(str, unnamed[:5])) + (", ..." if len(unnamed) > 5 else "")
+        raise SchemaError([Problem(
+            f"the header leaves {plural(len(unnamed), 'column')} without a name (number "
+            f"{listed}); only the first column, the wafer id, may be blank", file=file)])
     seen: set[str] = set()
     duplicates = [c for c in columns if c in seen or seen.add(c)]
     if duplicates:
@@ -236,7 +270,8 @@ def parse_chunk(frame: pd.DataFrame, layout: SensorLayout, file: str,
         extra = pd.DataFrame({c: _text(frame[c]) for c in layout.extra_columns},
                              index=range(len(frame)))
     return SensorTable(ids=ids, values=values, id_column=layout.id_name, layout=layout.layout,
-                       labels=labels, extra=extra, first_row=first_row)
+                       labels=labels, extra=extra, first_row=first_row,
+                       file_sensor_columns=layout.file_sensor_columns)
 
 
 def parse_sensor_frame(frame: pd.DataFrame, file: str = "upload.csv",
@@ -258,7 +293,8 @@ def concat_tables(tables: list[SensorTable]) -> SensorTable:
                                                        ignore_index=True)
     return SensorTable(ids=[i for t in tables for i in t.ids],
                        values=np.vstack([t.values for t in tables]), id_column=first.id_column,
-                       layout=first.layout, labels=labels, extra=extra)
+                       layout=first.layout, labels=labels, extra=extra,
+                       file_sensor_columns=first.file_sensor_columns)
 
 
 # -- files --------------------------------------------------------------------------------------
@@ -269,6 +305,81 @@ class CsvDialect:
     delimiter: str = ","
     decimal: str = "."
     encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Detected:
+    """How a file was read: the one description the parser gives, the check endpoint and the
+    predict API send (:meth:`to_dict`), and the page shows (``description``).
+
+    ``format`` is ``csv``, ``xlsx`` or ``json``; ``delimiter`` and ``decimal`` the characters
+    found in a CSV; ``id_column`` the header of the id column as written (``""`` for a blank
+    first cell, None when there is none); ``layout`` ``batch``, ``secom`` or ``json``.
+    """
+
+    format: str
+    layout: str
+    delimiter: str | None = None
+    decimal: str | None = None
+    id_column: str | None = None
+    numbered_ids: bool = False
+    extra_columns: tuple[str, ...] = ()
+    # each sensor as the file names it, with the model's name where they differ (SECOM's
+    # ``4 (Sensor-5)``); None when the file uses the model's names
+    sensor_labels: tuple[str, ...] | None = None
+
+    @property
+    def delimiter_name(self) -> str | None:
+        return DELIMITER_NAMES.get(self.delimiter) if self.delimiter else None
+
+    @property
+    def plain(self) -> bool:
+        """A comma-separated CSV with decimal points: what the page's own CSV reader reads."""
+        return self.format == "csv" and self.delimiter == "," and self.decimal == "."
+
+    @property
+    def needs_normalising(self) -> bool:
+        """The page needs the server's comma/point copy to show this file (it is a file, and
+        not plain CSV)."""
+        return self.format in ("csv", "xlsx") and not self.plain
+
+    def how(self) -> str:
+        """``semicolon-separated with decimal commas``: how a CSV was read, "" for plain CSV."""
+        if self.format != "csv" or self.plain:
+            return ""
+        comma = " with decimal commas" if self.decimal == "," else ""
+        return f"{self.delimiter_name}-separated{comma}"
+
+    def description(self) -> str:
+        """One sentence on how the file was read, for the page."""
+        if self.format == "json":
+            text = "Read as JSON instances."
+        elif self.format == "xlsx":
+            text = "Read as an Excel workbook (.xlsx), its first sheet."
+        else:
+            decimal = "decimal commas" if self.decimal == "," else "decimal points"
+            text = f"Read as a CSV file, {self.delimiter_name}-separated with {decimal}."
+        if self.numbered_ids:
+            text += " No wafer id column: wafers are numbered 1, 2, 3... in file order."
+        elif self.id_column is not None:
+            where = ("the first column (its header is blank)" if not self.id_column.strip()
+                     else f"column '{self.id_column}'")
+            text += f" Wafer ids from {where}, kept as written."
+        if self.extra_columns:
+            listed = ", ".join(self.extra_columns[:10])
+            more = f" and {len(self.extra_columns) - 10} more" if len(self.extra_columns) > 10 \
+                else ""
+            text += f" Carried through to the results as text: {listed}{more}."
+        return text
+
+    def to_dict(self) -> dict:
+        """The JSON form: the fields, the delimiter's name, the page's flags and the sentence."""
+        return {"format": self.format, "layout": self.layout, "delimiter": self.delimiter,
+                "delimiter_name": self.delimiter_name, "decimal": self.decimal,
+                "id_column": self.id_column, "numbered_ids": self.numbered_ids,
+                "extra_columns": list(self.extra_columns),
+                "sensor_labels": None if self.sensor_labels is None else list(self.sensor_labels),
+                "needs_normalising": self.needs_normalising, "description": self.description()}
 
 
 def _split_line(line: str, delimiter: str) -> list[str]:
@@ -300,7 +411,11 @@ def looks_like_xlsx(head: bytes, file: str) -> bool:
 
 def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
                 chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
-    """The header and an iterator of row chunks; id and extra columns read as text."""
+    """The header and an iterator of row chunks; id and extra columns read as text.
+
+    The reader is made when the first chunk is asked for, so the header is checked
+    (:func:`layout_from_header`) before pandas sees it.
+    """
     start = stream.tell()
     head = stream.read(SNIFF_BYTES).decode(dialect.encoding, errors="replace")
     header_line = head.splitlines()[0] if head.strip() else ""
@@ -309,17 +424,20 @@ def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
     if not columns:
         raise SchemaError([Problem("the file is empty", file=file)])
     text = [c for c in columns if _sensor_index(c) is None and c not in LABEL_COLUMNS]
-    try:
+
+    def frames() -> Iterator[pd.DataFrame]:
         # converters, not a dtype mapping: given any dtype mapping pandas wraps every column
         # of every chunk in a Series (a quarter of the read time for 590 columns); a str
         # converter reads the same text, NA cells included (a column whose cells are all
-        # empty comes out as float NaN, which parse_chunk's _text makes None like the rest)
+        # empty comes out as float NaN, which parse_chunk's _text makes None like the rest).
+        # names=: the columns exactly as the header writes them (pandas would rename a blank
+        # first cell 'Unnamed: 0'), so the layout's names are the frame's names
         reader = pd.read_csv(stream, sep=dialect.delimiter, decimal=dialect.decimal,
-                             encoding=dialect.encoding, converters={c: str for c in text},
+                             encoding=dialect.encoding, header=0, names=columns,
+                             converters={c: str for c in text},
                              chunksize=chunk_rows, low_memory=False, skip_blank_lines=True)
-    except pd.errors.EmptyDataError:
-        raise SchemaError([Problem("the file is empty", file=file)]) from None
-    return columns, _guard_csv(reader, file)
+        yield from _guard_csv(reader, file)
+    return columns, frames()
 
 
 def _guard_csv(reader, file: str) -> Iterator[pd.DataFrame]:
@@ -385,26 +503,26 @@ def open_sensor_file(stream: IO[bytes], file: str, chunk_rows: int = CHUNK_ROWS,
         raise SchemaError([Problem("the file is empty", file=file)])
     if looks_like_xlsx(head, file):
         columns, frames = _xlsx_chunks(stream, file, chunk_rows)
-        detected = {"format": "xlsx", "delimiter": None, "delimiter_name": None, "decimal": None}
+        dialect = None
     else:
         dialect = sniff_dialect(head)
         columns, frames = _csv_chunks(stream, dialect, file, chunk_rows)
-        detected = {"format": "csv", "delimiter": dialect.delimiter,
-                    "delimiter_name": DELIMITER_NAMES[dialect.delimiter],
-                    "decimal": dialect.decimal}
     try:
         layout = layout_from_header(columns, file, require_labels)
     except SchemaError as exc:
-        if detected["format"] == "csv" and len(columns) < 3:
+        if dialect is not None and len(columns) < 3:
             exc.problems.insert(0, Problem(
-                f"only {len(columns)} column(s) found with the detected "
-                f"{detected['delimiter_name']} "
+                f"only {plural(len(columns), 'column')} found with the detected "
+                f"{DELIMITER_NAMES[dialect.delimiter]} "
                 f"delimiter; save the file with comma, semicolon or tab between cells",
                 file=file))
             raise SchemaError(exc.problems) from None
         raise
-    detected.update(id_column=layout.id_column, numbered_ids=layout.id_column is None,
-                    extra_columns=list(layout.extra_columns), layout=layout.layout)
+    detected = Detected(format="xlsx" if dialect is None else "csv", layout=layout.layout,
+                        delimiter=dialect and dialect.delimiter,
+                        decimal=dialect and dialect.decimal, id_column=layout.id_column,
+                        numbered_ids=layout.id_column is None,
+                        extra_columns=layout.extra_columns, sensor_labels=layout.sensor_labels)
     return SensorSource(file, layout, detected, _tables(frames, layout, file, max_rows))
 
 
@@ -441,8 +559,9 @@ def read_sensor_csv(source: str | Path | IO[bytes] | bytes, file: str | None = N
 
 
 def chunk_frame(table: SensorTable, label_column: str | None = None) -> pd.DataFrame:
-    """A chunk back as a plain table: id, the file's extra columns, Sensor-1..590, label."""
-    frame = pd.DataFrame(table.values, columns=SENSOR_COLUMNS)
+    """A chunk back as a plain table: id, the file's extra columns, the sensors named as the
+    file names them, label."""
+    frame = pd.DataFrame(table.values, columns=list(table.file_sensor_columns or SENSOR_COLUMNS))
     at = 0
     if table.id_column != "row":
         frame.insert(0, table.id_column, table.ids)

@@ -182,7 +182,7 @@ export function createCsvPage(cfg, hooks) {
       el.checkSummary.textContent = `The server check did not answer${check.status ? ` (HTTP ${check.status})` : ""}; `
         + "the file is shown as read in the browser and is checked again when you predict.";
     }
-    const detected = describeDetected(body.detected, noun);
+    const detected = describeDetected(body.detected);
     el.checkDetected.textContent = detected + (typeof body.csv === "string"
       ? " The server converted it to a comma-separated table, shown below." : "");
     el.checkDetected.hidden = !el.checkDetected.textContent;
@@ -369,7 +369,7 @@ export function createCsvPage(cfg, hooks) {
     $("card-version").textContent = resp.model_version;
     hooks.onResults?.(resp);
     renderWarnings(el.warnings, el.warningList, resp.warnings);
-    el.detected.textContent = describeDetected(resp.detected, noun);
+    el.detected.textContent = describeDetected(resp.detected);
     el.detected.hidden = !el.detected.textContent;
     const nIn = preds.reduce((n, p) => n + (p.in_sample === true ? 1 : 0), 0);
     el.inSample.hidden = !nIn;
@@ -440,6 +440,7 @@ export function createCsvPage(cfg, hooks) {
     rangeView.open({
       title: `${titleCase(noun.one)} ${p.id}: every sensor against its training range`,
       opener: button,
+      labels: r.resp.detected?.sensor_labels ?? null,
       note: el.stale.hidden ? "" : "Values as they are in the table now; it was edited after these results were computed.",
       values: (profile) => {
         if (!row) return null;

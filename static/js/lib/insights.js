@@ -4,27 +4,9 @@
 // when the server sends nothing for it.
 import { esc, int, pct } from "./util.js";
 
-const DELIMITERS = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", " ": "space" };
-const DECIMALS = { ".": "decimal point", ",": "decimal comma" };
-
-/** One sentence on how the server read a file, or "" when it said nothing. ``noun``: {one, many, id}. */
-export function describeDetected(detected, noun) {
-  if (!detected || typeof detected !== "object") return "";
-  const parts = [];
-  if (detected.format) parts.push(detected.format === "xlsx" ? "an Excel workbook (.xlsx)" : `a ${String(detected.format).toUpperCase()} file`);
-  const how = [];
-  if (detected.delimiter && detected.format !== "xlsx") {
-    // the server names the delimiter ("comma", "semicolon", "tab"); a bare character is named here
-    const d = String(detected.delimiter);
-    how.push(`${DELIMITERS[d] ?? (d.length > 1 ? d : `“${d}”`)}-separated`);
-  }
-  if (detected.decimal) how.push(`with a ${DECIMALS[detected.decimal] ?? `“${detected.decimal}” decimal mark`}`);
-  let text = `Read as ${parts.join("") || "a file"}${how.length ? `, ${how.join(" ")}` : ""}.`;
-  if (detected.numbered_ids) text += ` No ${noun.id} column: ${noun.many} are numbered 1, 2, 3… in file order.`;
-  else if (detected.id_column) text += ` ${noun.id[0].toUpperCase()}${noun.id.slice(1)}s from column “${detected.id_column}”, kept as written.`;
-  const extra = Array.isArray(detected.extra_columns) ? detected.extra_columns : [];
-  if (extra.length) text += ` Extra column${extra.length === 1 ? "" : "s"} carried through to the results: ${extra.join(", ")}.`;
-  return text;
+/** The server's one sentence on how it read a file (``detected.description``), or "". */
+export function describeDetected(detected) {
+  return detected && typeof detected.description === "string" ? detected.description : "";
 }
 
 /** Fill a warning box (``box`` with a <ul> ``list``) with the server's warnings; hide it when none. */

@@ -37,9 +37,11 @@ const STATUS = {
   none: { order: 0, text: "no range", cls: "rv-missing" },
 };
 
-/** Each feature's value and where it lies against the profile. */
-export function compareToProfile(profile, values) {
-  return profile.features.map((name, i) => {
+/** Each feature's value and where it lies against the profile; ``labels`` (the server's
+ *  names of the features as the file writes them) name the rows when given. */
+export function compareToProfile(profile, values, labels = null) {
+  return profile.features.map((feature, i) => {
+    const name = labels?.[i] ?? feature;
     const v = values[i];
     const lo = profile.p01?.[i];
     const hi = profile.p99?.[i];
@@ -142,7 +144,7 @@ export function createRangeView(el, { profileUrl, noun }) {
   el.close.addEventListener("click", () => el.dialog.close());
   el.dialog.addEventListener("close", () => { opener?.focus(); opener = null; });
 
-  async function open({ title, values, opener: from, note = "" }) {
+  async function open({ title, values, labels = null, opener: from, note = "" }) {
     opener = from ?? document.activeElement;
     el.title.textContent = title;
     el.summary.textContent = "";
@@ -165,7 +167,7 @@ export function createRangeView(el, { profileUrl, noun }) {
       return;
     }
     el.status.textContent = note;
-    rows = compareToProfile(prof, vals);
+    rows = compareToProfile(prof, vals, labels);
     const nOut = rows.filter((r) => r.status === "above" || r.status === "below").length;
     const nMissing = rows.filter((r) => r.status === "missing").length;
     el.summary.innerHTML = `<strong>${int(nOut)}</strong> of ${int(rows.length)} sensors lie outside the training range `

@@ -62,7 +62,7 @@ def predict():
         model=run.model, model_version=run.model_version, threshold=run.threshold,
         default_threshold=run.default_threshold,
         false_alarm_rate=round(decider.false_alarm_rate(run.threshold), 4),
-        id_column=req.id_name, detected=req.detected,
+        id_column=req.id_name, detected=req.detected.to_dict(),
         warnings=run.warnings, n_rows=len(run.results), n_flagged=run.n_flagged,
         imputed_cells=run.n_missing, drift=run.drift,
         score_meaning=info.get("score_meaning"), threshold_note=info.get("threshold_note"),

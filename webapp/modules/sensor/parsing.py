@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from pipelines.core.problems import SchemaError
 from pipelines.sensor.ingest.instances import table_from_instances
-from pipelines.sensor.ingest.table import CHUNK_ROWS, SensorTable, open_sensor_file
+from pipelines.sensor.ingest.table import (CHUNK_ROWS, Detected, SensorTable,
+                                           open_sensor_file)
 from webapp.errors import InputError
 from webapp.params import (parse_count, parse_model, parse_threshold, read_json,
                            validate_envelope)
@@ -40,7 +41,7 @@ class SensorRequest:
     source: str  # file name, or "json"
     id_name: str  # what results call the id column
     chunks: Iterator[SensorTable]
-    detected: dict
+    detected: Detected
     label_column: str | None = None
     sha256: str | None = None
     threshold: float | None = None
@@ -50,16 +51,13 @@ class SensorRequest:
     warnings: list[str] = field(default_factory=list)
 
 
-def dialect_note(detected: dict) -> str:
+def dialect_note(detected: Detected) -> str:
     """How a file was read, when that is not plain comma CSV: worth saying in an error."""
-    if detected.get("format") != "csv" or detected.get("delimiter") == "," \
-            and detected.get("decimal") == ".":
-        return ""
-    comma = " and decimal commas" if detected.get("decimal") == "," else ""
-    return f" (read as {detected.get('delimiter_name')}-separated{comma})"
+    how = detected.how()
+    return f" (read as {how})" if how else ""
 
 
-def _located(exc: SchemaError, detected: dict) -> InputError:
+def _located(exc: SchemaError, detected: Detected) -> InputError:
     error = schema_error(exc)
     note = dialect_note(detected)
     if note and len(error.description) + len(note) < 300:
@@ -67,7 +65,7 @@ def _located(exc: SchemaError, detected: dict) -> InputError:
     return error
 
 
-def _guarded(chunks: Iterator[SensorTable], detected: dict) -> Iterator[SensorTable]:
+def _guarded(chunks: Iterator[SensorTable], detected: Detected) -> Iterator[SensorTable]:
     """Chunks whose SchemaError (bad cells found while reading) becomes a located 400/413."""
     try:
         yield from chunks
@@ -75,7 +73,7 @@ def _guarded(chunks: Iterator[SensorTable], detected: dict) -> Iterator[SensorTa
         raise _located(exc, detected) from None
 
 
-def file_warnings(detected: dict, ids: pd.Series) -> list[str]:
+def file_warnings(detected: Detected, ids: pd.Series) -> list[str]:
     """What a user should know about an accepted file: repeated ids, numbered rows."""
     out = []
     repeated = ids[ids.duplicated(keep=False)]
@@ -83,7 +81,7 @@ def file_warnings(detected: dict, ids: pd.Series) -> list[str]:
         examples = ", ".join(map(str, pd.unique(repeated)[:3]))
         out.append(f"{repeated.nunique()} ids appear more than once (e.g. {examples}); every "
                    f"row was kept, so check for duplicated wafers.")
-    if detected.get("numbered_ids") and detected.get("format") != "json":
+    if detected.numbered_ids and detected.format != "json":
         out.append("The file has no wafer id column, so rows are numbered 1, 2, ... in file "
                    "order; add a first column named 'Wafer' to keep your own ids.")
     return out
@@ -135,8 +133,7 @@ def sensor_request(request: Request) -> SensorRequest:
                                      max_rows=current_app.config["MAX_ROWS"])
     except SchemaError as exc:
         raise schema_error(exc) from None
-    detected = {"format": "json", "delimiter": None, "decimal": None, "id_column": None,
-                "numbered_ids": envelope.ids is None, "extra_columns": [], "layout": "json"}
+    detected = Detected(format="json", layout="json", numbered_ids=envelope.ids is None)
     model = parse_model(envelope.model or request.args.get("model"))
     threshold = envelope.threshold if envelope.threshold is not None \
         else parse_threshold(request.args.get("threshold"))

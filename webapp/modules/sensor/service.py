@@ -77,7 +77,7 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
         raise InputError(str(exc).strip("'\"")) from None
     check_threshold_range(req.threshold, decider.score_range, decider.name)
     threshold = decider.threshold if req.threshold is None else req.threshold
-    parts, n_missing, extra, has_labels = [], 0, [], False
+    parts, n_missing, extra, has_labels, names = [], 0, [], False, None
     csv = ChunkedCsv(float_decimals=None)  # History re-decides it later: exact scores
     drift = predictor.drift_counter()
 
@@ -99,13 +99,14 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
             results["in_sample"] = in_sample
             n_missing += int(results["imputed_cells"].sum())
             has_labels = table.labels is not None
+            names = table.sensor_labels
             extra = [] if table.extra is None else list(table.extra.columns)
             parts.append(_with_extras(results, table))
             written.append(helper.submit(write, parts[-1]))  # in order, after the next chunk
         for future in written:
             future.result()
     results = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    report = drift.result()
+    report = drift.result(names)
     return ScoredRun(results=results, model=decider.name, model_version=decider.version,
                      threshold=threshold, default_threshold=decider.threshold,
                      score_column=SCORE_COLUMNS[decider.role], n_missing=n_missing,

@@ -32,8 +32,9 @@ def page():
 def check():
     """Validate an uploaded file without predicting: a summary, or a 400 listing the problems.
 
-    A file that is not plain comma/dot CSV (semicolons, tabs, decimal commas, .xlsx) comes
-    back as ``csv``, normalised, for the page's editable preview; otherwise ``csv`` is null.
+    A file that is not plain comma/point CSV (semicolons, tabs, decimal commas, .xlsx:
+    ``detected.needs_normalising``) comes back as ``csv``, normalised, for the page's editable
+    preview; otherwise ``csv`` is null and the page keeps the user's own text.
     """
     with heavy_slot():
         return _check()
@@ -42,8 +43,7 @@ def check():
 def _check():
     req = open_sensor_upload(request)
     rows, missing, labelled, parts, ids = 0, 0, False, [], []
-    normalise = req.detected["format"] != "csv" or req.detected["delimiter"] != "comma" \
-        or req.detected["decimal"] != "."
+    normalise = req.detected.needs_normalising
     for table in req.chunks:
         rows += len(table)
         missing += table.n_missing
@@ -53,8 +53,8 @@ def _check():
             parts.append(chunk_frame(table, req.label_column))
     text = pd.concat(parts, ignore_index=True).to_csv(index=False) if parts else None
     return jsonify(file=req.source, n_rows=rows, n_missing=missing, id_column=req.id_name,
-                   layout=req.detected.get("layout"), has_labels=labelled, problems=[],
-                   detected=req.detected,
+                   layout=req.detected.layout, has_labels=labelled, problems=[],
+                   detected=req.detected.to_dict(),
                    warnings=req.warnings + file_warnings(req.detected, pd.Series(ids)), csv=text)
 
 
