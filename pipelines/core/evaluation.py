@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
-                             confusion_matrix, f1_score, mean_absolute_error,
-                             precision_recall_fscore_support, r2_score, roc_auc_score)
+from sklearn.metrics import (average_precision_score, balanced_accuracy_score,
+                             mean_absolute_error, precision_recall_fscore_support, r2_score,
+                             roc_auc_score)
 from sklearn.model_selection import (GroupKFold, RepeatedStratifiedKFold, StratifiedKFold,
                                      TimeSeriesSplit)
 
+from pipelines.core.confusion import multiclass_report
 from pipelines.core.thresholds import false_alarm_rate, threshold_at_false_alarm_rate
 
 logger = logging.getLogger(__name__)
@@ -105,22 +106,9 @@ def multiclass_metrics(y: np.ndarray, probabilities: np.ndarray,
 
     ``probabilities`` is (rows, classes); the predicted class is the most probable one.
     """
-    y = np.asarray(y).astype(int)
     probabilities = np.asarray(probabilities)
-    labels = list(range(probabilities.shape[1]))
-    names = classes or [str(c) for c in labels]
-    predicted = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y, predicted, labels=labels, zero_division=0)
-    return {
-        "accuracy": float(accuracy_score(y, predicted)),
-        "macro_f1": float(f1_score(y, predicted, labels=labels, average="macro",
-                                   zero_division=0)),
-        "per_class": {names[k]: {"precision": float(precision[k]), "recall": float(recall[k]),
-                                 "f1": float(f1[k]), "support": int(support[k])}
-                      for k in labels},
-        "confusion_matrix": confusion_matrix(y, predicted, labels=labels).tolist(),
-    }
+    names = classes or [str(c) for c in range(probabilities.shape[1])]
+    return multiclass_report(np.asarray(y).astype(int), probabilities.argmax(axis=1), names)
 
 
 def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

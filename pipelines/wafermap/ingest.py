@@ -337,8 +337,15 @@ def write_npz(path, maps: Sequence[np.ndarray], labels: Sequence[str] | None = N
 
 
 # -- CSV grids ----------------------------------------------------------------------------------
+LABEL_LINE = "label,"
+
+
 def read_csv_grid(source, file: str | None = None, *, max_maps: int | None = None) -> WaferMaps:
-    """One map per block of lines; cells ``0``/``1``/``2`` separated by commas."""
+    """One map per block of lines; cells ``0``/``1``/``2`` separated by commas.
+
+    A block may start with a line ``label,<class>`` (``label,Center``): the map's true class,
+    so a labelled batch can be scored against its labels. Unlabelled blocks get ``""``.
+    """
     file, text = _text(source, file, "map.csv")
     blocks: list[list[tuple[int, str]]] = [[]]
     for number, line in enumerate(text.splitlines(), start=1):
@@ -350,10 +357,23 @@ def read_csv_grid(source, file: str | None = None, *, max_maps: int | None = Non
     if not blocks:
         raise SchemaError([Problem("the file holds no map (it is empty)", file=file)])
     _raise(_count_problems(len(blocks), file, max_maps))
-    grids, problems = [], []
+    grids, problems, labels = [], [], []
     several = len(blocks) > 1
     for k, block in enumerate(blocks):
         index = k + 1 if several else None
+        label = ""
+        if block[0][1].strip().lower().startswith(LABEL_LINE):
+            number, line = block.pop(0)
+            label = line.strip()[len(LABEL_LINE):].strip()
+            if label not in CLASSES:
+                problems.append(Problem(f"label '{label[:40]}' is not one of "
+                                        f"{', '.join(CLASSES)}", file=file, index=index,
+                                        row=number))
+            if not block:
+                problems.append(Problem("a label line with no map under it", file=file,
+                                        index=index, row=number))
+                continue
+        labels.append(label)
         if len(block) > MAX_SIDE:
             problems.append(Problem(f"the map has {len(block)} rows; at most {MAX_SIDE} are "
                                     f"accepted", file=file, index=index))
@@ -395,7 +415,10 @@ def read_csv_grid(source, file: str | None = None, *, max_maps: int | None = Non
             problems += check_grid(grid, file, index)
             grids.append(grid)
     _raise(problems)
-    return _finish(grids, file, "csv grid")
+    found = _finish(grids, file, "csv grid")
+    if any(labels):
+        found.labels = np.array(labels, dtype=str)
+    return found
 
 
 def _text(source, file: str | None, default: str) -> tuple[str, str]:

@@ -265,3 +265,29 @@ def test_problem_names_the_item_within_a_file():
     assert p.to_dict() == {"message": "bad die", "file": "maps.npz", "row": 2, "column": "5",
                            "index": 3}
     assert Problem("x", file="a.csv", row=1).text() == "a.csv, row 1: x"
+
+
+def test_numpy_multiclass_report_matches_scikit_learn():
+    """The serving-side report (no scikit-learn) gives scikit-learn's figures, empty classes too."""
+    from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score,
+                                 precision_recall_fscore_support)
+
+    from pipelines.core.confusion import multiclass_report
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        k, n = int(rng.integers(2, 9)), int(rng.integers(1, 60))
+        y, p = rng.integers(0, k, n), rng.integers(0, k, n)
+        report = multiclass_report(y, p, [f"c{i}" for i in range(k)])
+        labels = list(range(k))
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y, p, labels=labels, zero_division=0)
+        assert report["accuracy"] == pytest.approx(accuracy_score(y, p))
+        assert report["macro_f1"] == pytest.approx(
+            f1_score(y, p, labels=labels, average="macro", zero_division=0))
+        got = [report["per_class"][f"c{i}"] for i in labels]
+        assert [g["precision"] for g in got] == pytest.approx(precision.tolist())
+        assert [g["recall"] for g in got] == pytest.approx(recall.tolist())
+        assert [g["f1"] for g in got] == pytest.approx(f1.tolist())
+        assert [g["support"] for g in got] == support.tolist()
+        assert report["confusion_matrix"] == confusion_matrix(y, p, labels=labels).tolist()

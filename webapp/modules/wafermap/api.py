@@ -14,7 +14,8 @@ from webapp import db
 from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
 from webapp.modules.wafermap.parsing import WafermapRequest, wafermap_request
-from webapp.modules.wafermap.service import ScoredMaps, pack_grid, results_frame, score_maps
+from webapp.modules.wafermap.service import (ScoredMaps, label_report, pack_grid, results_frame,
+                                             score_maps)
 from webapp.predictors import get_predictor
 from webapp.runs import recording_failures
 
@@ -28,6 +29,8 @@ def _pages(run: ScoredMaps, req: WafermapRequest):
         page = []
         for k in range(start, min(start + PAGE_MAPS, len(run.records))):
             record = {"index": k + 1, "name": req.names[k]} | run.records[k]
+            if req.labels is not None:
+                record["label"] = req.labels[k] or None
             if req.include_maps:
                 record["map"] = pack_grid(req.maps[k])
             page.append(record)
@@ -41,7 +44,8 @@ def predict():
     with recording_failures("wafermap"), heavy_slot():
         req = wafermap_request(request)
         run = score_maps(predictor, req)
-    data = csv_bytes(results_frame(run, req.names), float_decimals=None)  # re-decided later: exact
+    data = csv_bytes(results_frame(run, req.names, req.labels),
+                     float_decimals=None)  # re-decided later: exact
     run_id = db.record_run(
         "wafermap", run.model, run.model_version, req.source, len(run.records), run.n_review,
         run.review_level, default_threshold=run.default_review_level, input_sha256=req.sha256,
@@ -56,5 +60,5 @@ def predict():
                 model=run.model, model_version=run.model_version,
                 review_level=run.review_level, default_review_level=run.default_review_level,
                 classes=run.classes, n_maps=len(run.records), n_review=run.n_review,
-                class_counts=counts, read=req.kinds)
+                class_counts=counts, read=req.kinds, labels=label_report(run, req.labels))
     return json_stream(head, "predictions", _pages(run, req))

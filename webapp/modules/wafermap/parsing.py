@@ -58,6 +58,8 @@ class WafermapRequest:
     model: str | None = None
     include_maps: bool = False  # the page asks for each map back, to draw it
     kinds: dict[str, int] = field(default_factory=dict)  # what was read: {"png": 3, "npz": 1}
+    # each map's true class from a labelled file ("" where its file has none); None: no labels
+    labels: list[str] | None = None
 
 
 def max_maps() -> int:
@@ -205,7 +207,7 @@ def _files_request(request: Request) -> WafermapRequest:
     files = uploaded_files(request, what=f"wafer maps ({ACCEPTED})")
     items, sha256 = read_uploads(files, max_files=limit)
     max_total = int(current_app.config["MAX_CONTENT_LENGTH"])
-    maps, names, problems, kinds = [], [], [], {}
+    maps, names, problems, kinds, labels = [], [], [], {}, []
     for item in items:
         if is_zip_archive(item):
             members = zip_members(item, max_members=limit, max_total=max_total)
@@ -222,6 +224,7 @@ def _files_request(request: Request) -> WafermapRequest:
                 problems += exc.problems
                 continue
             kinds[kind] = kinds.get(kind, 0) + 1
+            labels += [""] * len(read.maps) if read.labels is None else read.labels.tolist()
             maps += read.maps
             names += [n[len(prefix):] if n.startswith(prefix) else n for n in read.names]
     if problems:
@@ -231,6 +234,7 @@ def _files_request(request: Request) -> WafermapRequest:
     source = items[0].name if len(items) == 1 else f"{items[0].name} and {len(items) - 1} more"
     form = request.form
     return WafermapRequest(source, maps, names, sha256, kinds=kinds,
+                           labels=labels if any(labels) else None,
                            saliency=bool(parse_flag(form.get("saliency",
                                                              request.args.get("saliency")),
                                                     "saliency")),

@@ -9,6 +9,7 @@ import pandas as pd
 from flask import current_app
 
 from pipelines.core.detectors import UnknownDetectorError
+from pipelines.core.confusion import multiclass_report
 from pipelines.core.problems import SchemaError
 from pipelines.wafermap.predict import WafermapPredictor
 from webapp.errors import InputError
@@ -80,8 +81,24 @@ def score_maps(predictor: WafermapPredictor, req: WafermapRequest) -> ScoredMaps
                       float(predictor.review_level), list(predictor.classes))
 
 
-def results_frame(run: ScoredMaps, names: list[str]) -> pd.DataFrame:
-    """The results CSV: every map, its class, confidence, review flag and all probabilities."""
+def label_report(run: ScoredMaps, labels: list[str] | None) -> dict | None:
+    """Against the file's labels (maps without one left out): accuracy, macro-F1, per class
+    and the confusion matrix (rows true, columns predicted, in ``classes`` order)."""
+    if not labels:
+        return None
+    known = [k for k, label in enumerate(labels) if label]
+    y = np.array([run.classes.index(labels[k]) for k in known])
+    predicted = np.array([run.classes.index(run.records[k]["class"]) for k in known])
+    report = multiclass_report(y, predicted, run.classes)
+    return {"n_labelled": len(known), "n_unlabelled": len(labels) - len(known),
+            "classes": run.classes} | {k: report[k] for k in ("accuracy", "macro_f1",
+                                                               "per_class", "confusion_matrix")}
+
+
+def results_frame(run: ScoredMaps, names: list[str],
+                  labels: list[str] | None = None) -> pd.DataFrame:
+    """The results CSV: every map, its class (and true label, when the file has them),
+    confidence, review flag and all probabilities."""
     records = run.records
     frame = pd.DataFrame({
         "index": np.arange(1, len(records) + 1),
@@ -92,6 +109,8 @@ def results_frame(run: ScoredMaps, names: list[str]) -> pd.DataFrame:
         "review_level": run.review_level,
         "model": run.model_version,
     })
+    if labels is not None:
+        frame.insert(3, "label", pd.Series(labels, dtype="string"))
     for c in run.classes:
         frame[f"p_{c}"] = [r["probabilities"][c] for r in records]
     return frame
