@@ -16,10 +16,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 from flask import Blueprint, abort, request
+from werkzeug.exceptions import HTTPException
 
 from webapp import db
 from webapp.downloads import csv_response
-from webapp.errors import InputError
 from webapp.modules import ResultsDecision, registered
 from webapp.params import check_threshold_range, parse_threshold
 from webapp.predictors import get_predictor
@@ -27,15 +27,30 @@ from webapp.predictors import get_predictor
 bp = Blueprint("runs", __name__)
 
 
+def _record_failure(module: str, reason: str) -> None:
+    try:
+        files = [f.filename for f in request.files.getlist("file") if f.filename]
+    except HTTPException:  # the body itself was refused (too large): no file names to read
+        files = []
+    db.record_run(module, "", None, files[0] if files else "json", 0, 0, None,
+                  status="failed", error=reason)
+
+
 @contextmanager
 def recording_failures(module: str) -> Iterator[None]:
-    """Record a refused predict request as a failed run, with its reason, then let it answer."""
+    """Record a predict request that fails as a failed run, with its reason, then let it answer.
+
+    A refused request (400/413/415) keeps its message; an unexpected error is recorded as an
+    HTTP 500 naming the exception's type only (the traceback goes to the log, not to History).
+    """
     try:
         yield
-    except InputError as exc:
-        files = [f.filename for f in request.files.getlist("file") if f.filename]
-        db.record_run(module, "", None, files[0] if files else "json", 0, 0, None,
-                      status="failed", error=f"HTTP {exc.code}: {exc.description}")
+    except HTTPException as exc:
+        _record_failure(module, f"HTTP {exc.code}: {exc.description or exc.name}")
+        raise
+    except Exception as exc:
+        _record_failure(module, f"HTTP 500: unexpected {type(exc).__name__} on the server; "
+                                f"the error was logged")
         raise
 
 

@@ -49,7 +49,7 @@ def test_a_run_records_what_it_used_and_its_results_download_again(db_app):
     assert [(d["threshold"], d["flagged_only"]) for d in downloads] == [
         (0.25, False), (0.0, False), (0.0, True)]
     html = client.get("/history").get_data(as_text=True)
-    assert "3 cells edited, 1 rows removed" in html and "downloaded at 0.0000" in html
+    assert "3 cells edited, 1 row removed" in html and "downloaded at 0.0000" in html
     assert "default " in html  # the default threshold beside the one used
 
 
@@ -62,6 +62,30 @@ def test_a_failed_run_is_recorded_with_its_reason(db_app):
         run = db.recent_runs()[0]
     assert run["status"] == "failed" and "typo.csv" in run["error"] and "Sensor-4" in run["error"]
     assert "failed" in client.get("/history").get_data(as_text=True)
+
+
+def test_a_run_that_ends_in_a_500_is_recorded_with_its_reason(db_app, monkeypatch):
+    from webapp.modules.sensor import api
+
+    def broken(*args, **kwargs):
+        raise KeyError("")
+
+    monkeypatch.setattr(api, "score_request", broken)
+    response = upload(db_app.test_client(), to_csv_bytes(make_batch_frame(3)), "blank.csv")
+    assert response.status_code == 500 and "KeyError" not in response.get_data(as_text=True)
+    with db_app.app_context():
+        run = db.recent_runs()[0]
+    assert run["status"] == "failed" and run["source"] == "blank.csv"
+    assert run["error"].startswith("HTTP 500") and "KeyError" in run["error"]
+
+
+def test_an_upload_over_the_size_limit_is_recorded_as_refused(db_app):
+    db_app.config["MAX_CONTENT_LENGTH"] = 1024
+    response = upload(db_app.test_client(), to_csv_bytes(make_batch_frame(40)), "big.csv")
+    assert response.status_code == 413
+    with db_app.app_context():
+        run = db.recent_runs()[0]
+    assert run["status"] == "failed" and run["error"].startswith("HTTP 413")
 
 
 def test_only_the_latest_results_are_kept(db_app):
