@@ -54,6 +54,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _configure_logging()
 
     from webapp import api, db, errors, events, limits, pages, predictors, runs
+    from pipelines.core.problems import plural
     from webapp.modules import registered
 
     db.init_app(app)
@@ -70,4 +71,5 @@ def create_app(test_config: dict | None = None) -> Flask:
             for blueprint in spec.blueprints:
                 app.register_blueprint(blueprint)
     app.jinja_env.globals.update(app_version=__version__, modules=modules)
+    app.jinja_env.filters["plural"] = plural  # {{ n|plural('row') }}: "1 row", "3 rows"
     return app

@@ -3,7 +3,7 @@
 // are only what is the sensor module's own: the check summary, the imputed-cells card and the
 // result columns of imputed cells and the top sensors behind each decision.
 import { createCsvPage } from "./lib/csvpage.js";
-import { $, clamp, esc, int, readConfig } from "./lib/util.js";
+import { $, clamp, count, esc, int, readConfig } from "./lib/util.js";
 
 const cfg = readConfig();
 
@@ -46,7 +46,7 @@ function columns(resp) {
 
 createCsvPage(cfg, {
   noun: { one: "wafer", many: "wafers", id: "wafer id" },
-  checkSummary: (b) => `Checked by the server: ${int(b.n_rows)} rows, ${b.layout} layout, `
+  checkSummary: (b) => `Checked by the server: ${count(b.n_rows, "row")}, ${b.layout} layout, `
     + `${int(b.n_missing)} empty cells (filled in before scoring), ${b.has_labels ? "with" : "no"} label column.`,
   columns,
   onResults(resp) { $("card-imputed").textContent = int(resp.imputed_cells); },

@@ -338,6 +338,50 @@ def test_keyboard_reaches_controls_with_labels(page, base_url):
     assert not unnamed
 
 
+def test_a_row_is_removed_and_restored_by_keyboard_only(page, base_url):
+    expect = playwright_sync.expect
+    assert load_sample(page) == 200
+    page.keyboard.press("Tab")
+    while not page.evaluate("!!document.activeElement.closest('#preview')"):
+        page.keyboard.press("Tab")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowLeft")
+    expect(page.locator(":focus")).to_have_attribute("aria-label", "Remove row 2 (Sample-2)")
+    page.keyboard.press("Enter")
+    expect(page.locator("#row-count")).to_have_text("199 rows")
+    expect(page.locator("#undo-text")).to_have_text("Removed row 2 (Sample-2).")
+    page.locator("#undo-button").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#row-count")).to_have_text("200 rows")
+    expect(page.locator(":focus")).to_have_attribute("aria-label", "Remove row 2 (Sample-2)")
+
+
+def test_results_fit_1366_by_768_with_long_file_names(page, base_url, tmp_path):
+    """A wafer batch file's source_file column and labels: no results column is clipped."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base_url}/sensor/sample.csv?rows=60", timeout=60) as r:
+        rows = list(csv.reader(io.StringIO(r.read().decode())))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([rows[0][0], "source_file", *rows[0][1:], "Good/Bad"])
+    for k, row in enumerate(rows[1:]):
+        writer.writerow([row[0], f"wafer_1301202{k % 10}_090817.csv", *row[1:], 1 if k % 4 else -1])
+    path = tmp_path / "Wafer_13012020_090817_batch.csv"
+    path.write_text(out.getvalue())
+    predict_file(page, path)
+    page.locator("#results-table").scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "results_1366.png"))
+    wrap = page.evaluate("""() => { const w = document.querySelector('#results-table').parentElement;
+        return [w.scrollWidth, w.clientWidth]; }""")
+    assert wrap[0] <= wrap[1], f"the results table is {wrap[0]} px wide in a {wrap[1]} px box"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    # long names wrap at their separators, short ids stay whole
+    name = page.locator("#results-body td.col-extra").first
+    assert name.evaluate("el => el.querySelectorAll('wbr').length") >= 2
+
+
 def test_pages_render_and_no_request_leaves_localhost(page, base_url):
     expect = playwright_sync.expect
     page.goto("/")

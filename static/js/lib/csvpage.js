@@ -12,7 +12,7 @@ import { initApiBox } from "./apibox.js";
 import { createResultsTable } from "./results.js";
 import { describeDetected, renderDrift, renderLabels, renderWarnings } from "./insights.js";
 import { alignColumns, createRangeView } from "./rangeview.js";
-import { $, announce, clearError, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, showError } from "./util.js";
+import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, showError } from "./util.js";
 
 const PAGE_SIZE = 50;
 
@@ -162,8 +162,8 @@ export function createCsvPage(cfg, hooks) {
       el.reviewEmpty.hidden = true;
       el.review.hidden = false;
       renderCheck(check, name);
-      el.loadStatus.textContent = `Loaded ${name}: ${int(data.rows.length)} rows.`;
-      announce(`Loaded ${name}: ${data.rows.length} rows${problems.length ? `, ${problems.length} problems listed` : ""}.`);
+      el.loadStatus.textContent = `Loaded ${name}: ${count(data.rows.length, "row")}.`;
+      announce(`Loaded ${name}: ${count(data.rows.length, "row")}${problems.length ? `, ${count(problems.length, "problem")} listed` : ""}.`);
     } finally {
       state.loading = false;
       el.sample.disabled = false;
@@ -336,7 +336,7 @@ export function createCsvPage(cfg, hooks) {
       : Object.keys(preds[0]?.extra ?? {});
     for (const name of extra) {
       cols.push({ key: `extra:${name}`, label: name, cls: "col-extra", value: (p) => p.extra?.[name] ?? null,
-        cell: (p) => `<td class="col-extra">${esc(p.extra?.[name] ?? "")}</td>` });
+        cell: (p) => `<td class="col-extra">${breakable(p.extra?.[name] ?? "")}</td>` });
     }
     if (resp.labels) {
       const pos = resp.labels.positive ?? "fail";

@@ -6,7 +6,7 @@
 // survive paging, a failed prediction and any threshold change. The first column is the id.
 import { csvField, CsvError, parseCSV } from "./csv.js";
 import { makePager } from "./pager.js";
-import { announce, clamp, esc, int, where } from "./util.js";
+import { announce, clamp, count, esc, int, where } from "./util.js";
 
 // ---------------------------------------------------------------------------------------------
 // the table model
@@ -169,9 +169,9 @@ export function createGrid(el, { pageSize = 50, idNoun = "id", onChange = () => 
   function updateSummary() {
     const d = state.data;
     const edits = editCount();
-    const parts = [`<span id="row-count">${int(d.rows.length)} rows</span> × ${int(d.header.length)} columns`];
+    const parts = [`<span id="row-count">${count(d.rows.length, "row")}</span> × ${count(d.header.length, "column")}`];
     if (d.removed > 0) parts.push(`${int(d.removed)} removed`);
-    if (edits) parts.push(`${int(edits)} cell${edits === 1 ? "" : "s"} edited`);
+    if (edits) parts.push(`${count(edits, "cell")} edited`);
     el.summary.innerHTML = `${esc(d.fileName)}: ${parts.join(" · ")}`;
   }
 
@@ -416,7 +416,7 @@ export function createGrid(el, { pageSize = 50, idNoun = "id", onChange = () => 
     updateSummary();
     onChange("Rows were removed after these results were computed. Press Predict to score the edited table.");
     if (d.rows.length) focusCell(state.active.i, -1);
-    announce(`Removed row ${row.orig}. ${d.rows.length} rows left.`);
+    announce(`Removed row ${row.orig}. ${count(d.rows.length, "row")} left.`);
   }
 
   el.undo.addEventListener("click", () => {

@@ -19,7 +19,13 @@ export function readConfig(id = "page-config") {
 
 const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 export const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ESC[c]);
+/** Escaped text that may wrap after _ - . / when longer than 12 characters (file names), never
+ *  in the middle of a word; short ids such as "Wafer-12" stay whole. */
+export const breakable = (s) => (String(s).length > 12 ? esc(s).replace(/([_\-./\\])/g, "$1<wbr>")
+  : `<span class="nowrap">${esc(s)}</span>`);
 export const int = (n) => Number(n).toLocaleString("en-US");
+/** "1 row", "3 rows", "1,200 rows" (``many`` for an irregular plural), as Python's plural(). */
+export const count = (n, one, many = `${one}s`) => `${int(n)} ${Number(n) === 1 ? one : many}`;
 export const pct = (x) => `${(100 * x).toFixed(1)}%`;
 export const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
 export const fmtThreshold = (v) => Number(v).toFixed(4);
