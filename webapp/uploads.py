@@ -3,14 +3,17 @@
 Files are never written to disk under a user-chosen name and never unpickled. Each check
 raises :class:`InputError` naming the file and what is wrong (400, 413 or 415). A table
 upload is read once in blocks (:func:`scan_upload`) for its sha256 and line count, so the
-row limit is checked before any parser runs; the stream is then parsed in chunks.
+row limit is checked before any parser runs; the stream is then parsed in chunks. In an
+upload of several files each file is read on its own (:class:`Rejections`): a refused one is
+left out with its reason, and only count limits on the whole request refuse all of it.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
@@ -116,6 +119,89 @@ def schema_error(exc: SchemaError) -> InputError:
                       else None)
 
 
+# -- several files: each read on its own, the refused ones left out with their reason --------------
+T = TypeVar("T")
+
+
+class RequestLimitError(InputError):
+    """The request as a whole is over a count limit (files, maps, images in one call): a 413
+    for all of it. Never one file left out: that would score a batch cut at an arbitrary
+    point, and the user has to split the request anyway."""
+
+    code = 413
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One file of a batch left out: its name, the reason (naming the file, as a request of
+    that file alone would have been answered) and the error itself."""
+
+    file: str
+    reason: str
+    error: InputError = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "reason": self.reason}
+
+
+@dataclass
+class Rejections:
+    """The files of one upload that were refused, while the others go on.
+
+    :meth:`attempt` reads one file (or archive, or archive member): a refused file
+    (:class:`InputError`, or a :class:`SchemaError` with its located problems) is recorded with
+    its reason and skipped; a :class:`RequestLimitError` still refuses the whole request, so the
+    bound on the work is the same as when one bad file refused everything. When nothing could
+    be read, :meth:`raise_if_all_rejected` answers with every reason.
+    """
+
+    items: list[Rejected] = field(default_factory=list)
+
+    def attempt(self, name: str, read: Callable[..., T], *args, **kwargs) -> T | None:
+        """``read(*args, **kwargs)``; None (and the reason recorded) when the file is refused."""
+        try:
+            return read(*args, **kwargs)
+        except RequestLimitError:
+            raise
+        except SchemaError as exc:
+            error = schema_error(exc)
+        except InputError as exc:
+            error = exc
+        reason = error.description or error.name
+        if not reason.startswith(name):
+            reason = f"{name}: {reason}"
+        self.items.append(Rejected(name, reason, error))
+        return None
+
+    def raise_if_all_rejected(self, n_read: int, nothing: str) -> None:
+        """When ``n_read`` is 0: the one refused file's own error, or one naming every refused
+        file (400, or the status they all share), or ``nothing`` (400) when none was refused."""
+        if n_read:
+            return
+        if not self.items:
+            raise InputError(nothing)
+        if len(self.items) == 1:
+            raise self.items[0].error
+        codes = {r.error.code for r in self.items}
+        n = len(self.items)
+        first = self.items[0].reason
+        first = first if len(first) <= 160 else first[:157] + "..."
+        problems = [{"file": r.file, "message": r.reason} for r in self.items[:MAX_PROBLEMS]]
+        if n > MAX_PROBLEMS:
+            problems.append({"message": f"{n - MAX_PROBLEMS} more files refused, not listed"})
+        raise InputError(f"none of the {n} files could be read: {first} (and {n - 1} more; "
+                         f"each is listed)", problems, code=codes.pop() if len(codes) == 1
+                         else 400)
+
+    def to_list(self) -> list[dict]:
+        """``[{"file", "reason"}]`` for the response head."""
+        return [r.to_dict() for r in self.items]
+
+    def warnings(self) -> list[str]:
+        """One line per refused file, for the run record (History)."""
+        return [f"left out: {r.reason}" for r in self.items]
+
+
 # -- several files, zip archives, npz and images --------------------------------------------------
 IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 MAX_IMAGE_PIXELS = 4096 * 4096  # Pillow refuses larger images (decompression bombs) before decoding
@@ -144,8 +230,8 @@ def read_uploads(files: list[FileStorage], *, max_files: int) -> tuple[list[Uplo
     """The files' bytes (the request is already bounded by ``MAX_CONTENT_LENGTH``) and one
     sha256 over all of them in order; 413 for more than ``max_files`` files."""
     if len(files) > max_files:
-        raise InputError(f"{len(files)} files in one request; at most {max_files} are accepted; "
-                         f"send them in several requests or as an npz", code=413)
+        raise RequestLimitError(f"{len(files)} files in one request; at most {max_files} are "
+                                f"accepted; send them in several requests or as an npz")
     digest, out = hashlib.sha256(), []
     for storage in files:
         data = storage.stream.read()
@@ -192,8 +278,8 @@ def _zip_infos(data: bytes, name: str, max_total: int, max_members: int | None):
             raise InputError(f"{name}: member '{info.filename[:80]}' {why}; refused (the "
                              f"archive is never extracted by its member names)")
     if max_members is not None and len(infos) > max_members:
-        raise InputError(f"{name}: {len(infos)} files in the archive; at most {max_members} "
-                         f"are accepted", code=413)
+        raise RequestLimitError(f"{name}: {len(infos)} files in the archive; at most "
+                                f"{max_members} are accepted in one request")
     total = sum(i.file_size for i in infos)
     if total > max_total:
         raise InputError(f"{name}: expands to {total / 1024 ** 2:.1f} MB, more than the "
@@ -264,7 +350,10 @@ def check_image(item: UploadedBytes) -> tuple[str, int, int]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{item.name}: the image is too large to decode (more than "
                          f"{MAX_IMAGE_PIXELS:,} pixels); refused", code=413) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:  # its text names a Python object at a memory address
+        raise InputError(f"{item.name}: not a readable PNG or JPEG image (its header is "
+                         f"damaged or not an image's)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{item.name}: not a readable PNG or JPEG image ({str(exc)[:80]})") \
             from None
     if width * height > MAX_IMAGE_PIXELS:

@@ -121,9 +121,46 @@ def test_jpeg_and_zips_of_images_are_read(client):
 ])
 def test_non_images_and_corrupt_files_are_refused_naming_the_file(client, name, data, needle,
                                                                   status):
-    body = refused(post_files(client, [("ok.png", png(parts(1)[0])), (name, data)]), needle,
-                   status)
+    body = refused(post_files(client, [(name, data)]), needle, status)
     assert name in body["message"]
+
+
+def test_bad_files_among_several_are_left_out_with_their_reason_and_the_rest_scored(client, app):
+    good = parts(2, 64)
+    files = [("ok.png", png(good[0])), ("notes.txt", b"just some text"),
+             ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40),
+             ("photos.zip", zipped({"a.png": png(good[1]), "nested.zip": zipped({"x.png": b""})}))]
+    response = post_files(client, files)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    body = response.get_json()
+    assert [p["name"] for p in body["predictions"]] == ["ok.png", "a.png"]
+    assert body["n_images"] == 2 and body["read"] == {"png": 2, "zip": 1}
+    rejected = {r["file"]: r["reason"] for r in body["rejected"]}
+    assert list(rejected) == ["notes.txt", "broken.png", "photos.zip/nested.zip"]
+    assert rejected["notes.txt"].startswith("notes.txt: not a PNG or JPEG image")
+    assert rejected["broken.png"].startswith("broken.png: not a readable PNG or JPEG image")
+    assert "zip inside a zip" in rejected["photos.zip/nested.zip"]
+    check = post_files(client, files, url="/inspection/check").get_json()
+    assert [im["name"] for im in check["images"]] == ["ok.png", "a.png"]
+    assert check["rejected"] == body["rejected"]
+    from webapp import db
+
+    with app.app_context():
+        run = db.recent_runs(1)[0]
+    assert run["status"] == "ok" and run["rows"] == 2
+    assert run["warnings"].count("left out") == 3
+
+
+def test_an_upload_where_every_file_is_bad_is_a_4xx_with_every_reason(client):
+    mixed = refused(post_files(client, [("notes.txt", b"text"),
+                                        ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)]),
+                    "none of the 2 files")
+    assert [p["file"] for p in mixed["problems"]] == ["notes.txt", "broken.png"]
+    assert "not a PNG or JPEG image" in mixed["problems"][0]["message"]
+    # the same refusal for every file keeps its status
+    same = refused(post_files(client, [("a.txt", b"text"), ("b.txt", b"more")]),
+                   "none of the 2 files", 415)
+    assert [p["file"] for p in same["problems"]] == ["a.txt", "b.txt"]
 
 
 def test_a_truncated_image_is_a_clear_400(client):
@@ -144,6 +181,8 @@ def test_a_decompression_bomb_is_refused_before_decoding(client):
 def test_too_many_images_and_too_many_heatmaps_are_413(client):
     images = [(f"p{i}.png", png(im)) for i, im in enumerate(parts(6, 32))]
     refused(post_files(client, images), "at most 5", 413)
+    # a bad file does not make room: the limit is on the whole request
+    refused(post_files(client, [("bad.txt", b"text")] + images[:5]), "at most 5", 413)
     refused(post_files(client, images[:5], heatmap="1"), "at most 4", 413)
 
 

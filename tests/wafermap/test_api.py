@@ -232,10 +232,45 @@ def test_bad_file_is_a_4xx_naming_the_file(client, name, data, needle):
     refused(response, needle, response.status_code)
 
 
-def test_problems_name_the_file_among_several(client):
-    body = refused(post_files(client, [("ok.csv", csv_grid(grid(1))), ("bad.csv", b"0,1\n1,9\n")]),
-                   "bad.csv")
-    assert body["problems"] == [] or body["problems"][0]["file"] == "bad.csv"
+def test_bad_files_among_several_are_left_out_with_their_reason_and_the_rest_scored(client, app):
+    files = [("ok.csv", csv_grid(grid(1))), ("bad.csv", b"0,1\n1,9\n"),
+             ("scan.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40),
+             ("more.zip", zipped({"a.csv": csv_grid(grid(2)), "b.json": b"[[0, 7]]"})),
+             ("broken.zip", b"PK\x03\x04 not really"), ("w.png", png(grid(3)))]
+    response = post_files(client, files)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert [p["name"] for p in body["predictions"]] == ["ok.csv", "a.csv", "w.png"]
+    assert body["n_maps"] == 3 and body["read"] == {"csv": 2, "png": 1, "zip": 1}
+    rejected = {r["file"]: r["reason"] for r in body["rejected"]}
+    assert list(rejected) == ["bad.csv", "scan.png", "more.zip/b.json", "broken.zip"]
+    assert rejected["bad.csv"].startswith("bad.csv, row 2, column 2: '9' is not a die code")
+    assert "not a readable PNG or JPEG image" in rejected["scan.png"]
+    assert rejected["more.zip/b.json"].startswith("more.zip/b.json")
+    assert "not a readable zip archive" in rejected["broken.zip"]
+    # the page's check says the same before anything is predicted; the CSV holds the scored maps
+    check = post_files(client, files, url="/wafermap/check").get_json()
+    assert check["n_maps"] == 3 and check["rejected"] == body["rejected"]
+    rows = list(csv.DictReader(io.StringIO(post_files(client, files, url=URL + "?format=csv")
+                                           .get_data(as_text=True))))
+    assert [r["name"] for r in rows] == ["ok.csv", "a.csv", "w.png"]
+    from webapp import db
+
+    with app.app_context():
+        run = db.recent_runs(2)[-1]
+    assert run["status"] == "ok" and run["rows"] == 3
+    assert run["warnings"].count("left out") == 4 and "bad.csv, row 2" in run["warnings"]
+
+
+def test_an_upload_where_every_file_is_bad_is_a_400_with_every_reason(client):
+    body = refused(post_files(client, [("bad.csv", b"0,1\n1,9\n"), ("empty.json", b"[]"),
+                                       ("scan.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)]),
+                   "none of the 3 files")
+    assert [p["file"] for p in body["problems"]] == ["bad.csv", "empty.json", "scan.png"]
+    assert "row 2, column 2" in body["problems"][0]["message"]
+    # one bad file alone keeps its own answer: the located problems, the 413 of a bomb
+    alone = refused(post_files(client, [("bad.csv", b"0,1\n1,9\n")]), "bad.csv")
+    assert alone["message"].startswith("bad.csv, row 2, column 2")
 
 
 def test_image_bomb_is_refused_before_decoding(client):
@@ -321,6 +356,11 @@ def test_too_many_maps_is_a_413_for_json_files_zip_and_npz(small_limit_client, t
             "at most 5", 413)
     write_npz(tmp_path / "six.npz", [np.array(SMALL)] * 6, layout="flat")
     refused(post_files(client, [("six.npz", (tmp_path / "six.npz").read_bytes())]), "six.npz", 413)
+    # over the limit is a 413 for the whole request, never one file left out
+    refused(post_files(client, [("ok.csv", csv_grid(SMALL)),
+                                ("six.npz", (tmp_path / "six.npz").read_bytes())]), "six.npz", 413)
+    refused(post_files(client, [("bad.csv", b"0,9\n")] + [(f"w{i}.csv", csv_grid(SMALL))
+                                                          for i in range(5)]), "at most 5", 413)
     batch = b"\n".join(csv_grid(SMALL) for _ in range(6))
     refused(post_files(client, [("batch.csv", batch)]), "batch.csv", 413)
     refused(client.post(URL, json={"maps": [SMALL] * 3, "saliency": True}), "saliency", 413)

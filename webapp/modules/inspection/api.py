@@ -2,7 +2,9 @@
 
 Each image gets ``anomaly_score``, ``threshold``, ``is_anomaly`` (and ``verdict``); with
 ``heatmap=true`` also ``heatmap_png_base64``, the anomaly map as a colour PNG at the model
-size. Every run is recorded (failed ones with their reason) with the input's sha256 and the
+size. Files that cannot be read are left out and listed in ``rejected`` (``[{"file",
+"reason"}]``, also kept as the run's warnings); only an upload where none can be read is
+refused. Every run is recorded (failed ones with their reason) with the input's sha256 and the
 model version; its results are stored so ``results_url`` and History can download them
 again, at another threshold too.
 """
@@ -40,7 +42,7 @@ def predict():
     run_id = db.record_run(
         "inspection", run.model, run.model_version, req.source, len(run.records),
         run.n_anomalies, run.threshold, default_threshold=run.default_threshold,
-        input_sha256=req.sha256, warnings=warnings,
+        input_sha256=req.sha256, warnings=warnings + req.rejected.warnings(),
         results=("anomaly_score", gzip.compress(data, compresslevel=1)),
         keep=current_app.config["RESULTS_KEEP"])
     if wants_csv(request):
@@ -48,7 +50,8 @@ def predict():
     head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
                 model=run.model, model_version=run.model_version, threshold=run.threshold,
                 default_threshold=run.default_threshold, n_images=len(run.records),
-                n_anomalies=run.n_anomalies, n_converted=len(converted), read=req.kinds)
+                n_anomalies=run.n_anomalies, n_converted=len(converted), read=req.kinds,
+                rejected=req.rejected.to_list())
 
     def pages():
         for start in range(0, len(run.records), PAGE_IMAGES):

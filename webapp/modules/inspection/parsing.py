@@ -4,8 +4,10 @@ Files (form field ``file``, repeated for several): PNG or JPEG, or zip archives 
 in memory by ``webapp.uploads`` (zip paths and sizes, image signatures and pixel counts
 checked before anything is decoded; decompression bombs refused with 413) and decoded by
 ``pipelines.inspection.ingest`` (converted to RGB and resized to the model size, which each
-result then says). The image count is checked against ``INSPECTION_MAX_IMAGES`` before any
-image is decoded. Options, from the form or the query string: ``model``, ``threshold``,
+result then says). A file that is refused is left out with its reason (``rejected``) and the
+others are scored; only an upload where no image can be read is refused, with every reason.
+The image count is checked against ``INSPECTION_MAX_IMAGES`` before any image is decoded (413
+for the whole request beyond). Options, from the form or the query string: ``model``, ``threshold``,
 ``heatmap`` (true: each result carries its heatmap as a base64 PNG), ``include_images`` (the
 page: each image back as the model sees it).
 """
@@ -15,12 +17,11 @@ from dataclasses import dataclass, field
 
 from flask import Request, current_app
 
-from pipelines.core.problems import SchemaError
 from pipelines.inspection.ingest import LoadedImage, decode_image
 from webapp.errors import InputError
 from webapp.params import parse_flag, parse_model, parse_threshold
-from webapp.uploads import (MAX_IMAGE_PIXELS, MAX_PROBLEMS, UploadedBytes, check_image,
-                            is_zip_archive, read_uploads, schema_error, uploaded_files,
+from webapp.uploads import (MAX_IMAGE_PIXELS, Rejections, RequestLimitError, UploadedBytes,
+                            check_image, is_zip_archive, read_uploads, uploaded_files,
                             zip_members)
 
 ACCEPTED = "PNG or JPEG images, or a zip of them"
@@ -39,6 +40,7 @@ class InspectionRequest:
     heatmap: bool = False
     include_images: bool = False
     kinds: dict[str, int] = field(default_factory=dict)
+    rejected: Rejections = field(default_factory=Rejections)  # files left out, with why
 
     @property
     def names(self) -> list[str]:
@@ -59,42 +61,46 @@ def _decode(item: UploadedBytes, name: str) -> LoadedImage:
     return decode_image(item.data, name, max_pixels=MAX_IMAGE_PIXELS)
 
 
+def _member_image(member: UploadedBytes, name: str) -> LoadedImage:
+    if is_zip_archive(member):
+        raise InputError(f"{member.name}: a zip inside a zip is not read; put the images in one "
+                         f"archive")
+    return _decode(member, name)
+
+
 def inspection_request(request: Request) -> InspectionRequest:
-    """Read the uploaded images and the options; 4xx with a short message otherwise."""
+    """Read the uploaded images and the options. A file that is refused is left out with its
+    reason (``rejected``); 4xx with a short message when no image can be read, or when the
+    upload is over the image limit as a whole."""
     limit = max_images()
     files = uploaded_files(request, what=f"part photos ({ACCEPTED})")
     items, sha256 = read_uploads(files, max_files=limit)
     max_total = int(current_app.config["MAX_CONTENT_LENGTH"])
     members: list[tuple[UploadedBytes, str]] = []
     kinds: dict[str, int] = {}
+    rejections = Rejections()
     for item in items:
         if is_zip_archive(item):
-            inner = zip_members(item, max_members=limit, max_total=max_total)
+            inner = rejections.attempt(item.name, zip_members, item, max_members=limit,
+                                       max_total=max_total)
+            if inner is None:
+                continue
             kinds["zip"] = kinds.get("zip", 0) + 1
             members += [(m, m.name[len(item.name) + 1:]) for m in inner]
         else:
             members.append((item, item.name))
         if len(members) > limit:
-            raise InputError(f"the upload holds more than {limit} images; at most {limit} are "
-                             f"accepted in one call; split it into several requests", code=413)
-    images, problems = [], []
+            raise RequestLimitError(f"the upload holds more than {limit} images; at most {limit} "
+                                    f"are accepted in one call; split it into several requests")
+    images = []
     for member, name in members:
-        if is_zip_archive(member):
-            raise InputError(f"{member.name}: a zip inside a zip is not read; put the images "
-                             f"in one archive")
-        try:
-            images.append(_decode(member, name))
-        except SchemaError as exc:
-            problems += exc.problems
-            if len(problems) >= MAX_PROBLEMS:
-                break
+        image = rejections.attempt(member.name, _member_image, member, name)
+        if image is None:
             continue
+        images.append(image)
         kind = "jpeg" if member.data.startswith(b"\xff\xd8") else "png"
         kinds[kind] = kinds.get(kind, 0) + 1
-    if problems:
-        raise schema_error(SchemaError(problems[:MAX_PROBLEMS]))
-    if not images:
-        raise InputError("the upload holds no images")
+    rejections.raise_if_all_rejected(len(images), "the upload holds no images")
     source = items[0].name if len(items) == 1 else f"{items[0].name} and {len(items) - 1} more"
     given = (request.form.get("source_name") or "").strip()
     return InspectionRequest(
@@ -103,4 +109,4 @@ def inspection_request(request: Request) -> InspectionRequest:
         threshold=parse_threshold(_option(request, "threshold")),
         heatmap=bool(parse_flag(_option(request, "heatmap"), "heatmap")),
         include_images=bool(parse_flag(_option(request, "include_images"), "include_images")),
-        kinds=kinds)
+        kinds=kinds, rejected=rejections)

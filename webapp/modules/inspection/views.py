@@ -44,14 +44,15 @@ def page():
 
 @bp.post("/check")
 def check():
-    """Read uploaded images without scoring: each one as the model will see it, and what was
-    converted; a 4xx naming the file otherwise."""
+    """Read uploaded images without scoring: each one as the model will see it, what was
+    converted, and the files left out with their reason; a 4xx when none can be read."""
     with heavy_slot():
         req = inspection_request(request)
-    return jsonify(n_images=len(req.images), read=req.kinds, images=[
-        {"name": im.name, "original_size": list(im.original_size), "mode": im.original_mode,
-         "notes": im.notes, "image_jpeg_base64": preview_jpeg(im.pixels)}
-        for im in req.images])
+    images = [{"name": im.name, "original_size": list(im.original_size),
+               "mode": im.original_mode, "notes": im.notes,
+               "image_jpeg_base64": preview_jpeg(im.pixels)} for im in req.images]
+    return jsonify(n_images=len(req.images), read=req.kinds, rejected=req.rejected.to_list(),
+                   images=images)
 
 
 def _sample_images() -> list[tuple[str, bytes]]:

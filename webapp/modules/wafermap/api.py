@@ -1,8 +1,10 @@
 """``POST /api/v1/wafermap/predict``: JSON grids or uploaded files in; JSON out, or the CSV.
 
-Every run is recorded (failed ones with their reason) with the input's sha256 and the model
-version; its results are stored so ``results_url`` and History can download them again, at
-another "needs review" level too.
+Files that cannot be read are left out and listed in ``rejected`` (``[{"file", "reason"}]``,
+also kept as the run's warnings); only an upload where none can be read is refused. Every run
+is recorded (failed ones with their reason) with the input's sha256 and the model version;
+its results are stored so ``results_url`` and History can download them again, at another
+"needs review" level too.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ def predict():
     run_id = db.record_run(
         "wafermap", run.model, run.model_version, req.source, len(run.records), run.n_review,
         run.review_level, default_threshold=run.default_review_level, input_sha256=req.sha256,
+        warnings=req.rejected.warnings(),
         results=("confidence", gzip.compress(data, compresslevel=1)),
         keep=current_app.config["RESULTS_KEEP"])
     if wants_csv(request):
@@ -60,5 +63,6 @@ def predict():
                 model=run.model, model_version=run.model_version,
                 review_level=run.review_level, default_review_level=run.default_review_level,
                 classes=run.classes, n_maps=len(run.records), n_review=run.n_review,
-                class_counts=counts, read=req.kinds, labels=label_report(run, req.labels))
+                class_counts=counts, read=req.kinds, rejected=req.rejected.to_list(),
+                labels=label_report(run, req.labels))
     return json_stream(head, "predictions", _pages(run, req))

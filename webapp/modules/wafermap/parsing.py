@@ -5,8 +5,10 @@ each grid a list of rows of die codes 0 (off-wafer), 1 (pass), 2 (fail). Problem
 located by JSON path (``maps[3][17][5]``). Files (form field ``file``, repeated for several):
 PNG/JPEG images, CSV grids, JSON arrays, npz files and zip archives of those, read in memory
 by ``webapp.uploads`` (zip paths, sizes and image headers checked before anything is
-decoded) and by ``pipelines.wafermap.ingest``. The map count is checked against
-``WAFERMAP_MAX_MAPS`` before any grid is built (413 beyond).
+decoded) and by ``pipelines.wafermap.ingest``. A file that is refused is left out with its
+reason (``rejected``) and the others are scored; only an upload where no file can be read is
+refused, with every reason. The map count is checked against ``WAFERMAP_MAX_MAPS`` before any
+grid is built (413 for the whole request beyond).
 """
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ from pipelines.wafermap.schema import MAX_SIDE
 from webapp.errors import InputError
 from webapp.params import (json_depth_problem, parse_flag, parse_model, parse_threshold,
                            read_json, validate_envelope)
-from webapp.uploads import (MAX_PROBLEMS, UploadedBytes, check_archive_size, check_image,
-                            is_zip_archive, read_uploads, schema_error, uploaded_files,
-                            zip_members)
+from webapp.uploads import (MAX_PROBLEMS, Rejections, RequestLimitError, UploadedBytes,
+                            check_archive_size, check_image, is_zip_archive, read_uploads,
+                            schema_error, uploaded_files, zip_members)
 
 ACCEPTED = ("PNG, JPEG, CSV grid, JSON, npz, or a zip of them")
 _TOO_MANY_IN_FILE = re.compile(r"^(\d+) maps in one file; at most \d+ are accepted")
@@ -60,16 +62,17 @@ class WafermapRequest:
     kinds: dict[str, int] = field(default_factory=dict)  # what was read: {"png": 3, "npz": 1}
     # each map's true class from a labelled file ("" where its file has none); None: no labels
     labels: list[str] | None = None
+    rejected: Rejections = field(default_factory=Rejections)  # files left out, with why
 
 
 def max_maps() -> int:
     return int(current_app.config["WAFERMAP_MAX_MAPS"])
 
 
-def too_many(n: int, what: str = "the request") -> InputError:
+def too_many(n: int, what: str = "the request") -> RequestLimitError:
     limit = max_maps()
-    return InputError(f"{what} holds {n} maps; at most {limit} are accepted in one call; "
-                      f"split it into several requests", code=413)
+    return RequestLimitError(f"{what} holds {n} maps; at most {limit} are accepted in one "
+                             f"call; split it into several requests")
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -196,21 +199,28 @@ def _read_file(item: UploadedBytes, remaining: int, max_total: int):
     except SchemaError as exc:
         match = _TOO_MANY_IN_FILE.match(exc.problems[0].message) if exc.problems else None
         if match:
-            raise InputError(f"{item.name}: {match.group(1)} maps, more than the "
-                             f"{max_maps()} maps one request may hold (with the files before "
-                             f"it); split it", code=413) from None
+            raise RequestLimitError(f"{item.name}: {match.group(1)} maps, more than the "
+                                    f"{max_maps()} maps one request may hold (with the files "
+                                    f"before it); split it") from None
         raise
 
 
 def _files_request(request: Request) -> WafermapRequest:
+    """Every readable file's maps; a file that is refused is left out with its reason
+    (``rejected``), and the request is refused only when no file could be read or when it
+    is over the map limit as a whole."""
     limit = max_maps()
     files = uploaded_files(request, what=f"wafer maps ({ACCEPTED})")
     items, sha256 = read_uploads(files, max_files=limit)
     max_total = int(current_app.config["MAX_CONTENT_LENGTH"])
-    maps, names, problems, kinds, labels = [], [], [], {}, []
+    maps, names, kinds, labels = [], [], {}, []
+    rejections = Rejections()
     for item in items:
         if is_zip_archive(item):
-            members = zip_members(item, max_members=limit, max_total=max_total)
+            members = rejections.attempt(item.name, zip_members, item, max_members=limit,
+                                         max_total=max_total)
+            if members is None:
+                continue
             kinds["zip"] = kinds.get("zip", 0) + 1
         else:
             members = [item]
@@ -218,23 +228,20 @@ def _files_request(request: Request) -> WafermapRequest:
         for member in members:
             if len(maps) >= limit:
                 raise too_many(len(maps) + 1, "the upload")
-            try:
-                read, kind = _read_file(member, limit - len(maps), max_total)
-            except SchemaError as exc:
-                problems += exc.problems
+            found = rejections.attempt(member.name, _read_file, member, limit - len(maps),
+                                       max_total)
+            if found is None:
                 continue
+            read, kind = found
             kinds[kind] = kinds.get(kind, 0) + 1
             labels += [""] * len(read.maps) if read.labels is None else read.labels.tolist()
             maps += read.maps
             names += [n[len(prefix):] if n.startswith(prefix) else n for n in read.names]
-    if problems:
-        raise schema_error(SchemaError(problems[:MAX_PROBLEMS]))
-    if not maps:
-        raise InputError("the upload holds no maps")
+    rejections.raise_if_all_rejected(len(maps), "the upload holds no maps")
     source = items[0].name if len(items) == 1 else f"{items[0].name} and {len(items) - 1} more"
     form = request.form
     return WafermapRequest(source, maps, names, sha256, kinds=kinds,
-                           labels=labels if any(labels) else None,
+                           labels=labels if any(labels) else None, rejected=rejections,
                            saliency=bool(parse_flag(form.get("saliency",
                                                              request.args.get("saliency")),
                                                     "saliency")),

@@ -47,10 +47,12 @@ def page():
 
 @bp.post("/check")
 def check():
-    """Read uploaded files without predicting: each map (packed) and its name, or a 400."""
+    """Read uploaded files without predicting: each map (packed) and its name, and the files
+    left out with their reason; a 4xx when no file can be read."""
     with heavy_slot():
         req = wafermap_request(request)
     return jsonify(n_maps=len(req.maps), read=req.kinds, problems=[], warnings=[],
+                   rejected=req.rejected.to_list(),
                    maps=[{"name": n, "map": pack_grid(g)} for n, g in zip(req.names, req.maps)])
 
 
