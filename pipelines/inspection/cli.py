@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                             help="seed of the random rotations (default: the fixed one)")
         parser.add_argument("--no-rotated", action="store_true",
                             help="skip the random-rotation evaluation")
+        parser.add_argument("--record", action="store_true",
+                            help="also store the figures in the release (test_evaluation.json, "
+                                 "hashed in its manifest) for the Models page")
         return
     add_data_argument(parser, "a category folder (MVTec AD layout or a plain folder of good "
                               "images), or the data directory holding mvtec/bottle")
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace, verb: str, progress: Callable[[str], None]) ->
 
         return evaluate_category(args.data, Path(args.artifacts) / "inspection",
                                  seed=ROTATION_SEED if args.seed is None else args.seed,
-                                 rotated=not args.no_rotated, progress=progress)
+                                 rotated=not args.no_rotated, progress=progress,
+                                 record=args.record)
     from pipelines.inspection.train import MODELS, train_inspection
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())

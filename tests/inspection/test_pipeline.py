@@ -157,6 +157,25 @@ def test_the_evaluate_command_prints_json_on_stdout_only(tiny_release, tiny_cate
     assert "read 8 test images" in out.stderr
 
 
+def test_evaluate_record_stores_the_test_figures_in_the_release(tiny_release, tiny_category,
+                                                                tmp_path):
+    """``--record`` keeps the test figures (and what was scored) in the release, hashed."""
+    import shutil
+
+    from pipelines.inspection.evaluate import TEST_EVALUATION_FILE
+
+    artifacts, _ = tiny_release
+    release = tmp_path / "inspection"
+    shutil.copytree(artifacts / "inspection", release)
+    document = evaluate_category(tiny_category, release, record=True)
+    predictor = InspectionPredictor(release)  # every file, the new one too, hash-checked
+    stored = predictor.module_json(TEST_EVALUATION_FILE)
+    assert stored["models"] == document["models"] and stored["rotated"] == document["rotated"]
+    assert stored["data"]["images"] == 8 and stored["data"]["good"] + stored["data"]["defective"] == 8
+    assert len(stored["data"]["sha256_of_file_hashes"]) == 64 and stored["protocol"]
+    assert "/" + str(tmp_path).strip("/") not in json.dumps(stored)  # no machine path
+
+
 def test_evaluate_needs_only_the_test_part(tiny_release, tiny_category, tmp_path):
     import shutil
 
