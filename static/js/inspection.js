@@ -1,12 +1,12 @@
 // FabLens inspection page: the glue between the page kit (static/js/lib/) and part photos.
 // Limits, models, thresholds and what a threshold means come from the page config; the photos
 // (as the model sees them) and the heatmaps (PNG, coloured by the server) come from the server.
-import { bindFilesPicker, checkFiles, fetchSample, filesForm, showLoadFailure } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, fetchSample, filesForm, renderRejected, showLoadFailure } from "./lib/files.js";
 import { createGallery } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { createThresholdControl } from "./lib/threshold.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, clearError, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
 const cfg = readConfig();
 const noun = { one: "photo", many: "photos" };
@@ -18,7 +18,7 @@ const el = {
   results: $("results"), stale: $("results-stale"), meaning: $("threshold-meaning"), download: $("download-button"),
   downloadFlagged: $("download-flagged"), downloadNote: $("download-note"), flaggedOnly: $("results-flagged-only"),
   search: $("results-search"), count: $("results-count"), modelInfo: $("model-info"), modelSelect: $("model-select"),
-  opacity: $("heat-opacity"),
+  opacity: $("heat-opacity"), checkRejected: $("check-rejected"), resultsRejected: $("results-rejected"),
 };
 const modelOf = (name) => cfg.models.find((m) => m.name === name) ?? cfg.models[0];
 function describeModel() {
@@ -63,10 +63,14 @@ async function loadFiles(files, sourceName = null) {
   el.review.hidden = false;
   const n = check.body.n_images;
   const converted = check.body.images.filter((im) => im.notes.length).length;
+  const rejected = check.body.rejected ?? [];
   el.fileSummary.textContent = `${name}: ${int(n)} ${n === 1 ? "photo" : "photos"}.`;
-  el.checkSummary.className = "check-summary check-ok";
-  el.checkSummary.textContent = `Checked by the server: every photo is readable`
+  el.checkSummary.className = rejected.length ? "check-summary" : "check-summary check-ok";
+  el.checkSummary.textContent = (rejected.length
+    ? `Checked by the server: the photos shown are readable, ${count(rejected.length, "file")} left out (listed below)`
+    : "Checked by the server: every photo is readable")
     + (converted ? `; ${int(converted)} converted or resized to ${cfg.image_size} × ${cfg.image_size}.` : ".");
+  renderRejected(el.checkRejected, rejected, { stage: "check", noun });
   reviewGallery.show(check.body.images);
   el.loadStatus.textContent = `Loaded ${name}: ${int(n)} photos.`;
   announce(`Loaded ${name}: ${n} photos.`);
@@ -187,6 +191,7 @@ function showResults(resp) {
   const top = resp.predictions.reduce((a, p) => (a && a.anomaly_score >= p.anomaly_score ? a : p), null);
   $("card-top-score").textContent = top ? fmtThreshold(top.anomaly_score) : "–";
   $("card-top-score-sub").textContent = top ? top.name : "";
+  renderRejected(el.resultsRejected, resp.rejected, { stage: "results", noun });
   el.download.hidden = el.downloadFlagged.hidden = !resp.results_url;
   el.downloadNote.hidden = !!resp.results_url;
   el.results.hidden = false;

@@ -1,12 +1,12 @@
 // FabLens wafer-map page: the glue between the page kit (static/js/lib/) and wafer maps.
 // Classes, die codes, limits, the default needs-review level and what it means all come from
 // the page config; the maps come back from the server packed (lib/gridcanvas.js).
-import { bindFilesPicker, checkFiles, fetchSample, filesForm, showLoadFailure } from "./lib/files.js";
+import { bindFilesPicker, checkFiles, fetchSample, filesForm, renderRejected, showLoadFailure } from "./lib/files.js";
 import { createGallery, fillSelect } from "./lib/gallery.js";
 import { drawGrid, gridRows, unpackGrid } from "./lib/gridcanvas.js";
 import { initApiBox } from "./lib/apibox.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, clearError, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
 const cfg = readConfig();
 
@@ -20,6 +20,7 @@ const el = {
   reset: $("threshold-reset"), meaning: $("threshold-meaning"), download: $("download-button"),
   downloadFlagged: $("download-flagged"), downloadNote: $("download-note"), reviewOnly: $("results-flagged-only"),
   classFilter: $("class-filter"), search: $("results-search"), count: $("results-count"), modelInfo: $("model-info"),
+  checkRejected: $("check-rejected"), resultsRejected: $("results-rejected"),
 };
 const model = cfg.models[0];
 el.modelInfo.textContent = `${model.version}: ${cfg.classes.length} classes; a map whose confidence is below `
@@ -65,9 +66,13 @@ async function loadFiles(files, sourceName = null) {
   el.reviewEmpty.hidden = true;
   el.review.hidden = false;
   const kinds = Object.entries(check.body.read).map(([k, n]) => `${int(n)} ${k}`).join(", ");
+  const rejected = check.body.rejected ?? [];
   el.fileSummary.textContent = `${name}: ${int(check.body.n_maps)} ${check.body.n_maps === 1 ? "map" : "maps"}.`;
-  el.checkSummary.className = "check-summary check-ok";
-  el.checkSummary.textContent = `Checked by the server: every map is readable (${kinds}).`;
+  el.checkSummary.className = rejected.length ? "check-summary" : "check-summary check-ok";
+  el.checkSummary.textContent = rejected.length
+    ? `Checked by the server: the maps shown are readable (${kinds}); ${count(rejected.length, "file")} left out, listed below.`
+    : `Checked by the server: every map is readable (${kinds}).`;
+  renderRejected(el.checkRejected, rejected, { stage: "check", noun });
   reviewGallery.show(check.body.maps);
   el.loadStatus.textContent = `Loaded ${name}: ${int(check.body.n_maps)} maps.`;
   announce(`Loaded ${name}: ${check.body.n_maps} maps.`);
@@ -201,6 +206,7 @@ function showResults(resp) {
   $("card-top-class").textContent = counts[0]?.[0] ?? "–";
   $("card-top-class-sub").textContent = counts[0] ? `${int(counts[0][1])} of ${int(resp.n_maps)} maps` : "";
   fillSelect(el.classFilter, resp.classes.map((c) => ({ value: c, label: `${c} (${int(resp.class_counts[c] ?? 0)})` })), "All classes");
+  renderRejected(el.resultsRejected, resp.rejected, { stage: "results", noun });
   el.download.hidden = el.downloadFlagged.hidden = !resp.results_url;
   el.downloadNote.hidden = !!resp.results_url;
   el.results.hidden = false;

@@ -133,3 +133,29 @@ def test_sample_and_api_box(page, base_url):
     page.locator("#api summary").click()
     expect(page.locator("#curl-files")).to_contain_text(base_url + "/api/v1/inspection/predict")
     assert not page.console_errors, page.console_errors
+
+
+def test_bad_files_among_several_are_listed_and_the_good_ones_scored(page, tmp_path):
+    expect = playwright_sync.expect
+    good = synthetic_parts(2, 96, seed=4).astype(np.uint8)
+    files = [tmp_path / "part_1.png", tmp_path / "cut.png", tmp_path / "part_2.png"]
+    files[0].write_bytes(png(good[0]))
+    files[1].write_bytes(png(good[1])[:60])
+    files[2].write_bytes(png(good[1]))
+    page.goto("/inspection/")
+    page.locator("#file-input").set_input_files([str(p) for p in files])
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(2)
+    expect(page.locator("#load-error")).to_be_hidden()
+    expect(page.locator("#check-summary")).to_contain_text("1 file left out")
+    listed = page.locator("#check-rejected li")
+    expect(listed).to_have_count(1)
+    expect(listed.first).to_contain_text("cut.png")
+    expect(page.locator("#check-rejected-title")).to_contain_text("1 file cannot be read")
+
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#card-scored")).to_have_text("2")
+    expect(page.locator("#results-gallery li.gallery-card")).to_have_count(2)
+    expect(page.locator("#results-gallery")).not_to_contain_text("cut.png")
+    expect(page.locator("#results-rejected li")).to_have_count(1)
+    expect(page.locator("#results-rejected")).to_contain_text("1 file could not be read and is left out")
+    assert not page.console_errors, page.console_errors

@@ -157,3 +157,39 @@ def test_sample_api_box_and_keyboard_reach_the_controls(page, base_url):
     page.get_by_role("button", name="Send the JSON example now").click()
     expect(page.locator("#api-response")).to_contain_text("HTTP 200")
     assert not page.console_errors, page.console_errors
+
+
+def test_bad_files_among_several_are_listed_and_the_good_ones_classified(page, tmp_path):
+    expect = playwright_sync.expect
+    rng = np.random.default_rng(5)
+    files = [tmp_path / "good_1.png", tmp_path / "scan.png", tmp_path / "bad.csv",
+             tmp_path / "good_2.png"]
+    files[0].write_bytes(png_bytes(synthetic_map("Center", 30, rng)))
+    files[1].write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    files[2].write_text("0,1,1\n1,9,1\n")
+    files[3].write_bytes(png_bytes(synthetic_map("Edge-Ring", 34, rng)))
+    page.goto("/wafermap/")
+    page.locator("#file-input").set_input_files([str(p) for p in files])
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(2)
+    expect(page.locator("#load-error")).to_be_hidden()
+    expect(page.locator("#check-summary")).to_contain_text("2 files left out")
+    listed = page.locator("#check-rejected li")
+    expect(listed).to_have_count(2)
+    expect(listed.nth(0)).to_contain_text("scan.png: not a readable PNG or JPEG image")
+    expect(listed.nth(1)).to_contain_text("bad.csv, row 2, column 2")
+    expect(page.locator("#check-rejected-title")).to_contain_text("2 files cannot be read")
+
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#card-scored")).to_have_text("2")
+    expect(page.locator("#results-rejected li")).to_have_count(2)
+    expect(page.locator("#results-rejected")).to_contain_text("left out of these results")
+    expect(page.locator("#results-rejected li").nth(1)).to_contain_text("bad.csv")
+    # a batch with nothing wrong shows no list; every file bad is refused with every reason
+    page.locator("#file-input").set_input_files(str(files[0]))
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(1)
+    expect(page.locator("#check-rejected")).to_be_hidden()
+    page.locator("#file-input").set_input_files([str(files[1]), str(files[2])])
+    expect(page.locator("#load-error")).to_contain_text("none of the 2 files")
+    expect(page.locator("#load-error li")).to_have_count(2)
+    assert all("400" in e for e in page.console_errors), page.console_errors
+

@@ -1,7 +1,7 @@
 // Bringing several files at once (images, maps, archives): a multi-file picker and drop zone,
-// first checks with the server's rules (accepted endings, the size limit) and a POST of all of
-// them in the form field "file", repeated.
-import { announce, MB, showError } from "./util.js";
+// first checks with the server's rules (accepted endings, the size limit), a POST of all of
+// them in the form field "file", repeated, and the files the server left out.
+import { announce, count, esc, MB, showError } from "./util.js";
 
 /** Wire a multi-file input and a drop zone to ``onFiles(files)``; a drop elsewhere on the
  *  page does nothing (the browser would otherwise open the file and leave the page). */
@@ -96,4 +96,22 @@ export async function fetchSample(url, name, type) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
   return new File([await res.blob()], name, { type });
+}
+
+/** The files the server left out of a check or a prediction (``rejected``: [{file, reason}],
+ *  each reason naming its file) in ``box`` (the kit's rejected_box), hidden when there are none.
+ *  ``stage``: "check" (they will be left out) or "results" (they were). */
+export function renderRejected(box, rejected, { stage, noun }) {
+  const items = (Array.isArray(rejected) ? rejected : [])
+    .filter((r) => r && typeof r.file === "string" && typeof r.reason === "string");
+  const list = box.querySelector("ul");
+  box.hidden = !items.length;
+  if (!items.length) { list.innerHTML = ""; return; }
+  const files = count(items.length, "file");
+  box.querySelector("h3").textContent = stage === "check"
+    ? `${files} cannot be read and will be left out; the other files' ${noun.many} are shown below`
+    : `${files} could not be read and ${items.length === 1 ? "is" : "are"} left out of these results`;
+  list.innerHTML = items.map(({ file, reason }) => (reason.startsWith(file)
+    ? `<li><strong>${esc(file)}</strong>${esc(reason.slice(file.length))}</li>`
+    : `<li>${esc(reason)}</li>`)).join("");
 }
