@@ -5,6 +5,7 @@ import { bindFilesPicker, checkFiles, fetchSample, filesForm, renderRejected, sh
 import { createGallery, fillSelect } from "./lib/gallery.js";
 import { drawGrid, gridRows, unpackGrid } from "./lib/gridcanvas.js";
 import { initApiBox } from "./lib/apibox.js";
+import { renderClassLabels } from "./lib/insights.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
 import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
@@ -22,6 +23,7 @@ const el = {
   classFilter: $("class-filter"), search: $("results-search"), count: $("results-count"), modelInfo: $("model-info"),
   checkRejected: $("check-rejected"), resultsRejected: $("results-rejected"),
 };
+const labelsEl = { panel: $("labels-panel"), title: $("labels-title"), matrix: $("confusion"), rates: $("labels-rates") };
 const model = cfg.models[0];
 el.modelInfo.textContent = `${model.version}: ${cfg.classes.length} classes; a map whose confidence is below `
   + `${fmtThreshold(cfg.review_level)} is flagged "needs review".`;
@@ -207,6 +209,7 @@ function showResults(resp) {
   $("card-top-class-sub").textContent = counts[0] ? `${int(counts[0][1])} of ${int(resp.n_maps)} maps` : "";
   fillSelect(el.classFilter, resp.classes.map((c) => ({ value: c, label: `${c} (${int(resp.class_counts[c] ?? 0)})` })), "All classes");
   renderRejected(el.resultsRejected, resp.rejected, { stage: "results", noun });
+  renderClassLabels(labelsEl, resp.labels, noun);
   el.download.hidden = el.downloadFlagged.hidden = !resp.results_url;
   el.downloadNote.hidden = !!resp.results_url;
   el.results.hidden = false;

@@ -193,3 +193,62 @@ def test_bad_files_among_several_are_listed_and_the_good_ones_classified(page, t
     expect(page.locator("#load-error li")).to_have_count(2)
     assert all("400" in e for e in page.console_errors), page.console_errors
 
+
+def test_a_labelled_batch_shows_accuracy_macro_f1_and_the_confusion_matrix(page, base_url,
+                                                                          tmp_path):
+    import json
+    import urllib.request
+
+    expect = playwright_sync.expect
+    rng = np.random.default_rng(8)
+    blocks, truth = [], ["Center", "Center", "Edge-Ring", "Donut", "none", "Center"]
+    for k, label in enumerate(truth):
+        grid = synthetic_map(label, 30 + 2 * k, rng)
+        blocks.append((f"label,{label}\n" if k != 5 else "")
+                      + "\n".join(",".join(map(str, r)) for r in grid.tolist()) + "\n")
+    batch = tmp_path / "labelled.csv"
+    batch.write_text("\n".join(blocks))
+    # what the server says about the same file
+    boundary = "fablensboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"labelled.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode() \
+        + batch.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(base_url + "/api/v1/wafermap/predict", data=body, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request) as answer:
+        labels = json.loads(answer.read())["labels"]
+    assert labels["n_labelled"] == 5 and labels["n_unlabelled"] == 1
+
+    page.goto("/wafermap/")
+    page.locator("#file-input").set_input_files(str(batch))
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(6)
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#card-scored")).to_have_text("6")
+    panel = page.locator("#labels-panel")
+    expect(panel).to_be_visible()
+    expect(page.locator("#labels-accuracy")).to_have_text(f"{100 * labels['accuracy']:.1f}%")
+    expect(page.locator("#labels-macro-f1")).to_have_text(f"{labels['macro_f1']:.3f}")
+    expect(page.locator("#labels-rates")).to_contain_text("5 labelled maps")
+    expect(page.locator("#labels-rates")).to_contain_text("1 map without a label is left out")
+    matrix = labels["confusion_matrix"]
+    classes = labels["classes"]
+    kept = [k for k in range(len(classes))
+            if any(matrix[k]) or any(row[k] for row in matrix)]
+    table = page.locator("#confusion")
+    expect(table.locator("caption")).to_contain_text("true class (rows)")
+    expect(table.locator("thead th[scope=col]")).to_have_count(len(kept))
+    expect(table.locator("tbody th[scope=row]")).to_have_count(len(kept))
+    assert {"Center", "Edge-Ring", "Donut", "none"} <= {classes[k] for k in kept}
+    for r, i in enumerate(kept):
+        row = table.locator("tbody tr").nth(r)
+        expect(row.locator("th")).to_have_text(f"True {classes[i]}")
+        assert row.locator("td").all_inner_texts() == [str(matrix[i][j]) for j in kept]
+    expect(table.locator("thead th").first).to_have_text(f"Predicted {classes[kept[0]]}")
+
+    # a batch without labels: no panel
+    page.get_by_role("button", name="Try a sample").click()
+    expect(page.locator("#review-gallery li.gallery-card")).to_have_count(24)
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#card-scored")).to_have_text("24")
+    expect(panel).to_be_hidden()
+    assert not page.console_errors, page.console_errors

@@ -1,8 +1,8 @@
 // What the server says about a file beside the scores: how it was read (``detected``), its
 // warnings, how far it lies from the training data (``drift``), and, when the file carries true
-// labels, how the decisions at the current threshold compare with them. Every panel is hidden
-// when the server sends nothing for it.
-import { esc, int, pct } from "./util.js";
+// labels, how the decisions at the current threshold compare with them (a flag: renderLabels; a
+// class: renderClassLabels). Every panel is hidden when the server sends nothing for it.
+import { count, esc, int, pct } from "./util.js";
 
 /** The server's one sentence on how it read a file (``detected.description``), or "". */
 export function describeDetected(detected) {
@@ -74,4 +74,39 @@ export function renderLabels(el, labels, items, isFault, noun) {
     + `${esc(pos)} ${noun.many} are flagged. False-alarm rate: <strong id="false-alarm-rate">${rate(c.fp, c.tn)}</strong> `
     + `of the ${int(c.fp + c.tn)} ${esc(neg)} ${noun.many} are flagged.`
     + (c.unlabelled ? ` ${int(c.unlabelled)} ${noun.many} without a label are left out.` : "");
+}
+
+/** The labels panel for a classifier (the server's ``labels``: n_labelled, n_unlabelled,
+ *  classes, accuracy, macro_f1, confusion_matrix with rows the true class and columns the
+ *  predicted one): accuracy, macro-F1 and the matrix. Classes neither labelled nor predicted
+ *  (an all-zero row and column) are left out of the table. */
+export function renderClassLabels(el, labels, noun) {
+  const classes = labels?.classes;
+  const m = labels?.confusion_matrix;
+  const ok = Array.isArray(classes) && Array.isArray(m) && m.length === classes.length
+    && labels.n_labelled > 0;
+  el.panel.hidden = !ok;
+  el.matrix.classList.toggle("confusion-classes", !!ok);
+  if (!ok) return;
+  const keep = classes.map((_, k) => k).filter((k) => m[k].some((n) => n > 0) || m.some((row) => row[k] > 0));
+  el.title.textContent = "Against the labels in the file";
+  const cell = (i, j) => {
+    const n = m[i][j];
+    const cls = n === 0 ? "cm-zero" : i === j ? "cm-hit" : "cm-miss";
+    return `<td class="num ${cls}">${int(n)}</td>`;
+  };
+  el.matrix.innerHTML = `<caption>${esc(noun.many[0].toUpperCase() + noun.many.slice(1))} by true class (rows) `
+    + `and predicted class (columns)</caption>`
+    + `<thead><tr><td class="cm-corner" aria-hidden="true">true ↓ predicted →</td>`
+    + `${keep.map((j) => `<th scope="col"><span class="visually-hidden">Predicted </span>${esc(classes[j])}</th>`).join("")}</tr></thead>`
+    + `<tbody>${keep.map((i) => `<tr><th scope="row"><span class="visually-hidden">True </span>${esc(classes[i])}</th>`
+      + `${keep.map((j) => cell(i, j)).join("")}</tr>`).join("")}</tbody>`;
+  const left = classes.length - keep.length;
+  const are = (n) => (n === 1 ? "is" : "are");
+  el.rates.innerHTML = `Accuracy: <strong id="labels-accuracy">${pct(labels.accuracy)}</strong>, macro-F1: `
+    + `<strong id="labels-macro-f1">${Number(labels.macro_f1).toFixed(3)}</strong>, over `
+    + `${count(labels.n_labelled, `labelled ${noun.one}`, `labelled ${noun.many}`)}.`
+    + (labels.n_unlabelled ? ` ${count(labels.n_unlabelled, noun.one, noun.many)} without a label `
+      + `${are(labels.n_unlabelled)} left out.` : "")
+    + (left ? ` ${count(left, "class", "classes")} neither labelled nor predicted ${are(left)} not shown.` : "");
 }
