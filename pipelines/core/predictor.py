@@ -10,7 +10,8 @@ from typing import ClassVar
 
 from pipelines.core.artifacts import BundleError, load_release
 from pipelines.core.detectors import UnknownDetectorError
-from pipelines.core.thresholds import false_alarm_curve, rate_on_curve
+from pipelines.core.thresholds import (false_alarm_curve, measured_false_alarm_rate,
+                                       rate_on_curve)
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +48,18 @@ class LoadedModel:
         return bool(self.manifest.get("shown", True))
 
     @property
+    def measured_far(self) -> float | None:
+        """The false-alarm rate measured on normal validation data at the default threshold,
+        where training recorded it (see ``core.thresholds``)."""
+        return measured_false_alarm_rate(self.manifest["threshold"])
+
+    @property
     def false_alarm_curve(self) -> dict[str, list[float]]:
-        """Threshold -> share of normal validation rows flagged (see ``core.thresholds``)."""
-        return false_alarm_curve(self.manifest["threshold"]["normal_score_quantiles"])
+        """Threshold -> share of normal validation rows flagged, through the measured rate at
+        the default threshold (see ``core.thresholds``)."""
+        measured = self.measured_far
+        return false_alarm_curve(self.manifest["threshold"]["normal_score_quantiles"],
+                                 None if measured is None else (self.threshold, measured))
 
     @property
     def score_range(self) -> tuple[float, float]:
@@ -57,14 +67,23 @@ class LoadedModel:
         return tuple(getattr(self.detector, "score_range", (-float("inf"), float("inf"))))
 
     def false_alarm_rate(self, threshold: float) -> float:
-        """Approximate share of normal rows flagged at ``threshold`` (validation data)."""
+        """The false-alarm figure of ``threshold``: the share of normal validation rows it
+        flags (measured at the default threshold, read off the curve elsewhere). The one
+        source of that figure: the pages show it, and read other thresholds off the same
+        curve."""
         return rate_on_curve(self.false_alarm_curve, threshold)
 
     def describe(self) -> dict:
-        """What a page or API client needs to know about this model (no machine paths)."""
+        """What a page or API client needs to know about this model (no machine paths).
+
+        ``false_alarm_rate`` is the default threshold's figure, ``target_far`` the target it
+        was chosen for."""
+        curve = self.false_alarm_curve
         return {"name": self.name, "model": self.manifest.get("model"), "role": self.role,
                 "version": self.version, "threshold": self.threshold,
-                "target_far": self.target_far, "far_curve": self.false_alarm_curve,
+                "target_far": self.target_far,
+                "false_alarm_rate": rate_on_curve(curve, self.threshold),
+                "far_measured": self.measured_far is not None, "far_curve": curve,
                 "score_range": [v if math.isfinite(v) else None for v in self.score_range],
                 "metrics": self.manifest.get("metrics", {})}
 

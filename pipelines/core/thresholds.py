@@ -1,9 +1,12 @@
 """Thresholds from a target false-alarm rate, and what a threshold means on normal data.
 
-A row is flagged when ``score >= threshold``. Training stores the quantiles of normal
-(validation) scores in each manifest; :func:`false_alarm_curve` turns them into the curve
-"threshold -> share of normal rows flagged" that the server uses and hands to the pages, so the
-rule lives here only.
+A row is flagged when ``score >= threshold``. The false-alarm rate of a threshold is the
+share of normal validation rows it flags: measured exactly at the threshold training chose
+(recorded in the manifest as ``measured_false_alarm_rate``), and read off the quantiles of
+normal scores stored beside it elsewhere. :func:`false_alarm_curve` turns both into one curve
+"threshold -> share of normal rows flagged", through the measured point, that the server uses
+and hands to the pages, so the rule lives here only. The target a threshold was chosen for
+(``target_false_alarm_rate``) is a target, not a measurement.
 """
 from __future__ import annotations
 
@@ -34,18 +37,42 @@ def score_quantiles(normal_scores: np.ndarray, n: int = 101) -> list[float]:
     return [float(q) for q in np.quantile(np.asarray(normal_scores), np.linspace(0, 1, n))]
 
 
-def false_alarm_curve(quantiles: list[float]) -> dict[str, list[float]]:
-    """The curve through (quantile at level p, 1 - p): the share of normal rows at or above.
+MEASURED_KEYS = ("measured_false_alarm_rate", "normal_false_alarm_rate")
 
-    Between its points the curve is linear; below the lowest normal score every normal row is
-    flagged (1.0), at or above the highest none is (0.0): reading it is plain clamped linear
-    interpolation (:func:`rate_on_curve`, and the page's ``interp``), with no rule of its own.
+
+def measured_false_alarm_rate(section: dict) -> float | None:
+    """The false-alarm rate measured on the normal validation scores at the threshold of a
+    manifest's threshold section (``normal_false_alarm_rate`` in older inspection manifests),
+    or None where training did not record one."""
+    for key in MEASURED_KEYS:
+        if isinstance(section.get(key), (int, float)):
+            return float(section[key])
+    return None
+
+
+def false_alarm_curve(quantiles: list[float], measured: tuple[float, float] | None = None
+                      ) -> dict[str, list[float]]:
+    """The curve through (quantile at level p, 1 - p): the share of normal rows at or above,
+    and through ``measured`` = (threshold, measured false-alarm rate) when given.
+
+    The quantiles are 101 points of the normal scores, so between them the curve is an
+    approximation; at the measured threshold it is the measured rate. Quantile points on the
+    wrong side of the measured one (lower threshold but fewer flagged, or higher but more) are
+    dropped, so the curve never rises. Between its points it is linear; below the lowest
+    normal score every normal row is flagged (1.0), at or above the highest none is (0.0):
+    reading it is plain clamped linear interpolation (:func:`rate_on_curve`, and the page's
+    ``interp``), with no rule of its own.
     """
     q = [float(v) for v in quantiles]
     if len(q) < 2:
         raise ValueError("need at least two quantiles for a false-alarm curve")
     n = len(q) - 1
-    return {"thresholds": q, "rates": [1.0 - i / n for i in range(n + 1)]}
+    points = [(t, 1.0 - i / n) for i, t in enumerate(q)]
+    if measured is not None:
+        t0, r0 = float(measured[0]), float(measured[1])
+        points = [(t, r) for t, r in points if (t < t0 and r >= r0) or (t > t0 and r <= r0)]
+        points = sorted(points + [(t0, r0)], key=lambda p: p[0])
+    return {"thresholds": [t for t, _ in points], "rates": [r for _, r in points]}
 
 
 def rate_on_curve(curve: dict[str, list[float]], threshold: float) -> float:

@@ -17,7 +17,8 @@ from typing import Callable
 
 from pipelines.core.artifacts import (atomic_directory, file_entries, now, read_manifest,
                                       sha256, write_manifest)
-from pipelines.core.thresholds import score_quantiles, threshold_at_false_alarm_rate
+from pipelines.core.thresholds import (false_alarm_rate, score_quantiles,
+                                       threshold_at_false_alarm_rate)
 from pipelines.sensor.ingest.table import read_sensor_csv
 from pipelines.sensor.predict import SensorPredictor
 from pipelines.sensor.story import threshold_note
@@ -59,8 +60,10 @@ def recalibrate_sensor(release_dir: Path, data: Path, *, target_far: float | Non
                        "rows_left_out_as_failing": int(len(table) - len(X))},
               "previous": {k: old.get(k) for k in ("value", "target_false_alarm_rate",
                                                    "measured_on", "recalibrated")}}
-    section = {**old, "value": threshold_at_false_alarm_rate(scores, far),
-               "target_false_alarm_rate": far, "source": "scores of recent passing wafers",
+    value = threshold_at_false_alarm_rate(scores, far)
+    section = {**old, "value": value, "target_false_alarm_rate": far,
+               "measured_false_alarm_rate": false_alarm_rate(scores, value),
+               "source": "scores of recent passing wafers",
                "measured_on": {"scores": f"scores of the shipped {loaded.name} model",
                                "passing_wafers": int(len(X)), "data": data.name},
                "recalibrated": record, "normal_score_quantiles": score_quantiles(scores)}

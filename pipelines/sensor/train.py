@@ -29,7 +29,7 @@ from pipelines.core.detectors import get_detector_class
 from pipelines.core.evaluation import (Bootstrap, ProtocolResult, choose_model,
                                        cross_validate_binary, grouped, rolling_origin, stratified,
                                        time_split)
-from pipelines.core.thresholds import score_quantiles
+from pipelines.core.thresholds import false_alarm_rate, score_quantiles
 from pipelines.sensor.ingest.batches import load_sensor_fault
 from pipelines.sensor.ingest.secom import load_secom
 from pipelines.sensor.ingest.table import SensorTable
@@ -245,6 +245,7 @@ def threshold_section(results: dict, table: SensorTable, keys: TimeKeys | None,
                    "period": None if keys is None else f"{keys.first}..{keys.last}"}
     later = later_period({k: _metrics(results[k]) for k in ("time_split", "rolling_origin")})
     section = {"value": cv.threshold, "target_false_alarm_rate": target_far,
+               "measured_false_alarm_rate": false_alarm_rate(cv.normal_scores, cv.threshold),
                "source": "out-of-fold scores of passing wafers", "measured_on": measured_on,
                "later_period": later,
                "normal_score_quantiles": score_quantiles(cv.normal_scores)}

@@ -23,8 +23,9 @@ const el = {
 const modelOf = (name) => cfg.models.find((m) => m.name === name) ?? cfg.models[0];
 function describeModel() {
   const m = modelOf(el.modelSelect.value);
-  el.modelInfo.textContent = `${m.version}: a photo scoring ${fmtThreshold(m.threshold)} or more is flagged defective `
-    + `(about ${pct(m.target_far)} of good photos would be).`;
+  el.modelInfo.textContent = `${m.version}: a photo scoring ${fmtThreshold(m.threshold)} or more is flagged defective; `
+    + `${pct(m.false_alarm_rate)} of held-out good photos (as taken and turned) score that high (false alarms; `
+    + `target ${pct(m.target_far)}).`;
 }
 el.modelSelect.addEventListener("change", () => { describeModel(); if (state.result) el.stale.hidden = false,
   el.stale.textContent = "The model changed: predict again to see its results."; });

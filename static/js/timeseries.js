@@ -28,7 +28,7 @@ function describeModel() {
   const m = modelOf(el.model.value);
   const val = m.metrics?.val ?? {};
   const rule = m.name === cfg.rul_model && m.flag_rule ? m.flag_rule.replace(/^flag /, "flags a window ")
-    : `flags a window when its score reaches ${fmtThreshold(m.threshold)} (${pct(m.target_far)} of healthy validation windows)`;
+    : `flags a window when its score reaches ${fmtThreshold(m.threshold)} (${pct(m.false_alarm_rate)} of healthy validation windows)`;
   el.modelInfo.textContent = `${m.version}: ${rule}. Validation F1 ${val.f1 ?? "–"}, ROC-AUC ${val.roc_auc ?? "–"}.`;
 }
 el.model.addEventListener("change", () => { describeModel(); markStale(); });

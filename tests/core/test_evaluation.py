@@ -34,6 +34,51 @@ def test_false_alarm_curve_reads_like_the_quantiles():
         false_alarm_curve([0.5])
 
 
+
+def test_the_curve_goes_through_the_measured_false_alarm_rate():
+    """At the threshold training chose, the curve gives the rate measured there (not the
+    quantiles' approximation), and it never rises."""
+    rng = np.random.default_rng(1)
+    normal = rng.normal(size=168)  # few scores: the quantile curve is off by a fraction
+    threshold = threshold_at_false_alarm_rate(normal, 0.05)
+    measured = false_alarm_rate(normal, threshold)  # 8 of 168 = 4.76%
+    plain = false_alarm_curve(score_quantiles(normal))
+    assert abs(rate_on_curve(plain, threshold) - measured) > 1e-4
+    curve = false_alarm_curve(score_quantiles(normal), (threshold, measured))
+    assert rate_on_curve(curve, threshold) == measured
+    assert np.all(np.diff(curve["rates"]) <= 0) and np.all(np.diff(curve["thresholds"]) >= 0)
+    assert curve["rates"][0] == 1.0 and curve["rates"][-1] == 0.0
+    # a measured point the quantiles disagree with: the points on its wrong side go
+    bent = false_alarm_curve([0.0, 1.0, 2.0, 3.0], (1.5, 0.9))
+    assert bent["thresholds"] == [0.0, 1.5, 2.0, 3.0]
+    assert bent["rates"] == pytest.approx([1.0, 0.9, 1 / 3, 0.0])
+
+
+def test_every_released_model_gives_its_measured_figure_at_the_default_threshold():
+    """One figure per threshold: what training measured on normal validation data, where it
+    recorded it; the target the threshold was chosen for stays the target."""
+    import json
+
+    from pipelines.core.locations import artifacts_dir
+    from pipelines.core.predictor import LoadedModel
+    from pipelines.core.thresholds import measured_false_alarm_rate
+
+    seen = 0
+    for path in sorted(artifacts_dir({}).glob("*/*/manifest.json")):
+        manifest = json.loads(path.read_text())
+        section = manifest.get("threshold", {})
+        if "normal_score_quantiles" not in section:
+            continue  # the wafer-map review level is no false-alarm threshold
+        model = LoadedModel(manifest["model"], None, manifest)
+        figure = model.describe()["false_alarm_rate"]
+        assert figure == model.false_alarm_rate(model.threshold)
+        measured = measured_false_alarm_rate(section)
+        if measured is not None:
+            assert figure == measured
+            seen += 1
+        assert model.describe()["target_far"] == section["target_false_alarm_rate"]
+    assert seen >= 7  # inspection (2) and time series (5) record the measured rate
+
 def test_binary_metrics_perfect_and_inverted():
     y = np.array([0, 0, 0, 1, 1])
     good = binary_metrics(y, np.array([0.1, 0.2, 0.3, 0.8, 0.9]), 0.5)

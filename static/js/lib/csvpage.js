@@ -30,7 +30,7 @@ export function describeModel(m) {
   const parts = [`${m.version}${meaning ? `: ${meaning}${/[.!?]$/.test(meaning) ? "" : "."}` : "."}`];
   parts.push(`Default threshold ${fmtThreshold(m.threshold)}.`);
   if (m.threshold_note) parts.push(sentence(m.threshold_note));
-  else if (m.target_far != null) parts.push(`Set for about ${pct(m.target_far)} false alarms on good items (validation data).`);
+  else if (m.false_alarm_rate != null) parts.push(`It flags ${pct(m.false_alarm_rate)} of good items in validation (target ${pct(m.target_far)}).`);
   return parts.join(" ");
 }
 
@@ -403,7 +403,7 @@ export function createCsvPage(cfg, hooks) {
     $("card-flagged").textContent = int(flagged);
     $("card-flagged-share").textContent = `${pct(n ? flagged / n : 0)} of the ${noun.many} scored`;
     $("card-threshold").textContent = fmtThreshold(t);
-    $("card-threshold-sub").textContent = threshold.isDefault ? `the default (${pct(r.model.target_far)} false-alarm target)`
+    $("card-threshold-sub").textContent = threshold.isDefault ? `the default (${pct(r.model.false_alarm_rate)} false alarms in validation)`
       : `custom; default ${fmtThreshold(r.resp.default_threshold)}`;
     const note = r.resp.threshold_note ?? r.model.threshold_note;
     el.meaning.innerHTML = `At this threshold about <strong>${pct(threshold.falseAlarmRate(t))}</strong> of good ${noun.many} are flagged`

@@ -49,7 +49,9 @@ def predict():
         return csv_download(data, "inspection_predictions.csv")
     head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
                 model=run.model, model_version=run.model_version, threshold=run.threshold,
-                default_threshold=run.default_threshold, n_images=len(run.records),
+                default_threshold=run.default_threshold,
+                false_alarm_rate=round(predictor.get(run.model).false_alarm_rate(run.threshold), 4),
+                n_images=len(run.records),
                 n_anomalies=run.n_anomalies, n_converted=len(converted), read=req.kinds,
                 rejected=req.rejected.to_list())
 
