@@ -156,8 +156,11 @@ class RenderServer:
         names = [spec.name for spec in ready_modules()]
         workers = len(children(self.master))
 
-        def ready(_) -> int:
-            return urllib.request.urlopen(f"{self.url}/health/ready", timeout=60).status
+        def ready(_) -> int:  # 503 while the worker's loader is still at work
+            try:
+                return urllib.request.urlopen(f"{self.url}/health/ready", timeout=60).status
+            except urllib.error.HTTPError as exc:
+                return exc.code
 
         deadline = time.time() + self.load_timeout
         while time.time() < deadline:

@@ -85,6 +85,18 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("postgres_url")
 
 
+def settled_readiness(client, seconds: float = 180):
+    """``GET /health/ready`` once no module is still loading (the loader runs in the background)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        response = client.get("/health/ready")
+        if response.get_json()["status"] != "loading" or time.monotonic() > deadline:
+            return response
+        time.sleep(0.2)
+
+
 def make_batch_frame(n_rows: int = 5, seed: int = 0, labels: bool = False) -> pd.DataFrame:
     """A tiny batch-layout frame: Wafer id, Sensor-1..590 (and Good/Bad)."""
     rng = np.random.default_rng(seed)

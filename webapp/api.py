@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify
 from pipelines.core.artifacts import BundleError, read_manifest
 from webapp import __version__, db
 from webapp.modules import ready_modules, registered
-from webapp.predictors import get_predictor
+from webapp.predictors import loading_state
 
 logger = logging.getLogger(__name__)
 
@@ -29,29 +29,34 @@ def _without_paths(message: str) -> str:
 
 @bp.get("/health/ready")
 def ready():
-    """Readiness: every ready module's release loads (hashes checked) and the schema is current.
+    """Readiness: every ready module's release is loaded (hashes checked) and the schema is current.
 
-    503 with the list of what is missing otherwise, so a deploy that would serve empty fails
-    its health check instead.
+    It never loads a model itself: it waits at most ``READY_WAIT_SECONDS`` for the worker's
+    loader, then reports each module's state. 503 while a module is still loading, or with the
+    list of what is missing, so a deploy that would serve empty fails its health check instead.
     """
     problems: list[str] = []
     modules = {}
-    for spec in ready_modules():
-        try:
-            predictor = get_predictor(spec.name)
-        except (BundleError, OSError, ValueError, KeyError) as exc:
-            problems.append(f"{spec.name}: {_without_paths(str(exc))}")
-            modules[spec.name] = {"ready": False}
-            continue
-        modules[spec.name] = {"ready": True, "models": sorted(predictor.models),
-                              "default_model": predictor.default_model}
+    loading = []
+    cache = current_app.extensions["fablens_predictors"]
+    states = loading_state(current_app._get_current_object(),  # the app, not the proxy
+                           wait=float(current_app.config["READY_WAIT_SECONDS"]))
+    for name, state in states.items():
+        modules[name] = {"ready": state["state"] == "ready", "state": state["state"]}
+        if state["state"] == "ready":
+            modules[name] |= {"models": sorted(cache[name].models),
+                              "default_model": cache[name].default_model}
+        elif state["state"] == "failed":
+            problems.append(f"{name}: {_without_paths(state['error'])}")
+        else:
+            loading.append(name)
     database = db.schema_problem(db.engine())
     if database:
         problems.append(f"database: {database}")
-    status = 503 if problems else 200
-    return jsonify(status="ready" if status == 200 else "not ready", version=__version__,
-                   modules=modules, database={"ready": database is None},
-                   problems=problems), status
+    status = 503 if problems or loading else 200
+    word = "ready" if status == 200 else "not ready" if problems else "loading"
+    return jsonify(status=word, version=__version__, modules=modules, loading=loading,
+                   database={"ready": database is None}, problems=problems), status
 
 
 MODEL_FIELDS = ("module", "name", "model", "role", "version", "created", "params",

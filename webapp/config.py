@@ -32,6 +32,7 @@ def defaults() -> dict:
         "HEAVY_REQUEST_MB": 1,  # requests larger than this take turns (webapp/limits.py)
         "HEAVY_SLOTS": 1,  # large requests scored at once per worker
         "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
+        "READY_WAIT_SECONDS": 0.5,  # /health/ready waits at most this for the model loader
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
         "WAFERMAP_MAX_MAPS": 1000,  # maps (and files) in one wafer-map request; more: HTTP 413

@@ -57,3 +57,11 @@ def post_fork(server, worker) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not tune_malloc():
         server.log.info("malloc tuning unavailable on this platform")
+
+
+def post_worker_init(worker) -> None:
+    """Start loading every module's models in the background as soon as the worker has its app,
+    so the first request and Render's health check (``/health/ready``) never wait on a load."""
+    from webapp.predictors import start_loading
+
+    start_loading(worker.wsgi)

@@ -9,6 +9,7 @@ History shows what the file a user took away actually said.
 from __future__ import annotations
 
 import gzip
+import logging
 import io
 from contextlib import contextmanager
 from typing import Iterator
@@ -24,16 +25,22 @@ from webapp.modules import ResultsDecision, registered
 from webapp.params import check_threshold_range, parse_threshold
 from webapp.predictors import get_predictor
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("runs", __name__)
 
 
 def _record_failure(module: str, reason: str) -> None:
+    """Record a failed run; a database that cannot take it is logged, never turned into the
+    answer (the user still gets the request's own 4xx or 500)."""
     try:
         files = [f.filename for f in request.files.getlist("file") if f.filename]
     except HTTPException:  # the body itself was refused (too large): no file names to read
         files = []
-    db.record_run(module, "", None, files[0] if files else "json", 0, 0, None,
-                  status="failed", error=reason)
+    try:
+        db.record_run(module, "", None, files[0] if files else "json", 0, 0, None,
+                      status="failed", error=reason)
+    except Exception:
+        logger.exception("could not record the failed %s run (%s)", module, reason)
 
 
 @contextmanager

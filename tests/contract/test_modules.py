@@ -108,7 +108,8 @@ from webapp.db import upgrade
 from webapp.modules import get_module
 from webapp.predictors import get_predictor
 upgrade({sqlite_url(tmp_path)!r})
-app = create_app({{"TESTING": True, "DATABASE_URL": {sqlite_url(tmp_path)!r}}})
+app = create_app({{"TESTING": True, "DATABASE_URL": {sqlite_url(tmp_path)!r},
+                  "READY_WAIT_SECONDS": 300}})  # readiness waits for every module's load
 spec = get_module({name!r})
 with app.app_context():
     good = spec.examples(get_predictor({name!r})).good

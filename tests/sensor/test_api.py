@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipelines.sensor.schema import SENSOR_COLUMNS
-from tests.conftest import ROOT, make_batch_frame, sqlite_url, to_csv_bytes
+from tests.conftest import ROOT, make_batch_frame, settled_readiness, sqlite_url, to_csv_bytes
 
 
 def upload(client, data: bytes, name: str = "batch.csv", query: str = "", **form):
@@ -24,7 +24,7 @@ def test_health(client):
     response = client.get("/health")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ok"
-    ready = client.get("/health/ready").get_json()
+    ready = settled_readiness(client).get_json()
     assert "autoencoder" in ready["modules"]["sensor"]["models"]
 
 

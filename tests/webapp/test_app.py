@@ -19,7 +19,7 @@ from webapp.config import ConfigError
 from webapp.db import upgrade
 from webapp.downloads import FORMULA_TRIGGERS, ChunkedCsv, csv_bytes, neutralise
 from webapp.predictors import get_predictor
-from tests.conftest import ROOT, sqlite_url
+from tests.conftest import ROOT, settled_readiness, sqlite_url
 
 
 def test_defaults_then_environment_then_test_config(tmp_path):
@@ -77,7 +77,7 @@ def test_readiness_names_a_broken_bundle(tmp_path):
     upgrade(sqlite_url(tmp_path))
     client = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path),
                          "ARTIFACTS_DIR": str(artifacts)}).test_client()
-    response = client.get("/health/ready")
+    response = settled_readiness(client)
     assert response.status_code == 503
     problems = response.get_json()["problems"]
     assert problems == ["sensor: artifacts/sensor/autoencoder/preprocessor.json does not match "
@@ -85,8 +85,44 @@ def test_readiness_names_a_broken_bundle(tmp_path):
     assert client.get("/health").status_code == 200
 
 
+def test_readiness_reports_a_slow_load_at_once_and_never_loads_itself(tmp_path, monkeypatch):
+    """The loader works in the background; /health/ready only reports how far it got."""
+    import dataclasses
+    import threading
+
+    from webapp import predictors
+
+    release, calls = threading.Event(), []
+    real = predictors.get_module
+
+    def slow_module(name):
+        spec = real(name)
+
+        def load(directory, n_jobs):
+            calls.append(threading.current_thread().name)
+            assert release.wait(120), "the test never released the load"
+            return spec.predictor(directory, n_jobs=n_jobs)
+        return dataclasses.replace(spec, predictor=load) if name == "sensor" else spec
+
+    monkeypatch.setattr(predictors, "get_module", slow_module)
+    upgrade(sqlite_url(tmp_path))
+    client = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path),
+                         "READY_WAIT_SECONDS": 0.2}).test_client()
+    try:
+        first = client.get("/health/ready")
+        body = first.get_json()
+        assert first.status_code == 503 and body["status"] == "loading"
+        assert body["modules"]["sensor"] == {"ready": False, "state": "loading"}
+        assert "sensor" in body["loading"] and body["problems"] == []
+        assert client.get("/health/ready").get_json()["modules"]["sensor"]["state"] == "loading"
+    finally:
+        release.set()
+    assert settled_readiness(client).status_code == 200
+    assert calls == ["fablens-model-loader"]  # loaded once, by the loader, not by a probe
+
+
 def test_readiness_is_ready_with_the_committed_artifacts(client):
-    body = client.get("/health/ready").get_json()
+    body = settled_readiness(client).get_json()
     assert body["status"] == "ready" and body["modules"]["sensor"]["default_model"]
 
 

@@ -24,7 +24,7 @@ import webapp
 from webapp import create_app
 from webapp.db import upgrade
 upgrade("sqlite:///" + sys.argv[1])
-app = create_app({"DATABASE_URL": "sqlite:///" + sys.argv[1]})
+app = create_app({"DATABASE_URL": "sqlite:///" + sys.argv[1], "READY_WAIT_SECONDS": 300})
 client = app.test_client()
 print(json.dumps({
     "webapp": webapp.__file__, "home": app.config["HOME_DIR"],

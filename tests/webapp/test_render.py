@@ -62,6 +62,17 @@ def wait_for(proc: subprocess.Popen, url: str, seconds: float = 60) -> tuple[int
     raise AssertionError(f"no answer from {url} in {seconds} s")
 
 
+def settle(url: str, seconds: float = 300) -> tuple[int, dict]:
+    """Readiness once no module is still loading; each answer within ``get``'s 5 s timeout."""
+    deadline = time.time() + seconds
+    status, body = get(url)
+    while body["status"] == "loading" and time.time() < deadline:
+        assert status == 503 and body["loading"], body
+        time.sleep(0.3)
+        status, body = get(url)
+    return status, body
+
+
 def stop(proc: subprocess.Popen) -> str:
     os.killpg(proc.pid, signal.SIGTERM)
     output, _ = proc.communicate(timeout=30)
@@ -82,7 +93,11 @@ def test_start_command_on_a_fresh_database_ten_times(tmp_path):
         try:
             status, body = wait_for(proc, f"http://127.0.0.1:{port}/health")
             assert (status, body["status"]) == (200, "ok"), body
-            # every worker answers readiness with the schema in place (hit it a few times)
+            # readiness answers at once (get's 5 s timeout) while the worker's loader works,
+            # never loading a model itself; then every answer is ready, schema in place
+            status, body = settle(f"http://127.0.0.1:{port}{health}")
+            assert status == 200, body
+            assert all(m["state"] == "ready" for m in body["modules"].values()), body
             for _ in range(4):
                 status, body = get(f"http://127.0.0.1:{port}{health}")
                 assert status == 200, body
