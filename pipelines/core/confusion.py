@@ -20,9 +20,16 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.zeros(len(a), dtype=float), where=b > 0)
 
 
-def multiclass_report(y: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
-    """``{"accuracy", "macro_f1", "per_class": {class: {precision, recall, f1, support}},
-    "confusion_matrix"}`` for true classes ``y`` and ``predicted`` (indices into ``classes``)."""
+def multiclass_report(y: np.ndarray, predicted: np.ndarray, classes: list[str],
+                      macro_over_present: bool = False) -> dict:
+    """``{"accuracy", "macro_f1", "macro_classes", "per_class": {class: {precision, recall, f1,
+    support}}, "confusion_matrix"}`` for true classes ``y`` and ``predicted`` (indices into
+    ``classes``).
+
+    Macro-F1 averages every class (a test split holds them all), or with ``macro_over_present``
+    only the classes that are true or predicted at least once, as scikit-learn does without
+    ``labels`` (a batch of a few maps should not count the classes it never mentions as 0).
+    """
     matrix = confusion_counts(y, predicted, len(classes))
     hits = np.diag(matrix).astype(float)
     support = matrix.sum(axis=1)
@@ -30,9 +37,12 @@ def multiclass_report(y: np.ndarray, predicted: np.ndarray, classes: list[str]) 
     recall = _ratio(hits, support.astype(float))
     f1 = _ratio(2 * precision * recall, precision + recall)
     total = int(matrix.sum())
+    counted = (support + matrix.sum(axis=0) > 0) if macro_over_present \
+        else np.ones(len(classes), dtype=bool)
     return {
         "accuracy": float(hits.sum() / total) if total else 0.0,
-        "macro_f1": float(f1.mean()) if len(classes) else 0.0,
+        "macro_f1": float(f1[counted].mean()) if counted.any() else 0.0,
+        "macro_classes": int(counted.sum()),
         "per_class": {c: {"precision": float(precision[k]), "recall": float(recall[k]),
                           "f1": float(f1[k]), "support": int(support[k])}
                       for k, c in enumerate(classes)},

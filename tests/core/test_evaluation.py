@@ -330,6 +330,9 @@ def test_numpy_multiclass_report_matches_scikit_learn():
         assert report["accuracy"] == pytest.approx(accuracy_score(y, p))
         assert report["macro_f1"] == pytest.approx(
             f1_score(y, p, labels=labels, average="macro", zero_division=0))
+        present = multiclass_report(y, p, [f"c{i}" for i in range(k)], macro_over_present=True)
+        assert present["macro_f1"] == pytest.approx(f1_score(y, p, average="macro", zero_division=0))
+        assert present["macro_classes"] == len(set(y) | set(p))
         got = [report["per_class"][f"c{i}"] for i in labels]
         assert [g["precision"] for g in got] == pytest.approx(precision.tolist())
         assert [g["recall"] for g in got] == pytest.approx(recall.tolist())

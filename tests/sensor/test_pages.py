@@ -758,7 +758,7 @@ def test_xlsx_upload_is_accepted_and_previewed(page, base_url, tmp_path):
     page.goto("/sensor/")
     assert ".xlsx" in page.locator("#file-input").get_attribute("accept")
     page.get_by_label("Choose a CSV").set_input_files(path)
-    expect(page.locator("#row-count")).to_have_text("1 rows")
+    expect(page.locator("#row-count")).to_have_text("1 row")
     expect(cell(page, 0, 1)).to_have_text("2.5")
     expect(page.locator("#check-detected")).to_contain_text("Excel")
     record_form_fields(page)

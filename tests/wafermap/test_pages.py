@@ -238,6 +238,9 @@ def test_a_labelled_batch_shows_accuracy_macro_f1_and_the_confusion_matrix(page,
     expect(table.locator("caption")).to_contain_text("true class (rows)")
     expect(table.locator("thead th[scope=col]")).to_have_count(len(kept))
     expect(table.locator("tbody th[scope=row]")).to_have_count(len(kept))
+    # macro-F1 is the mean over the classes the batch mentions, not over all nine
+    assert labels["macro_classes"] == len(kept) < len(classes)
+    expect(page.locator("#labels-rates")).to_contain_text(f"(mean of the {len(kept)} classes")
     assert {"Center", "Edge-Ring", "Donut", "none"} <= {classes[k] for k in kept}
     for r, i in enumerate(kept):
         row = table.locator("tbody tr").nth(r)

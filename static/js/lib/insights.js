@@ -104,7 +104,8 @@ export function renderClassLabels(el, labels, noun) {
   const left = classes.length - keep.length;
   const are = (n) => (n === 1 ? "is" : "are");
   el.rates.innerHTML = `Accuracy: <strong id="labels-accuracy">${pct(labels.accuracy)}</strong>, macro-F1: `
-    + `<strong id="labels-macro-f1">${Number(labels.macro_f1).toFixed(3)}</strong>, over `
+    + `<strong id="labels-macro-f1">${Number(labels.macro_f1).toFixed(3)}</strong> (mean of the `
+    + `${count(labels.macro_classes, "class", "classes")} labelled or predicted), over `
     + `${count(labels.n_labelled, `labelled ${noun.one}`, `labelled ${noun.many}`)}.`
     + (labels.n_unlabelled ? ` ${count(labels.n_unlabelled, noun.one, noun.many)} without a label `
       + `${are(labels.n_unlabelled)} left out.` : "")

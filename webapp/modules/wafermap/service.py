@@ -82,17 +82,18 @@ def score_maps(predictor: WafermapPredictor, req: WafermapRequest) -> ScoredMaps
 
 
 def label_report(run: ScoredMaps, labels: list[str] | None) -> dict | None:
-    """Against the file's labels (maps without one left out): accuracy, macro-F1, per class
-    and the confusion matrix (rows true, columns predicted, in ``classes`` order)."""
+    """Against the file's labels (maps without one left out): accuracy, macro-F1 over the
+    ``macro_classes`` classes labelled or predicted, per class and the confusion matrix (rows
+    true, columns predicted, in ``classes`` order)."""
     if not labels:
         return None
     known = [k for k, label in enumerate(labels) if label]
     y = np.array([run.classes.index(labels[k]) for k in known])
     predicted = np.array([run.classes.index(run.records[k]["class"]) for k in known])
-    report = multiclass_report(y, predicted, run.classes)
+    report = multiclass_report(y, predicted, run.classes, macro_over_present=True)
     return {"n_labelled": len(known), "n_unlabelled": len(labels) - len(known),
-            "classes": run.classes} | {k: report[k] for k in ("accuracy", "macro_f1",
-                                                               "per_class", "confusion_matrix")}
+            "classes": run.classes} | {k: report[k] for k in (
+                "accuracy", "macro_f1", "macro_classes", "per_class", "confusion_matrix")}
 
 
 def results_frame(run: ScoredMaps, names: list[str],
