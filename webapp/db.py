@@ -9,7 +9,8 @@ never race to do it; ``/health/ready`` reports a database that is not at the lat
 threshold, the input's sha256, how many cells the user edited and rows removed);
 ``run_results`` keeps the results of recent runs so History can download them again, and
 ``run_downloads`` records each download and the threshold it was decided at. ``events``
-holds one row per flagged window of the time-series module (``webapp/events.py``).
+holds one row per episode of the time-series module: a machine's unbroken stretch of flagged
+cycles, unique per module, machine, model, version and start (``webapp/events.py``).
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Integer, LargeBinary,
-                        MetaData, String, Table, Text, create_engine, delete, event, func, inspect,
-                        insert, select, text)
+from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
+                        LargeBinary, MetaData, String, Table, Text, create_engine, delete, event,
+                        func, inspect, insert, select, text)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -76,8 +77,13 @@ events = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     Column("module", String(32), nullable=False),
     Column("machine_id", String(128), nullable=False),
-    Column("cycle", Float),
-    Column("timestamp", String(64)),
+    Column("first_cycle", Float),
+    Column("last_cycle", Float),
+    Column("peak_cycle", Float),
+    Column("n_cycles", Integer, nullable=False, server_default="1"),
+    Column("first_timestamp", String(64)),
+    Column("last_timestamp", String(64)),
+    Column("start_key", String(64)),
     Column("score", Float, nullable=False),
     Column("threshold", Float, nullable=False),
     Column("rul", Float),
@@ -86,6 +92,9 @@ events = Table(
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL")),
     Column("acknowledged", Boolean, nullable=False, server_default="0"),
     Column("acknowledged_at", DateTime(timezone=True)),
+    Column("updated", DateTime(timezone=True)),
+    Index("uq_events_episode", "module", "machine_id", "model", "model_version", "start_key",
+          unique=True),
 )
 
 

@@ -63,16 +63,86 @@ def test_a_cmapss_file_scores_every_cycle_and_stores_flagged_windows_as_events(d
         set(body["sensors"])
     # generated machines run to failure: the end of each is flagged, the start is not
     assert all(m["n_flagged"] > 0 and m["last_rul"] < 60 for m in body["machines"])
-    assert body["n_events"] == body["n_flagged"] > 0
+    # one event per machine per unbroken stretch of flagged cycles, not one per cycle
+    stretches = stretches_of(body["predictions"])
+    assert body["n_events"] == body["n_events_new"] == len(stretches) < body["n_flagged"]
     with db_app.app_context():
         events = client.get("/api/v1/events?limit=1000").get_json()
         run = db.recent_runs()[0]
-    assert events["total"] == body["n_flagged"]
+    assert events["total"] == len(stretches)
+    assert sum(e["n_cycles"] for e in events["events"]) == body["n_flagged"]
+    for e in events["events"]:
+        cycles, scores = stretches[(e["machine_id"], e["first_cycle"])]
+        assert (e["last_cycle"], e["n_cycles"]) == (cycles[-1], len(cycles))
+        assert e["score"] == pytest.approx(max(scores), abs=1e-6)
+        assert e["peak_cycle"] == cycles[int(np.argmax(scores))]
     assert {e["run_id"] for e in events["events"]} == {run["id"]}
+    assert {e["run_url"] for e in events["events"]} == {f"/history#run-{run['id']}"}
+    assert f'id="run-{run["id"]}"' in client.get("/history").get_data(as_text=True)
+    # the event's time is the time the run was made
+    assert {e["created"] for e in events["events"]} == {run["created"].isoformat()}
     assert {e["model"] for e in events["events"]} == {body["model"]}
     again = rows_of(client.get(body["results_url"]))
     assert len(again) == len(units)
     assert sum(r["is_anomaly"] == "True" for r in again) == body["n_flagged"]
+    # scoring the same history again with the same model version stores nothing new
+    second = upload(client, gzip.compress(path.read_bytes()), "test_FD001.txt.gz").get_json()
+    assert second["run_id"] != body["run_id"] and second["n_events"] == len(stretches)
+    assert second["n_events_new"] == second["n_events_extended"] == 0
+    assert client.get("/api/v1/events").get_json()["total"] == len(stretches)
+
+
+def stretches_of(predictions: list[dict]) -> dict:
+    """``(machine, first cycle) -> (cycles, scores)`` of each unbroken run of flagged rows."""
+    out, current = {}, None
+    for k, p in enumerate(predictions):
+        same = k and predictions[k - 1]["machine_id"] == p["machine_id"] and \
+            predictions[k - 1]["is_anomaly"]
+        if p["is_anomaly"]:
+            if not same:
+                current = out.setdefault((p["machine_id"], p["cycle"]), ([], []))
+            current[0].append(p["cycle"])
+            current[1].append(p["score"])
+    return out
+
+
+def test_a_longer_history_carries_its_stretch_on_and_dated_rows_name_their_times(db_app,
+                                                                                 scaler):
+    """The same machines scored again with more cycles: each stretch reaching the end of the
+    shorter file is the same event, carried on (no new one); a dated file keys events by
+    their first time, and the events page shows the times and the cycle counts."""
+    history = synthetic_history(scaler, 2, seed=5, min_cycles=120, max_cycles=120)
+    start = np.datetime64("2026-01-01T00:00")
+    dates = [str(start + np.timedelta64(int(c), "h")) for c in history["cycle"]]
+    text = history_csv(history, time_column="time")
+    lines = text.splitlines()
+    dated = [lines[0]] + [",".join([row.split(",")[0], d, *row.split(",")[2:]])
+                          for row, d in zip(lines[1:], dates)]
+    keep = [k for k, c in enumerate(history["cycle"]) if c <= 110]  # the first 110 per machine
+    short = "\n".join([dated[0]] + [dated[k + 1] for k in keep]) + "\n"
+    client = db_app.test_client()
+    first = upload(client, short.encode(), "plant.csv", time_column="time").get_json()
+    assert first["n_events_new"] == first["n_events"] > 0
+    before = {e["id"]: e for e in client.get("/api/v1/events").get_json()["events"]}
+    full = "\n".join(dated) + "\n"
+    second = upload(client, full.encode(), "plant.csv", time_column="time").get_json()
+    after = {e["id"]: e for e in client.get("/api/v1/events").get_json()["events"]}
+    assert second["n_events_extended"] > 0
+    assert len(after) == len(before) + second["n_events_new"]
+    grown = [i for i in before if after[i]["n_cycles"] > before[i]["n_cycles"]]
+    assert len(grown) == second["n_events_extended"]
+    for i in grown:
+        assert after[i]["first_timestamp"] == before[i]["first_timestamp"]
+        assert after[i]["last_timestamp"] > before[i]["last_timestamp"]
+        assert after[i]["updated"] and after[i]["run_id"] == first["run_id"]
+    e = after[grown[0]]
+    assert e["first_timestamp"].startswith("2026-01-") and e["last_cycle"] > e["first_cycle"]
+    html = client.get("/history/events").get_data(as_text=True)
+    assert f"{e['n_cycles']} cycles" in html and e["first_timestamp"] in html
+    assert "1 cycles" not in html and "carried on" in html
+    # a third time: nothing new, nothing carried on
+    third = upload(client, full.encode(), "plant.csv", time_column="time").get_json()
+    assert third["n_events_new"] == third["n_events_extended"] == 0
 
 
 def test_a_csv_with_chosen_columns_and_the_results_csv(client, scaler):
@@ -213,7 +283,9 @@ def test_events_filter_acknowledge_and_download(db_app, scaler):
     every = client.get("/api/v1/events").get_json()
     assert every["total"] == 4
     pump = client.get("/api/v1/events?machine=pump-1").get_json()
-    assert pump["total"] == 2 and {e["cycle"] for e in pump["events"]} == {10, 12}
+    assert pump["total"] == 2 and {e["first_cycle"] for e in pump["events"]} == {10, 12}
+    assert all(e["n_cycles"] == 1 and e["last_cycle"] == e["first_cycle"] and
+               e["run_id"] is None and e["run_url"] is None for e in pump["events"])
     iso = client.get("/api/v1/events?model=isolation_forest").get_json()
     assert iso["total"] == 1 and iso["events"][0]["machine_id"] == "=cmd"
     assert client.get("/api/v1/events?from=2000-01-01&to=2000-01-02").get_json()["total"] == 0
@@ -240,6 +312,41 @@ def test_events_filter_acknowledge_and_download(db_app, scaler):
     assert page_ack.status_code == 302 and "machine=pump-1" in page_ack.headers["Location"]
     assert client.get("/api/v1/events?acknowledged=true").get_json()["total"] == 2
     assert "events" in client.get("/history").get_data(as_text=True)
+
+
+def test_detect_windows_sent_one_by_one_with_their_cycles_make_one_event(db_app, scaler):
+    """A stretch sent window by window (each with its ``cycles``) is one event, carried on by
+    each window whose previous cycle is the event's last; the same window sent again adds
+    nothing; a gap starts a new event. Batches are grouped the same way."""
+    client = db_app.test_client()
+    worn = windows_of(scaler, 1)[0]
+
+    def send(machine, end, **extra):
+        body = {"machine_id": machine, "window": worn, "cycles": list(range(end - 29, end + 1)),
+                "threshold": -1000, "model": "xgboost_rul", **extra}  # every window flagged
+        response = client.post("/api/v1/timeseries/detect", json=body)
+        assert response.status_code == 200 and response.get_json()["is_anomaly"]
+
+    for end in (40, 41, 42, 41):
+        send("pump-9", end)
+    (event,) = client.get("/api/v1/events?machine=pump-9").get_json()["events"]
+    assert (event["first_cycle"], event["last_cycle"], event["n_cycles"]) == (40, 42, 3)
+    send("pump-9", 50)  # cycles 43..49 were not sent: another stretch
+    assert client.get("/api/v1/events?machine=pump-9").get_json()["total"] == 2
+    batch = client.post("/api/v1/timeseries/detect/batch", json={
+        "model": "xgboost_rul", "threshold": -1000, "windows": [
+            {"machine_id": "fan-1", "window": worn, "cycles": list(range(end - 29, end + 1))}
+            for end in (30, 31, 32, 60)]}).get_json()
+    assert (batch["n_events"], batch["n_events_new"]) == (2, 2)
+    fan = client.get("/api/v1/events?machine=fan-1").get_json()["events"]
+    assert sorted((e["first_cycle"], e["last_cycle"], e["n_cycles"]) for e in fan) == \
+        [(30, 32, 3), (60, 60, 1)]
+    again = client.post("/api/v1/timeseries/detect/batch", json={
+        "model": "xgboost_rul", "threshold": -1000, "windows": [
+            {"machine_id": "fan-1", "window": worn, "cycles": list(range(end - 29, end + 1))}
+            for end in (30, 31, 32, 60)]}).get_json()
+    assert again["n_events_new"] == 0
+    assert client.get("/api/v1/events").get_json()["total"] == 4
 
 
 def test_plotly_is_served_by_the_app(client):

@@ -135,3 +135,56 @@ def test_render_style_urls_use_psycopg():
     assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
     assert from_environment({"DATABASE_URL": "postgres://h/d"})["DATABASE_URL"] == \
         "postgresql+psycopg://h/d"
+
+
+def test_migration_0004_folds_per_cycle_events_into_episodes(database_url):
+    """Events 0003 stored one per flagged cycle (again at every re-score) become one per
+    stretch; re-scoring after the upgrade adds nothing; 0004 downgrades and upgrades again."""
+    from alembic import command
+    from sqlalchemy import insert, select, text
+
+    from webapp import db
+    from webapp.events import record_events
+
+    engine = make_engine(database_url)
+    cfg = db._alembic_config(engine)
+    command.upgrade(cfg, "0003")
+    old = Table("events", MetaData(), autoload_with=engine)
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        for run in (1, 2):  # the same history scored twice
+            conn.execute(text("INSERT INTO runs (id, created, module, model, model_version, "
+                              "rows, flagged) VALUES (:i, :c, 'timeseries', 'm', 'v1', 9, 5)"),
+                         {"i": run, "c": now})
+            conn.execute(insert(old), [
+                {"created": now, "module": "timeseries", "machine_id": "7", "cycle": c,
+                 "timestamp": None, "score": s, "threshold": 0.5, "rul": 30 - c, "model": "m",
+                 "model_version": "v1", "run_id": run, "acknowledged": run == 1 and c == 11,
+                 "acknowledged_at": now if run == 1 and c == 11 else None}
+                for c, s in [(10, 0.6), (11, 0.9), (12, 0.7), (20, 0.8)]])
+        conn.execute(insert(old), [{"created": now, "module": "timeseries", "machine_id": "p",
+                                    "cycle": None, "timestamp": None, "score": 0.7,
+                                    "threshold": 0.5, "rul": 1.0, "model": "m",
+                                    "model_version": "v1", "run_id": None,
+                                    "acknowledged": False}] * 2)
+    assert upgrade(database_url) == head_revision()
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(db.events).order_by(db.events.c.id))
+                .mappings()]
+    machine = [r for r in rows if r["machine_id"] == "7"]
+    assert [(r["first_cycle"], r["last_cycle"], r["n_cycles"], r["peak_cycle"], r["run_id"])
+            for r in machine] == [(10, 12, 3, 11, 1), (20, 20, 1, 20, 1)]
+    assert machine[0]["score"] == pytest.approx(0.9) and machine[0]["rul"] == 18
+    assert machine[0]["acknowledged"] and not machine[1]["acknowledged"]
+    assert len([r for r in rows if r["machine_id"] == "p"]) == 2  # no cycle: never folded
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    with app.app_context():
+        again = record_events("timeseries", [
+            {"machine_id": "7", "first_cycle": 10.0, "last_cycle": 12.0, "peak_cycle": 11.0,
+             "n_cycles": 3, "score": 0.9, "threshold": 0.5, "rul": 18.0, "model": "m",
+             "model_version": "v1"}], run_id=2)
+    assert again == {"events": 1, "new": 0, "extended": 0}
+    command.downgrade(cfg, "0003")
+    assert {c["name"] for c in inspect(engine).get_columns("events")} >= {"cycle", "timestamp"}
+    assert upgrade(database_url) == head_revision()
+    engine.dispose()

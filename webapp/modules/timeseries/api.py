@@ -2,9 +2,13 @@
 
 ``POST /api/v1/timeseries/predict``: an uploaded history -> per-cycle scores, flags and RUL
 (JSON, or the CSV with ``?format=csv``); recorded as a run (History) with its results, and
-every flagged window stored as an event. ``POST /api/v1/timeseries/detect``: one window ->
+each machine's unbroken stretch of flagged cycles stored as one event (``n_events`` found,
+``n_events_new`` stored for the first time, ``n_events_extended`` carried further: scoring the
+same history again stores nothing new). ``POST /api/v1/timeseries/detect``: one window ->
 ``{anomaly_score, is_anomaly, threshold, rul, model_version, processing_time_ms}``;
-``/detect/batch``: ``{"windows": [...]}``. Flagged windows from detect are stored as events too.
+``/detect/batch``: ``{"windows": [...]}``. Flagged detect windows are stored as events by the
+same function (``service.flagged_events``); a window sent with its ``cycles`` continues its
+machine's stretch.
 """
 from __future__ import annotations
 
@@ -18,8 +22,8 @@ from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
 from webapp.events import record_events
 from webapp.limits import heavy_slot
 from webapp.modules.timeseries.parsing import detect_request, file_request
-from webapp.modules.timeseries.service import (detect, event_rows, machine_summaries,
-                                               results_frame, score_file)
+from webapp.modules.timeseries.service import (detect, detect_events, event_rows,
+                                               machine_summaries, results_frame, score_file)
 from webapp.predictors import get_predictor
 from webapp.runs import recording_failures
 
@@ -59,7 +63,7 @@ def predict():
         n_flagged, scored.threshold, default_threshold=model.threshold,
         input_sha256=req.sha256, results=("score", gzip.compress(data, compresslevel=1)),
         keep=current_app.config["RESULTS_KEEP"])
-    n_events = record_events("timeseries", event_rows(req.series, scored), run_id=run_id)
+    events = record_events("timeseries", event_rows(req.series, scored), run_id=run_id)
     if wants_csv(request):
         return csv_download(data, "timeseries_scores.csv")
     head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
@@ -70,7 +74,8 @@ def predict():
                 layout=req.series.layout, source=req.series.source,
                 machine_column=req.series.machine_column, time_column=req.series.time_column,
                 sensors=predictor.sensors, n_rows=len(req.series), n_flagged=n_flagged,
-                n_events=n_events, n_padded=int(scored.padded.sum()),
+                n_events=events["events"], n_events_new=events["new"],
+                n_events_extended=events["extended"], n_padded=int(scored.padded.sum()),
                 window=predictor.window,
                 machines=machine_summaries(req.series, scored, req.values, predictor.sensors),
                 processing_time_ms=round(1000 * (time.perf_counter() - started), 1))
@@ -83,10 +88,7 @@ def _detect(batch: bool):
     items, model, threshold = detect_request(request, len(predictor.input_sensors),
                                              predictor.window, batch)
     found, scored = detect(predictor, items, model, threshold)
-    record_events("timeseries", [
-        {"machine_id": d.machine_id, "cycle": d.cycle, "timestamp": d.timestamp,
-         "score": d.score, "threshold": scored.threshold, "rul": d.rul, "model": scored.model,
-         "model_version": scored.model_version} for d in found if d.flagged])
+    events = record_events("timeseries", detect_events(items, scored))
     elapsed = round(1000 * (time.perf_counter() - started), 2)
     results = [{"machine_id": d.machine_id, "timestamp": d.timestamp, "cycle": d.cycle,
                 "anomaly_score": round(d.score, 6), "is_anomaly": d.flagged,
@@ -97,7 +99,9 @@ def _detect(batch: bool):
         return jsonify(results[0] | {"processing_time_ms": elapsed})
     return jsonify(model=scored.model, model_version=scored.model_version,
                    threshold=scored.threshold, n_windows=len(results),
-                   n_anomalies=sum(r["is_anomaly"] for r in results), results=results,
+                   n_anomalies=sum(r["is_anomaly"] for r in results),
+                   n_events=events["events"], n_events_new=events["new"],
+                   n_events_extended=events["extended"], results=results,
                    processing_time_ms=elapsed)
 
 

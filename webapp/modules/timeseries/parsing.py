@@ -135,6 +135,7 @@ class DetectItem:
     timestamp: str | None
     cycle: float | None
     path: str = "window"  # the window's JSON path, for problems found later
+    previous_cycle: float | None = None  # the cycle before the last one, when cycles are sent
 
 
 KEYS = {"machine_id", "window", "timestamp", "cycles", "cycle"}
@@ -159,7 +160,7 @@ def detect_item(body, path: str, n_sensors: int, min_cycles: int) -> DetectItem:
     if len(window) < min_cycles:
         raise InputError(f"{prefix}window: {len(window)} cycles; the models need a window of at "
                          f"least {min_cycles} cycles")
-    cycle = None
+    cycle = previous = None
     cycles = body.get("cycles")
     if cycles is not None:
         if not isinstance(cycles, list) or len(cycles) != len(window):
@@ -175,12 +176,13 @@ def detect_item(body, path: str, n_sensors: int, min_cycles: int) -> DetectItem:
             raise InputError(f"{prefix}cycles[{k}]: cycle {cycles[k]:g} does not come after "
                              f"{cycles[k - 1]:g} (cycles must increase)")
         cycle = float(cycles[-1])
+        previous = float(cycles[-2]) if len(cycles) > 1 else None
     elif body.get("cycle") is not None:
         problem = _number_problem(body["cycle"], f"{prefix}cycle")
         if problem:
             raise InputError(problem.text())
         cycle = float(body["cycle"])
-    return DetectItem(machine, window, timestamp, cycle, f"{prefix}window")
+    return DetectItem(machine, window, timestamp, cycle, f"{prefix}window", previous)
 
 
 def detect_request(request: Request, n_sensors: int, min_cycles: int, batch: bool

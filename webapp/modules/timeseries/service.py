@@ -9,6 +9,7 @@ import pandas as pd
 
 from pipelines.core.detectors import UnknownDetectorError
 from pipelines.core.problems import SchemaError
+from pipelines.timeseries.episodes import flag_episodes
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.predict import Scored, TimeseriesPredictor
 from webapp.errors import InputError
@@ -60,16 +61,50 @@ def results_frame(series: Series, scored: Scored) -> pd.DataFrame:
     return frame
 
 
+def flagged_events(machines, cycles, timestamps, scored: Scored, follows=None,
+                   previous=None) -> list[dict]:
+    """The events of scored rows: one per machine per unbroken stretch of flagged rows
+    (``flag_episodes``), with its first and last cycle and time, the peak score and its cycle,
+    the RUL at the last cycle, the model and version. ``previous`` (per row, or None) is the
+    cycle before a detect window's, for continuing a stored stretch."""
+    def cycle(i):
+        return None if cycles[i] is None else float(cycles[i])
+
+    def when(i):
+        return None if timestamps is None or timestamps[i] is None else str(timestamps[i])
+
+    out = []
+    for episode in flag_episodes(machines, scored.flagged, follows):
+        first, last = int(episode.rows[0]), int(episode.rows[-1])
+        peak = episode.peak(scored.scores)
+        out.append({"machine_id": episode.machine, "first_cycle": cycle(first),
+                    "last_cycle": cycle(last), "peak_cycle": cycle(peak),
+                    "n_cycles": len(episode.rows), "first_timestamp": when(first),
+                    "last_timestamp": when(last), "score": float(scored.scores[peak]),
+                    "threshold": float(scored.threshold), "rul": float(scored.rul[last]),
+                    "model": scored.model, "model_version": scored.model_version,
+                    "previous_cycle": None if previous is None or previous[first] is None
+                    else float(previous[first])})
+    return out
+
+
 def event_rows(series: Series, scored: Scored) -> list[dict]:
-    """One event per flagged row (window)."""
-    rows = []
-    for i in np.flatnonzero(scored.flagged):
-        rows.append({"machine_id": series.machines[i], "cycle": float(series.cycles[i]),
-                     "timestamp": None if series.timestamps is None else series.timestamps[i],
-                     "score": float(scored.scores[i]), "threshold": float(scored.threshold),
-                     "rul": float(scored.rul[i]), "model": scored.model,
-                     "model_version": scored.model_version})
-    return rows
+    """The events of a scored history file (rows of a machine follow one another)."""
+    return flagged_events(series.machines, series.cycles, series.timestamps, scored)
+
+
+def detect_events(items, scored: Scored) -> list[dict]:
+    """The events of scored detect windows. A window follows the machine's window before it
+    in the request only when its ``cycles`` say so (its previous cycle is that window's
+    cycle); the first one may continue a stored stretch the same way."""
+    previous = [item.previous_cycle for item in items]
+    follows, last = [], {}
+    for item, prev in zip(items, previous):
+        before = last.get(item.machine_id)
+        follows.append(prev is not None and before is not None and before == prev)
+        last[item.machine_id] = item.cycle
+    return flagged_events([item.machine_id for item in items], [item.cycle for item in items],
+                          [item.timestamp for item in items], scored, follows, previous)
 
 
 def machine_summaries(series: Series, scored: Scored, values: bool = False,
