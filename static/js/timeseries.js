@@ -8,7 +8,7 @@ import { initApiBox } from "./lib/apibox.js";
 import { createResultsTable } from "./lib/results.js";
 import { createThresholdControl } from "./lib/threshold.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, clearError, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
 const cfg = readConfig();
 const state = { file: null, checked: null, result: null, machine: null, sensors: cfg.sensors.slice(0, 4) };
@@ -183,7 +183,8 @@ function showResults(resp) {
     || resp.machines[a].last_rul - resp.machines[b].last_rul)[0];
   openMachine(first ?? 0, false);
   el.results.focus();
-  announce(`Scored ${resp.n_rows} cycles of ${resp.machines.length} machines; ${resp.n_flagged} flagged; ${resp.n_events} events stored.`);
+  announce(`Scored ${count(resp.n_rows, "cycle")} of ${count(resp.machines.length, "machine")}; ${int(resp.n_flagged)} flagged; `
+    + `${count(resp.n_events, "event")} (${int(resp.n_events_new)} new).`);
 }
 
 function redecide() {

@@ -1,10 +1,11 @@
 """The time-series page in a real browser (Playwright + Debian's chromium): bring a real
 C-MAPSS file, review what was read, predict, see the charts (plotly.js served by the app),
-move the threshold, filter machines, download every row, try a bad file, and acknowledge an
-event on the events page."""
+move the threshold, filter machines, download every row, try a bad file, and acknowledge
+events on the events page (one, then the rest at once by keyboard)."""
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -92,13 +93,30 @@ def test_bring_review_predict_chart_threshold_download_and_a_bad_file(page, base
     expect(page.locator("#load-error")).to_contain_text("row 2")
     expect(page.locator("#load-error")).to_contain_text("still shown")
 
-    # events: the flagged windows were stored; acknowledge one
-    page.goto("/history/events")
-    expect(page.locator("#events-count")).to_contain_text(f"{flagged:,} events")
-    page.get_by_role("button", name="Acknowledge").first.click()
+    # events: one per machine per stretch of flagged cycles, not one per cycle; the page is in
+    # the navigation; acknowledge one, then every other one at once with the keyboard
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
+    expect(page.locator("#events-count")).to_have_text(re.compile(r"^\d+ events?$"))
+    n_events = int(page.locator("#events-count").inner_text().split()[0])
+    assert 4 <= n_events < flagged  # each of the four engines has at least one stretch
+    expect(page.locator("tbody")).to_contain_text(" cycles")
+    expect(page.locator("tbody a", has_text="run ").first).to_have_attribute(
+        "href", re.compile(r"^/history#run-\d+$"))
+    page.get_by_role("button", name=re.compile(r"^Acknowledge event")).first.click()
+    expect(page.locator("input.ev-select")).to_have_count(min(n_events, 50) - 1)
+    page.locator("#ev-select-all").focus()
+    page.keyboard.press("Space")
+    left = min(n_events, 50) - 1
+    expect(page.locator("#ack-selected-count")).to_have_text(
+        f"{left} event{'' if left == 1 else 's'} selected")
+    page.locator("#ack-selected-button").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#events-notice")).to_have_text(
+        f"{left} event{'' if left == 1 else 's'} acknowledged.")
+    expect(page.locator("input.ev-select")).to_have_count(0)
     page.locator("#ev-ack").select_option("true")
     page.get_by_role("button", name="Filter").click()
-    expect(page.locator("#events-count")).to_have_text("1 event")
+    expect(page.locator("#events-count")).to_contain_text(f"{min(n_events, 50)} event")
 
     outside = [u for u in page.requests if not u.startswith((base_url + "/", "data:", "blob:"))]
     assert not outside, outside
