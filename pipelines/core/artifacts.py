@@ -248,6 +248,14 @@ def write_release(directory: Path, *, module: str, models: list[str], default_mo
         **provenance()})
 
 
+def add_release_files(directory: Path, files: dict[str, str]) -> dict:
+    """List more module-level files (already written in ``directory``) in its release manifest,
+    ``{name: role}``; every other field stays as it was."""
+    manifest = read_manifest(directory)
+    manifest["files"] = {**manifest.get("files", {}), **file_entries(directory, files)}
+    return write_manifest(directory, manifest)
+
+
 def load_release(directory: Path, expected_features: list[str] | None = None, **overrides
                  ) -> tuple[dict, dict[str, tuple[object, dict]]]:
     """Load a module release: its manifest (files checked) and every model bundle in it.

@@ -2,14 +2,13 @@
 
 Training and recalibration write the threshold section of a bundle manifest; this module
 words it (:func:`threshold_note`) and picks the figures a page shows (:func:`headline`), so
-the text lives in one place. Also the names and format of the module-level files that
-describe the training rows.
+the text lives in one place. Also the names of the module-level files that describe the
+training rows (their format: :mod:`pipelines.core.rowhash`).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
+from pipelines.core.rowhash import (read_row_hashes, read_row_keys,  # noqa: F401 (re-exported)
+                                     write_row_hashes, write_row_keys)
 
 PROFILE_FILE = "training_profile.json"
 ROW_HASHES_FILE = "training_rows.npy"
@@ -20,30 +19,6 @@ LATER_PROTOCOLS = {"time_split": "time split", "rolling_origin": "rolling origin
 HEADLINE_KEYS = ("label", "optimistic", "roc_auc", "roc_auc_ci", "pr_auc", "pr_auc_ci",
                  "base_rate", "false_alarm_rate", "false_alarm_rate_ci", "recall", "recall_ci",
                  "n_rows", "n_fail", "protocol")
-
-
-def write_row_hashes(path: Path, hashes: np.ndarray) -> None:
-    """Store row hashes as a sorted uint64 .npy (8 bytes a row, no pickle)."""
-    with open(path, "wb") as handle:
-        np.save(handle, np.unique(np.asarray(hashes, dtype=np.uint64)), allow_pickle=False)
-
-
-def read_row_hashes(path: Path) -> np.ndarray:
-    """The stored row hashes (a sorted uint64 array)."""
-    return np.load(path, allow_pickle=False)
-
-
-def write_row_keys(path: Path, columns: np.ndarray, keys: np.ndarray) -> None:
-    """Store the key columns and the training rows' keys (sorted, unique) in one .npz."""
-    with open(path, "wb") as handle:
-        np.savez(handle, columns=np.asarray(columns, dtype=np.int64),
-                 keys=np.unique(np.asarray(keys, dtype=np.uint64)))
-
-
-def read_row_keys(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The stored ``(columns, keys)`` (see :func:`pipelines.sensor.rows.row_keys`)."""
-    with np.load(path, allow_pickle=False) as stored:
-        return stored["columns"], stored["keys"]
 
 
 def later_period(metrics: dict[str, dict | None]) -> dict:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 
 from pipelines.core.predictor import Predictor
 from pipelines.core.problems import Problem, SchemaError
+from pipelines.core.rowhash import read_row_hashes
+from pipelines.timeseries.fingerprint import TRAINING_ROWS_FILE, in_sample_machines
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.schema import ANOMALY_RUL, MAX_Z, WINDOW
@@ -45,6 +48,8 @@ class TimeseriesPredictor(Predictor):
     """Anomaly scores per window with any released model, and RUL from the RUL regressor."""
 
     module: ClassVar[str] = "timeseries"
+    item_noun: ClassVar[str] = "cycles"
+    normal_items: ClassVar[str] = "healthy validation windows (RUL above 30)"
 
     def __init__(self, module_dir, **overrides):
         super().__init__(module_dir, **overrides)
@@ -73,6 +78,19 @@ class TimeseriesPredictor(Predictor):
     def rul(self, X: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
         """Predicted RUL (cycles) of standardised windows (with their history slopes)."""
         return self.rul_model.detector.predict_rul(X, history)
+
+    @cached_property
+    def _training_rows(self) -> np.ndarray | None:
+        if TRAINING_ROWS_FILE not in self.release.get("files", {}):  # a release from before it
+            return None
+        return read_row_hashes(self.module_file(TRAINING_ROWS_FILE))
+
+    def in_sample_machines(self, series: Series) -> list[str] | None:
+        """The machines of ``series`` that are engines of the training file (most of their
+        rows are its rows); None for a release that does not keep its training rows."""
+        if self._training_rows is None:
+            return None
+        return in_sample_machines(series, self.sensors, self._training_rows)
 
     def check_sensors(self, sensors: list[str], source: str | None = None) -> None:
         """Every sensor the models use must be among ``sensors``."""

@@ -45,6 +45,8 @@ from pipelines.core.thresholds import (false_alarm_rate, score_quantiles,
 from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.evaluate import (evaluation_windows, pooled_cuts, pseudo_test,
                                            rul_metrics)
+from pipelines.timeseries.fingerprint import (TRAINING_ROWS_FILE, TRAINING_ROWS_ROLE,
+                                              write_fingerprint)
 from pipelines.timeseries.ingest import Series, read_cmapss, rul_per_row
 from pipelines.timeseries.schema import ANOMALY_RUL, RUL_CAP, WINDOW
 from pipelines.timeseries.selection import best_f1_threshold, cut_windows, out_of_fold_scores
@@ -286,10 +288,12 @@ def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
                             "fit_seconds": timings[name]}})
         (release / SCALER_FILE).write_text(json.dumps(scaler, indent=1) + "\n")
         (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
+        write_fingerprint(release, series, scaler["sensors"])
         write_release(release, module=MODULE, models=list(fitted), default_model=best,
                       files={SCALER_FILE: "sensors kept and z-score statistics (training "
                                           "engines)",
-                             EVALUATION_FILE: "validation metrics and thresholds"},
+                             EVALUATION_FILE: "validation metrics and thresholds",
+                             TRAINING_ROWS_FILE: TRAINING_ROWS_ROLE},
                       fields={"training_data": reference, "window": WINDOW,
                               "rul_model": RUL_MODEL, "rul_cap": RUL_CAP})
     progress(f"release written to {Path(artifacts_dir) / MODULE}")

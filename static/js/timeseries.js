@@ -5,6 +5,7 @@
 import { bindFilesPicker, checkFiles, fetchSample, filesForm, showLoadFailure } from "./lib/files.js";
 import { fillSelect } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
+import { renderWarnings } from "./lib/insights.js";
 import { createResultsTable } from "./lib/results.js";
 import { createThresholdControl } from "./lib/threshold.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
@@ -148,7 +149,8 @@ $("threshold-reset").addEventListener("click", () => threshold.reset());
 function columns() {
   return [
     { key: "machine", label: "Machine", value: (m) => m.machine_id,
-      cell: (m, ctx) => `<td><button type="button" class="link-button" data-open="${ctx.k}">${ctx.fault ? ICON_FAULT : ICON_OK} ${esc(m.machine_id)}</button></td>` },
+      cell: (m, ctx) => `<td><button type="button" class="link-button" data-open="${ctx.k}">${ctx.fault ? ICON_FAULT : ICON_OK} ${esc(m.machine_id)}</button>`
+        + `${m.in_sample ? ' <span class="badge badge-insample" title="An engine of the training file: its scores are in-sample.">in-sample</span>' : ""}</td>` },
     { key: "cycles", label: "Cycles", numeric: true, value: (m) => m.n_cycles, cell: (m) => `<td class="num">${int(m.n_cycles)}</td>` },
     { key: "flagged", label: "Flagged cycles", numeric: true, value: (m) => m.n_now,
       cell: (m) => `<td class="num">${m.n_now ? `<span class="flag-text">${int(m.n_now)}</span>` : "0"}</td>` },
@@ -172,6 +174,7 @@ function showResults(resp) {
   el.downloadNote.hidden = !!resp.results_url;
   $("card-model").textContent = resp.model;
   $("card-version").textContent = resp.model_version;
+  renderWarnings($("results-warnings"), $("results-warning-list"), resp.warnings ?? []);
   $("card-machines").textContent = int(resp.machines.length);
   const low = resp.machines.reduce((a, b) => (b.last_rul < a.last_rul ? b : a), resp.machines[0]);
   $("card-rul").textContent = low ? `${low.last_rul.toFixed(0)} cycles` : "–";

@@ -145,6 +145,30 @@ def test_a_longer_history_carries_its_stretch_on_and_dated_rows_name_their_times
     assert third["n_events_new"] == third["n_events_extended"] == 0
 
 
+def test_training_engines_are_marked_in_sample_even_renumbered(db_app, data_dir, scaler,
+                                                               tmp_path):
+    """Engines 1 and 2 of train_FD001 (2 renumbered 502) are in-sample; a new engine is not."""
+    lines = gzip.decompress((data_dir / "cmapss" / "train_FD001.txt.gz").read_bytes()) \
+        .decode().splitlines()
+    first = [line for line in lines if line.split()[0] == "1"]
+    second = [" ".join(["502", *line.split()[1:]]) for line in lines if line.split()[0] == "2"]
+    history = synthetic_history(scaler, 1, seed=3)
+    path = tmp_path / "new.txt"
+    write_cmapss(path, np.full(len(history["machine"]), 7), history["cycle"],
+                 np.zeros((len(history["machine"]), 3)), history["values"])
+    text = "\n".join([*first, *second, path.read_text().strip()]) + "\n"
+    client = db_app.test_client()
+    body = upload(client, text.encode(), "mixed.txt").get_json()
+    marked = {m["machine_id"]: m["in_sample"] for m in body["machines"]}
+    assert marked == {"1": True, "502": True, "7": False}
+    assert body["n_in_sample"] == 2 and len(body["warnings"]) == 1
+    assert body["warnings"][0].startswith("2 machines (1, 502) are engines of NASA C-MAPSS FD001")
+    with db_app.app_context():
+        assert db.recent_runs()[0]["warnings"] == body["warnings"][0]  # History shows it
+    alone = upload(client, path.read_bytes(), "new.txt").get_json()
+    assert alone["warnings"] == [] and alone["machines"][0]["in_sample"] is False
+
+
 def test_a_csv_with_chosen_columns_and_the_results_csv(client, scaler):
     history = synthetic_history(scaler, 2, seed=4, min_cycles=40, max_cycles=50)
     text = history_csv(history, machine_column="asset", time_column="t")

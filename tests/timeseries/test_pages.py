@@ -50,6 +50,10 @@ def test_bring_review_predict_chart_threshold_download_and_a_bad_file(page, base
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#card-scored")).to_have_text(f"{n_rows:,}")
     expect(page.locator("#results-body tr")).to_have_count(4)
+    # they are training engines: the page says so before anything else, and marks each
+    expect(page.locator("#results-warning-list li")).to_contain_text("4 machines (1, 2, 3, 4)")
+    expect(page.locator("#results-warning-list li")).to_contain_text("in-sample")
+    expect(page.locator("#results-body .badge-insample")).to_have_count(4)
     # the charts: plotly.js from this app drew the three of them
     for chart in ("#chart-sensors", "#chart-score", "#chart-rul"):
         expect(page.locator(f"{chart} .main-svg").first).to_be_attached()
@@ -130,6 +134,7 @@ def test_sample_and_api_box(page, base_url):
     expect(page.locator("#machines-read-body tr")).to_have_count(4)
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#results-body tr")).to_have_count(4)
+    expect(page.locator("#results-warnings")).to_be_hidden()  # generated engines: not in-sample
     page.locator("#api summary").click()
     expect(page.locator("#curl-json")).to_contain_text(base_url + "/api/v1/timeseries/detect")
     assert not page.console_errors, page.console_errors

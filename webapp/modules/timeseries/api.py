@@ -23,7 +23,8 @@ from webapp.events import record_events
 from webapp.limits import heavy_slot
 from webapp.modules.timeseries.parsing import detect_request, file_request
 from webapp.modules.timeseries.service import (detect, detect_events, event_rows,
-                                               machine_summaries, results_frame, score_file)
+                                               in_sample_warning, machine_summaries,
+                                               results_frame, score_file)
 from webapp.predictors import get_predictor
 from webapp.runs import recording_failures
 
@@ -58,10 +59,13 @@ def predict():
     model = predictor.get(scored.model)
     data = csv_bytes(results_frame(req.series, scored), float_decimals=None)
     n_flagged = int(scored.flagged.sum())
+    in_sample = predictor.in_sample_machines(req.series) or []
+    warnings = [w for w in [in_sample_warning(predictor, in_sample)] if w]
     run_id = db.record_run(
         "timeseries", scored.model, scored.model_version, req.series.source, len(req.series),
         n_flagged, scored.threshold, default_threshold=model.threshold,
         input_sha256=req.sha256, results=("score", gzip.compress(data, compresslevel=1)),
+        warnings=warnings,
         keep=current_app.config["RESULTS_KEEP"])
     events = record_events("timeseries", event_rows(req.series, scored), run_id=run_id)
     if wants_csv(request):
@@ -76,8 +80,9 @@ def predict():
                 sensors=predictor.sensors, n_rows=len(req.series), n_flagged=n_flagged,
                 n_events=events["events"], n_events_new=events["new"],
                 n_events_extended=events["extended"], n_padded=int(scored.padded.sum()),
-                window=predictor.window,
-                machines=machine_summaries(req.series, scored, req.values, predictor.sensors),
+                window=predictor.window, warnings=warnings, n_in_sample=len(in_sample),
+                machines=machine_summaries(req.series, scored, req.values, predictor.sensors,
+                                           in_sample),
                 processing_time_ms=round(1000 * (time.perf_counter() - started), 1))
     return json_stream(head, "predictions", _pages(req.series, scored))
 

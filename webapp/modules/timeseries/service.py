@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.detectors import UnknownDetectorError
-from pipelines.core.problems import SchemaError
+from pipelines.core.problems import SchemaError, plural
 from pipelines.timeseries.episodes import flag_episodes
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.predict import Scored, TimeseriesPredictor
@@ -107,10 +107,25 @@ def detect_events(items, scored: Scored) -> list[dict]:
                           [item.timestamp for item in items], scored, follows, previous)
 
 
+def in_sample_warning(predictor: TimeseriesPredictor, in_sample: list[str]) -> str | None:
+    """The warning for machines that are engines of the training file, or None."""
+    if not in_sample:
+        return None
+    data = predictor.release.get("training_data", {}).get("name", "the training file")
+    shown = ", ".join(in_sample[:5]) + (" ..." if len(in_sample) > 5 else "")
+    are = "is an engine" if len(in_sample) == 1 else "are engines"
+    return (f"{plural(len(in_sample), 'machine')} ({shown}) {are} of {data}, which the models "
+            f"were trained and their thresholds set on (marked in-sample): their scores and RUL "
+            f"look better than the models would do on new engines.")
+
+
 def machine_summaries(series: Series, scored: Scored, values: bool = False,
-                      sensors: list[str] | None = None) -> list[dict]:
-    """Per machine: cycles, flagged count, first flagged cycle, last RUL (and the values)."""
+                      sensors: list[str] | None = None,
+                      in_sample: list[str] | None = None) -> list[dict]:
+    """Per machine: cycles, flagged count, first flagged cycle, last RUL, whether it is a
+    training engine (and the values)."""
     out = []
+    seen = set(in_sample or ())
     index = {s: j for j, s in enumerate(series.sensors)}
     for machine, rows in series.groups():
         flagged = scored.flagged[rows]
@@ -121,7 +136,7 @@ def machine_summaries(series: Series, scored: Scored, values: bool = False,
                   else None,
                   "max_score": _finite(scored.scores[rows].max()),
                   "last_rul": round(float(scored.rul[rows[-1]]), 1),
-                  "last_cycle": float(series.cycles[rows[-1]])}
+                  "last_cycle": float(series.cycles[rows[-1]]), "in_sample": machine in seen}
         if values:
             record["cycles"] = series.cycles[rows].tolist()
             if series.timestamps is not None:

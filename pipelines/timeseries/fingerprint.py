@@ -1,0 +1,85 @@
+"""Which machines of an upload are engines the release learned from (the in-sample warning).
+
+The release keeps the canonical hash (:mod:`pipelines.core.rowhash`) of every row of its
+training file, over the raw readings of the sensors the models use, in the release's order
+(a file may leave the others out; machine ids and cycles are left out too, so a renumbered
+copy still matches). Every engine of the file counts:
+the fitted ones and the validation ones whose healthy windows set the thresholds, since both
+make that engine's scores look better than new data would.
+
+``python -m pipelines.timeseries.fingerprint [--data DIR] [--artifacts DIR]`` writes the file
+into an existing release (checked against the training file's sha256 in the manifest);
+training writes it too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.core.artifacts import add_release_files, read_manifest, sha256
+from pipelines.core.rowhash import row_hashes, write_row_hashes
+from pipelines.timeseries.ingest import Series
+
+TRAINING_ROWS_FILE = "training_rows.npy"
+TRAINING_ROWS_ROLE = ("canonical hashes of every row of the training file (all its engines), "
+                      "for the in-sample warning")
+IN_SAMPLE_SHARE = 0.5  # a machine is in-sample when at least this share of its rows match
+
+
+def _readings(series: Series, sensors: list[str]) -> np.ndarray:
+    index = {s: j for j, s in enumerate(series.sensors)}
+    return series.values[:, [index[s] for s in sensors]]
+
+
+def training_row_hashes(series: Series, sensors: list[str]) -> np.ndarray:
+    """One canonical hash per row of ``series``, over ``sensors`` in that order."""
+    return row_hashes(_readings(series, sensors))
+
+
+def in_sample_machines(series: Series, sensors: list[str], hashes: np.ndarray,
+                       share: float = IN_SAMPLE_SHARE) -> list[str]:
+    """The machines of ``series`` (first-seen order) at least ``share`` of whose rows are
+    training rows."""
+    found = np.isin(training_row_hashes(series, sensors), hashes)
+    return [machine for machine, rows in series.groups() if found[rows].mean() >= share]
+
+
+def write_fingerprint(release: Path, series: Series, sensors: list[str]) -> Path:
+    """Write the training rows' hashes into ``release`` (not yet listed in its manifest)."""
+    path = Path(release) / TRAINING_ROWS_FILE
+    write_row_hashes(path, training_row_hashes(series, sensors))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.core.locations import artifacts_dir, data_dir
+    from pipelines.timeseries.ingest import read_cmapss
+    from pipelines.timeseries.train import MODULE, SCALER_FILE, find_data
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=data_dir(os.environ),
+                        help="a folder holding cmapss/train_FD001.txt.gz (or the file)")
+    parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
+    args = parser.parse_args(argv)
+    release = Path(args.artifacts) / MODULE
+    manifest = read_manifest(release)
+    file = find_data(args.data)
+    if sha256(file) != manifest["training_data"]["sha256"]:
+        print(f"{file} is not the file the release was trained on (sha256 differs)",
+              file=sys.stderr)
+        return 2
+    sensors = json.loads((release / SCALER_FILE).read_text())["sensors"]
+    series = read_cmapss(file)
+    path = write_fingerprint(release, series, sensors)
+    add_release_files(release, {TRAINING_ROWS_FILE: TRAINING_ROWS_ROLE})
+    print(f"{path}: {len(series):,} rows of {len(series.machine_ids())} engines")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
