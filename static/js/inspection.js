@@ -6,7 +6,7 @@ import { createGallery } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { createThresholdControl } from "./lib/threshold.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
 const cfg = readConfig();
 const noun = { one: "photo", many: "photos" };
@@ -40,7 +40,7 @@ const notesText = (notes) => (notes?.length ? notes.join("; ") : "used as sent")
 // -- step 1 and 2: bring photos, review them as the model will see them -------------------------
 const reviewGallery = createGallery({ list: $("review-gallery"), pagerTop: $("review-pager") }, {
   noun, card: (item) => `<figure class="photo-stack"><img src="${jpeg(item.image_jpeg_base64)}" alt="Photo ${esc(item.name)}"></figure>`
-    + `<span class="card-name">${esc(item.name)}</span>`
+    + `<span class="card-name">${breakable(item.name)}</span>`
     + `<span class="card-sub">${item.original_size[0]} × ${item.original_size[1]} ${esc(item.mode)}; ${esc(notesText(item.notes))}</span>`,
 });
 
@@ -73,8 +73,8 @@ async function loadFiles(files, sourceName = null) {
     + (converted ? `; ${int(converted)} converted or resized to ${cfg.image_size} × ${cfg.image_size}.` : ".");
   renderRejected(el.checkRejected, rejected, { stage: "check", noun });
   reviewGallery.show(check.body.images);
-  el.loadStatus.textContent = `Loaded ${name}: ${int(n)} photos.`;
-  announce(`Loaded ${name}: ${n} photos.`);
+  el.loadStatus.textContent = `Loaded ${name}: ${count(n, "photo")}.`;
+  announce(`Loaded ${name}: ${count(n, "photo")}.`);
 }
 
 bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => loadFiles(files) });
@@ -104,8 +104,8 @@ function predict() {
   el.predict.disabled = true;
   const xhr = postWithProgress(cfg.predict_url, form, {
     onProgress: (loaded, total) => progress.progress(Math.round((100 * loaded) / total),
-      `Uploading ${int(n)} photos: ${(loaded / MB).toFixed(1)} of ${(total / MB).toFixed(1)} MB`),
-    onUploaded: () => progress.waiting(`Inspecting ${int(n)} photos…`),
+      `Uploading ${count(n, "photo")}: ${(loaded / MB).toFixed(1)} of ${(total / MB).toFixed(1)} MB`),
+    onUploaded: () => progress.waiting(`Inspecting ${count(n, "photo")}…`),
     onDone: (status, text) => {
       progress.stop();
       el.predict.disabled = false;
@@ -119,7 +119,7 @@ function predict() {
     onError: () => { progress.stop(); el.predict.disabled = false; showError(el.predictError, "Could not reach the server; try again."); },
     onAbort: () => { progress.stop(); el.predict.disabled = false; announce("Prediction cancelled."); },
   });
-  progress.start(xhr, `Uploading ${int(n)} photos…`);
+  progress.start(xhr, `Uploading ${count(n, "photo")}…`);
 }
 el.predict.addEventListener("click", predict);
 
@@ -135,7 +135,7 @@ const resultGallery = createGallery({ list: $("results-gallery"), pagerTop: $("r
       : `<span class="decision decision-ok">${ICON_OK}good</span>`;
     return `<figure class="photo-stack"><img src="${jpeg(previewOf(k))}" alt="">`
       + `<img class="photo-heat" src="${png(p.heatmap_png_base64)}" alt="Heatmap of ${esc(p.name)}" style="opacity:${opacity()}"></figure>`
-      + `<span class="card-name">${esc(p.name)}</span>`
+      + `<span class="card-name">${breakable(p.name)}</span>`
       + `<span class="card-score">score ${fmtThreshold(p.anomaly_score)} vs ${fmtThreshold(threshold.value)}</span>`
       + `${flag}${p.converted ? `<span class="card-sub">${esc(notesText(p.notes))}</span>` : ""}`;
   },
@@ -202,7 +202,7 @@ function showResults(resp) {
   resultGallery.show(resp.predictions, order);
   threshold.set(resp.threshold);
   applyFilters();
-  announce(`Inspected ${resp.n_images} photos; ${resp.n_anomalies} defective.`);
+  announce(`Inspected ${count(resp.n_images, "photo")}; ${int(resp.n_anomalies)} defective.`);
   el.results.scrollIntoView({ block: "start" });
   el.results.focus({ preventScroll: true });
 }

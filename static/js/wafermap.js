@@ -7,7 +7,7 @@ import { drawGrid, gridRows, unpackGrid } from "./lib/gridcanvas.js";
 import { initApiBox } from "./lib/apibox.js";
 import { renderClassLabels } from "./lib/insights.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
 const cfg = readConfig();
 
@@ -45,7 +45,7 @@ const size = (m) => `${m.rows} × ${m.cols} dies`;
 // -- step 1 and 2: bring files, review the maps the server read ----------------------------------
 const reviewGallery = createGallery({ list: $("review-gallery"), pagerTop: $("review-pager") }, {
   noun, card: (item) => `<canvas width="96" height="96" role="img" aria-label="Map ${esc(item.name)}"></canvas>`
-    + `<span class="card-name">${esc(item.name)}</span><span class="card-sub">${size(item.map)}</span>`,
+    + `<span class="card-name">${breakable(item.name)}</span><span class="card-sub">${size(item.map)}</span>`,
   draw: paint,
 });
 
@@ -69,15 +69,15 @@ async function loadFiles(files, sourceName = null) {
   el.review.hidden = false;
   const kinds = Object.entries(check.body.read).map(([k, n]) => `${int(n)} ${k}`).join(", ");
   const rejected = check.body.rejected ?? [];
-  el.fileSummary.textContent = `${name}: ${int(check.body.n_maps)} ${check.body.n_maps === 1 ? "map" : "maps"}.`;
+  el.fileSummary.textContent = `${name}: ${count(check.body.n_maps, "map")}.`;
   el.checkSummary.className = rejected.length ? "check-summary" : "check-summary check-ok";
   el.checkSummary.textContent = rejected.length
     ? `Checked by the server: the maps shown are readable (${kinds}); ${count(rejected.length, "file")} left out, listed below.`
     : `Checked by the server: every map is readable (${kinds}).`;
   renderRejected(el.checkRejected, rejected, { stage: "check", noun });
   reviewGallery.show(check.body.maps);
-  el.loadStatus.textContent = `Loaded ${name}: ${int(check.body.n_maps)} maps.`;
-  announce(`Loaded ${name}: ${check.body.n_maps} maps.`);
+  el.loadStatus.textContent = `Loaded ${name}: ${count(check.body.n_maps, "map")}.`;
+  announce(`Loaded ${name}: ${count(check.body.n_maps, "map")}.`);
 }
 
 bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => loadFiles(files) });
@@ -111,8 +111,8 @@ function predict() {
   el.predict.disabled = true;
   const xhr = postWithProgress(cfg.predict_url, form, {
     onProgress: (loaded, total) => progress.progress(Math.round((100 * loaded) / total),
-      `Uploading ${int(n)} maps: ${(loaded / MB).toFixed(1)} of ${(total / MB).toFixed(1)} MB`),
-    onUploaded: () => progress.waiting(`Classifying ${int(n)} maps…`),
+      `Uploading ${count(n, "map")}: ${(loaded / MB).toFixed(1)} of ${(total / MB).toFixed(1)} MB`),
+    onUploaded: () => progress.waiting(`Classifying ${count(n, "map")}…`),
     onDone: (status, text) => {
       progress.stop();
       el.predict.disabled = false;
@@ -126,7 +126,7 @@ function predict() {
     onError: () => { progress.stop(); el.predict.disabled = false; showError(el.predictError, "Could not reach the server; try again."); },
     onAbort: () => { progress.stop(); el.predict.disabled = false; announce("Prediction cancelled."); },
   });
-  progress.start(xhr, `Uploading ${int(n)} maps…`);
+  progress.start(xhr, `Uploading ${count(n, "map")}…`);
 }
 el.predict.addEventListener("click", predict);
 
@@ -140,7 +140,7 @@ const resultGallery = createGallery({ list: $("results-gallery"), pagerTop: $("r
       : `<span class="decision decision-ok">${ICON_OK}confident</span>`;
     const top = p.top3.map((t) => `<li><span>${esc(t.class)}</span><span class="num">${pct(t.probability)}</span></li>`).join("");
     return `<canvas width="96" height="96" role="img" aria-label="Map ${esc(p.name)}"></canvas>`
-      + `<span class="card-name">${esc(p.name)}</span>`
+      + `<span class="card-name">${breakable(p.name)}</span>`
       + `<span class="card-class">${esc(p.class)}</span> <span class="card-sub">${pct(p.confidence)} sure</span>`
       + `${flag}<ol class="top3" aria-label="Top 3 classes">${top}</ol>`;
   },
@@ -206,7 +206,7 @@ function showResults(resp) {
   $("card-version").textContent = resp.model_version;
   const counts = Object.entries(resp.class_counts).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   $("card-top-class").textContent = counts[0]?.[0] ?? "–";
-  $("card-top-class-sub").textContent = counts[0] ? `${int(counts[0][1])} of ${int(resp.n_maps)} maps` : "";
+  $("card-top-class-sub").textContent = counts[0] ? `${int(counts[0][1])} of ${count(resp.n_maps, "map")}` : "";
   fillSelect(el.classFilter, resp.classes.map((c) => ({ value: c, label: `${c} (${int(resp.class_counts[c] ?? 0)})` })), "All classes");
   renderRejected(el.resultsRejected, resp.rejected, { stage: "results", noun });
   renderClassLabels(labelsEl, resp.labels, noun);
@@ -219,7 +219,7 @@ function showResults(resp) {
   setLevel(resp.review_level);
   applyFilters();
   const flagged = resp.predictions.filter(needsReview).length;
-  announce(`Classified ${resp.n_maps} maps; ${flagged} need review.`);
+  announce(`Classified ${count(resp.n_maps, "map")}; ${int(flagged)} ${flagged === 1 ? "needs" : "need"} review.`);
   el.results.scrollIntoView({ block: "start" });
   el.results.focus({ preventScroll: true });
 }

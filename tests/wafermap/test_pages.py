@@ -159,6 +159,23 @@ def test_sample_api_box_and_keyboard_reach_the_controls(page, base_url):
     assert not page.console_errors, page.console_errors
 
 
+def test_one_map_reads_in_the_singular_and_long_names_wrap_between_words(page, tmp_path):
+    expect = playwright_sync.expect
+    path = tmp_path / "LOT-A1234_wafer-07_2026-12-03_scan_final.png"
+    path.write_bytes(png_bytes(synthetic_map("Center", 30, np.random.default_rng(3))))
+    page.goto("/wafermap/")
+    page.locator("#file-input").set_input_files(str(path))
+    expect(page.locator("#file-summary")).to_have_text(f"{path.name}: 1 map.")
+    name = page.locator("#review-gallery .card-name").first
+    expect(name).to_have_text(path.name)
+    # it breaks only after _ - . (each <wbr>), and nothing spills out of its card
+    assert name.evaluate("el => el.querySelectorAll('wbr').length") == 9
+    assert name.evaluate("el => el.scrollWidth <= el.clientWidth")
+    lines = name.evaluate("""el => { const r = document.createRange(); r.selectNodeContents(el);
+        return [...r.getClientRects()].length; }""")
+    assert lines > 1  # too long for one line of a 150 px card: it wrapped
+
+
 def test_bad_files_among_several_are_listed_and_the_good_ones_classified(page, tmp_path):
     expect = playwright_sync.expect
     rng = np.random.default_rng(5)
