@@ -108,6 +108,13 @@ def test_every_sensor_file_is_checked_and_scored_with_every_row(client, corpus):
     assert refused_seen == set(REFUSED), "a refused file named in the README is gone"
 
 
+def test_the_readme_names_the_refused_files_and_how_to_split_an_npz():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name in REFUSED:
+        assert name in readme, f"the README does not say {name} is refused"
+    assert "python -m pipelines.wafermap.split" in readme
+
+
 def test_every_cmapss_history_is_scored_with_every_row(client, corpus):
     for path in corpus["timeseries"]:
         raw = path.read_bytes()
