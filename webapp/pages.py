@@ -24,8 +24,10 @@ def history():
 
 @bp.get("/models")
 def models():
-    """Every released model: data, each evaluation protocol's metrics, threshold, versions."""
-    cards = [d | {"module": spec.name, "module_title": spec.title,
-                  "recent": db.recent_flag_rate(spec.name, d["name"])}
-             for spec in ready_modules() for d in get_predictor(spec.name).describe()]
+    """Every released model's card (``Predictor.cards``): data, each evaluation protocol's
+    metrics with their intervals, the threshold and its false-alarm figure, versions; and the
+    flag rate of recent runs on this server."""
+    cards = [card | {"module": spec.name, "module_title": spec.title,
+                     "recent": db.recent_flag_rate(spec.name, card["name"])}
+             for spec in ready_modules() for card in get_predictor(spec.name).cards()]
     return render_template("models.html", models=cards)

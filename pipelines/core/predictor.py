@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pipelines.core.artifacts import BundleError, load_release
+from pipelines.core.cards import metric_rows, model_card
 from pipelines.core.detectors import UnknownDetectorError
 from pipelines.core.thresholds import (false_alarm_curve, measured_false_alarm_rate,
                                        rate_on_curve)
@@ -98,6 +99,8 @@ class Predictor:
 
     module: ClassVar[str]
     feature_names: ClassVar[list[str] | None] = None
+    item_noun: ClassVar[str] = "rows"  # what one scored item is called on the Models page
+    normal_items: ClassVar[str] = "normal validation items"  # what a false alarm is made of
 
     def __init__(self, module_dir: Path, **overrides):
         self.module_dir = Path(module_dir)
@@ -136,3 +139,21 @@ class Predictor:
         """Every model's description, the default first."""
         order = sorted(self.models, key=lambda n: n != self.default_model)
         return [self.models[n].describe() | {"default": n == self.default_model} for n in order]
+
+    def card(self, name: str) -> dict:
+        """The Models page card of one model (``core.cards``); modules add what only they
+        know (more protocols, what the threshold means)."""
+        return model_card(self.models[name], default=name == self.default_model,
+                          noun=self.item_noun, normal=self.normal_items, release=self.release)
+
+    def cards(self) -> list[dict]:
+        """Every model's card, the default first, with its side-by-side metric rows."""
+        order = sorted(self.models, key=lambda n: n != self.default_model)
+        out = []
+        for name in order:
+            card = self.card(name)
+            card["rows"] = metric_rows(card["columns"])
+            card["intervals"] = any(cell and cell.get("ci") for row in card["rows"]
+                                    for cell in row["cells"])
+            out.append(card)
+        return out

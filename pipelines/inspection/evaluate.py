@@ -27,7 +27,7 @@ from pipelines.core.artifacts import (atomic_directory, file_entries, read_manif
                                       write_manifest)
 from pipelines.inspection.ingest import GOOD, read_test_set
 from pipelines.inspection.metrics import ROTATION_SEED, evaluate_maps, map_metrics
-from pipelines.inspection.predict import InspectionPredictor
+from pipelines.inspection.predict import TEST_EVALUATION_FILE, InspectionPredictor
 from pipelines.inspection.schema import IMAGE_SIZE
 
 
@@ -48,7 +48,6 @@ def find_test_category(path: Path) -> Path:
                             f"ground_truth/<type>/<n>_mask.png)")
 
 
-TEST_EVALUATION_FILE = "test_evaluation.json"
 TEST_EVALUATION_ROLE = "figures on the category's test photos (python -m pipelines.evaluate " \
                        "inspection --record)"
 TEST_PROTOCOL = ("every model of the release scores the test photos of the category (good and "

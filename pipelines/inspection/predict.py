@@ -10,9 +10,12 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
+from pipelines.core.cards import protocol_columns
 from pipelines.core.predictor import LoadedModel, Predictor
 from pipelines.inspection.ingest import LoadedImage
 from pipelines.inspection.schema import IMAGE_SIZE
+
+TEST_EVALUATION_FILE = "test_evaluation.json"  # written by pipelines.inspection.evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +45,60 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def test_columns(document: dict, model: str) -> list[dict]:
+    """The Models page columns of a recorded test evaluation: the photos as they are and,
+    when recorded, each turned by a random angle (``pipelines.inspection.evaluate``)."""
+    data = document.get("data") or {}
+    name = data.get("name", "test")
+    counts = [f"{data[k]:,} {w}" for k, w in (("images", "photos"), ("good", "good"),
+                                              ("defective", "defective")) if k in data]
+    blocks = [("test", f"Test photos ({name}), aligned", document.get("models", {}))]
+    rotated = document.get("rotated") or {}
+    if rotated:
+        blocks.append(("test_rotated", f"Test photos ({name}), rotated (seed {rotated.get('seed')})",
+                       rotated.get("models", {})))
+    columns = []
+    for key, label, models in blocks:
+        if model in models:
+            block = {"label": label, **models[model], "protocol": document.get("protocol")}
+            columns += [c | {"counts": list(counts)} for c in protocol_columns({key: block},
+                                                                                "photos")]
+    return columns
+
+
 class InspectionPredictor(Predictor):
     """Scores part photos with the released models (default: the release's choice)."""
 
     module: ClassVar[str] = "inspection"
+    item_noun: ClassVar[str] = "photos"
+    normal_items: ClassVar[str] = "held-out good photos (as taken and turned)"
 
     def describe(self) -> list[dict]:
         """Every model with its threshold, false-alarm curve and validation metrics."""
         return [d | {"image_size": IMAGE_SIZE} for d in super().describe()]
+
+    def card(self, name: str) -> dict:
+        """The Models page card: the photos are all good parts; the synthetic-defect columns
+        get their counts from ``evaluation.json``, and the test photos' figures
+        (``test_evaluation.json``, from ``pipelines.evaluate inspection --record``) stand
+        beside them, aligned and rotated."""
+        card = super().card(name)
+        data = card["data"]
+        images = (self.models[name].manifest.get("training_data") or {}).get("images")
+        if images and not data["class_counts"]:
+            data["class_counts"] = [{"split": None, "counts": [["good", images]]}]
+        files = self.release.get("files", {})
+        if "evaluation.json" in files:
+            synthetic = self.module_json("evaluation.json").get("models", {}).get(name, {}) \
+                .get("synthetic_validation", {})
+            counts = [f"{synthetic[k]:,} {w}" for k, w in
+                      (("good", "good"), ("defects", "with a synthetic defect")) if k in synthetic]
+            for column in card["columns"]:
+                if column["key"].startswith("synthetic defects"):
+                    column["counts"] = column["counts"] or counts
+        if TEST_EVALUATION_FILE in files:
+            card["columns"] += test_columns(self.module_json(TEST_EVALUATION_FILE), name)
+        return card
 
     def model_input(self, images: Sequence[LoadedImage | np.ndarray]) -> np.ndarray:
         """(N, IMAGE_SIZE, IMAGE_SIZE, 3) float32 from loaded images or RGB arrays."""

@@ -37,6 +37,8 @@ class SensorPredictor(Predictor):
 
     module: ClassVar[str] = "sensor"
     feature_names: ClassVar[list[str]] = SENSOR_COLUMNS
+    item_noun: ClassVar[str] = "wafers"
+    normal_items: ClassVar[str] = "passing wafers (out-of-fold validation scores)"
 
     def __init__(self, module_dir, **overrides):
         super().__init__(module_dir, **overrides)
@@ -63,6 +65,16 @@ class SensorPredictor(Predictor):
                 "evaluation": headline(manifest.get("metrics")),
                 "shown": self.models[d["name"]].shown})
         return out
+
+    def card(self, name: str) -> dict:
+        """The Models page card, with what the score means and the threshold's note."""
+        card = super().card(name)
+        manifest = self.models[name].manifest
+        card["score_meaning"] = score_meaning(self.models[name].role, manifest.get("metrics"))
+        card["score"] = SCORE_COLUMNS[self.models[name].role]
+        card["threshold"]["note"] = (manifest["threshold"].get("note")
+                                     or threshold_note(manifest["threshold"]))
+        return card
 
     def training_profile(self) -> dict:
         """Per sensor: training p01, p99, median and missing rate (a hash-checked release file).

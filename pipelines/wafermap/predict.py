@@ -25,6 +25,7 @@ class WafermapPredictor(Predictor):
     """Classifies wafer maps of any size with the released CNN."""
 
     module: ClassVar[str] = "wafermap"
+    item_noun: ClassVar[str] = "maps"
 
     def __init__(self, module_dir, **overrides):
         super().__init__(module_dir, **overrides)
@@ -44,6 +45,27 @@ class WafermapPredictor(Predictor):
                  "review_level": self.review_level, "review": m.manifest.get("threshold", {}),
                  "temperature": m.manifest.get("calibration", {}).get("temperature"),
                  "map_size": MODEL_SIZE, "metrics": m.manifest.get("metrics", {})}]
+
+    def card(self, name: str) -> dict:
+        """The Models page card: a classifier has no false-alarm threshold; the class is the
+        most probable one, and the review level says which predictions a person should check."""
+        card = super().card(name)
+        manifest = self.models[name].manifest
+        review = manifest.get("threshold") or {}
+        card["threshold"] = {
+            "kind": "review", "value": review.get("value"), "rule": review.get("rule"),
+            "source": review.get("source"), "target_accuracy": review.get("target_accuracy"),
+            "val_flagged_share": review.get("val_flagged_share"),
+            "val_accuracy_flagged": review.get("val_accuracy_flagged"),
+            "val_accuracy_not_flagged": review.get("val_accuracy_not_flagged")}
+        calibration = manifest.get("calibration") or {}
+        if calibration.get("temperature") is not None:
+            card["notes"].append(
+                f"Confidence is calibrated by temperature scaling (T = "
+                f"{calibration['temperature']:g}, fitted on validation log-loss); expected "
+                f"calibration error on validation {calibration.get('val_ece_before', float('nan')):.4f} "
+                f"before, {calibration.get('val_ece_after', float('nan')):.4f} after.")
+        return card
 
     def model_input(self, maps: Sequence[np.ndarray], names: Sequence[str] | None = None
                     ) -> np.ndarray:
