@@ -6,7 +6,8 @@ worker starts: gunicorn's ``on_starting`` hook (``webapp.gunicorn_conf``) or
 never race to do it; ``/health/ready`` reports a database that is not at the latest revision.
 
 ``runs`` records each prediction run, failed ones too, with what it used (model version,
-threshold, the input's sha256, how many cells the user edited and rows removed);
+threshold, the input's sha256, how many cells the user edited and rows removed, and how many
+items the upload's own labels mark faulty);
 ``run_results`` keeps the results of recent runs so History can download them again, and
 ``run_downloads`` records each download and the threshold it was decided at. ``events``
 holds one row per episode of the time-series module: a machine's unbroken stretch of flagged
@@ -51,6 +52,9 @@ runs = Table(
     Column("edited_cells", Integer),
     Column("removed_rows", Integer),
     Column("warnings", Text),
+    # how many items the upload's own labels mark faulty (failing wafers, maps with a defect
+    # pattern, photos in a defect folder); NULL: the upload carried no labels
+    Column("labelled_faulty", Integer),
 )
 
 run_results = Table(
@@ -195,11 +199,12 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
                edited_cells: int | None = None, removed_rows: int | None = None,
                warnings: list[str] | None = None, status: str = "ok",
                error: str | None = None, results: tuple[str, bytes] | None = None,
-               keep: int = 100) -> int:
+               keep: int = 100, labelled_faulty: int | None = None) -> int:
     """Store one prediction run (or a failed one, with its reason); return its id.
 
     ``results`` (score column, gzipped results CSV) are stored in the same transaction, and
-    only the latest ``keep`` runs keep theirs.
+    only the latest ``keep`` runs keep theirs. ``labelled_faulty``: how many items the
+    upload's own labels mark faulty (None when it carried no labels).
     """
     with engine().begin() as conn:
         result = conn.execute(insert(runs).values(
@@ -208,7 +213,8 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
             default_threshold=default_threshold, input_sha256=input_sha256,
             edited_cells=edited_cells, removed_rows=removed_rows,
             warnings="\n".join(warnings or [])[:4000] or None, status=status,
-            error=(error or "")[:500] or None))
+            error=(error or "")[:500] or None,
+            labelled_faulty=None if labelled_faulty is None else int(labelled_faulty)))
         run_id = int(result.inserted_primary_key[0])
         if results is not None:
             _store_results(conn, run_id, *results, keep=keep)
@@ -260,25 +266,35 @@ def recent_runs(limit: int = 50) -> list[dict]:
         return rows
 
 
-def recent_flag_rate(module: str, model: str, limit: int = 20) -> dict | None:
-    """Share of rows flagged by the latest ``limit`` successful runs of a model, or None.
+def recent_flag_rate(module: str, model: str, limit: int = 20,
+                     leave_out_labelled_faulty: bool = True) -> dict | None:
+    """What the latest ``limit`` successful runs of a model at its default threshold flagged,
+    for the recalibration check; None when the model has no such run.
 
-    Compared with the threshold's target false-alarm rate it shows drift: on data like the
-    training data (mostly good items) the two should be close.
+    On data like the training data's normal items the flag rate should be close to the
+    threshold's false-alarm rate, so runs whose upload labels some items faulty (they hold
+    real faults: their flags are not false alarms) are left out and listed apart
+    (``leave_out_labelled_faulty``). Returns ``{"runs": [ids compared, newest first], "rows",
+    "flagged", "rate" (None when nothing is compared), "left_out": [ids labelled faulty],
+    "other_threshold": how many runs used another threshold}``.
     """
     with engine().connect() as conn:
-        rows = conn.execute(select(runs.c.rows, runs.c.flagged, runs.c.threshold,
-                                   runs.c.default_threshold)
+        rows = conn.execute(select(runs.c.id, runs.c.rows, runs.c.flagged, runs.c.threshold,
+                                   runs.c.default_threshold, runs.c.labelled_faulty)
                             .where(runs.c.module == module, runs.c.model == model,
                                    runs.c.status == "ok")
                             .order_by(runs.c.id.desc()).limit(limit)).all()
+    if not rows:
+        return None
     at_default = [r for r in rows if r.threshold is not None and r.default_threshold is not None
                   and abs(r.threshold - r.default_threshold) < 1e-12]
-    total = sum(r.rows for r in at_default)
-    if not total:
-        return None
-    return {"runs": len(at_default), "rows": total,
-            "rate": sum(r.flagged for r in at_default) / total}
+    left_out = [r for r in at_default if leave_out_labelled_faulty and r.labelled_faulty]
+    compared = [r for r in at_default if r not in left_out]
+    total = sum(r.rows for r in compared)
+    flagged = sum(r.flagged for r in compared)
+    return {"runs": [r.id for r in compared], "rows": total, "flagged": flagged,
+            "rate": flagged / total if total else None, "left_out": [r.id for r in left_out],
+            "other_threshold": len(rows) - len(at_default)}
 
 
 def count_runs() -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from pipelines.core.thresholds import flag_rate_check
 from webapp import db
 from webapp.modules import ready_modules
 from webapp.predictors import get_predictor
@@ -27,7 +28,30 @@ def models():
     """Every released model's card (``Predictor.cards``): data, each evaluation protocol's
     metrics with their intervals, the threshold and its false-alarm figure, versions; and the
     flag rate of recent runs on this server."""
-    cards = [card | {"module": spec.name, "module_title": spec.title,
-                     "recent": db.recent_flag_rate(spec.name, card["name"])}
-             for spec in ready_modules() for card in get_predictor(spec.name).cards()]
+    cards = []
+    for spec in ready_modules():
+        predictor = get_predictor(spec.name)
+        cards += [card | {"module": spec.name, "module_title": spec.title,
+                          "recent": recalibration_check(spec.name, card,
+                                                        predictor.recalibrate_command)}
+                  for card in predictor.cards()]
     return render_template("models.html", models=cards)
+
+
+def recalibration_check(module: str, card: dict, command: str | None) -> dict | None:
+    """The recent runs of a model at its default threshold against what validation says that
+    threshold flags: the false-alarm rate (runs whose upload labels faulty items left out:
+    their flags are not false alarms), or for a review level the share validation sent to
+    review (every run: defect patterns are what a classifier is for). None without runs."""
+    threshold = card.get("threshold")
+    if not threshold:
+        return None
+    review = threshold["kind"] == "review"
+    recent = db.recent_flag_rate(module, card["name"], leave_out_labelled_faulty=not review)
+    if recent is None:
+        return None
+    expected = threshold.get("val_flagged_share") if review else threshold["false_alarm_rate"]
+    check = (flag_rate_check(recent["flagged"], recent["rows"], expected)
+             if recent["rows"] and expected is not None else None)
+    return recent | {"review": review, "expected": expected, "check": check,
+                     "command": command}

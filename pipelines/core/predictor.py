@@ -101,6 +101,8 @@ class Predictor:
     feature_names: ClassVar[list[str] | None] = None
     item_noun: ClassVar[str] = "rows"  # what one scored item is called on the Models page
     normal_items: ClassVar[str] = "normal validation items"  # what a false alarm is made of
+    # the command that sets the threshold again on recent normal items, where the module has one
+    recalibrate_command: ClassVar[str | None] = None
 
     def __init__(self, module_dir: Path, **overrides):
         self.module_dir = Path(module_dir)

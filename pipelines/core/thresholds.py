@@ -10,6 +10,8 @@ and hands to the pages, so the rule lives here only. The target a threshold was 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -78,3 +80,18 @@ def false_alarm_curve(quantiles: list[float], measured: tuple[float, float] | No
 def rate_on_curve(curve: dict[str, list[float]], threshold: float) -> float:
     """The approximate share of normal rows flagged at ``threshold``, read off the curve."""
     return float(np.interp(threshold, curve["thresholds"], curve["rates"]))
+
+
+def flag_rate_check(flagged: int, rows: int, expected: float, z: float = 1.96) -> dict:
+    """Is a flag rate in line with a threshold's false-alarm rate? The observed rate with its
+    Wilson interval (95% by default; rows counted as independent, so on batches of related
+    items the interval is too narrow) and ``verdict``: "higher", "lower" or "in line"."""
+    if rows <= 0:
+        raise ValueError("need at least one row to check a flag rate")
+    p = flagged / rows
+    denominator = 1 + z * z / rows
+    centre = (p + z * z / (2 * rows)) / denominator
+    half = z * math.sqrt(p * (1 - p) / rows + z * z / (4 * rows * rows)) / denominator
+    low, high = max(0.0, centre - half), min(1.0, centre + half)
+    verdict = "higher" if low > expected else "lower" if high < expected else "in line"
+    return {"rate": p, "low": low, "high": high, "expected": float(expected), "verdict": verdict}

@@ -11,7 +11,7 @@ import io
 import logging
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -32,6 +32,22 @@ class LoadedImage:
     original_size: tuple[int, int]  # (width, height)
     original_mode: str
     notes: list[str] = field(default_factory=list)
+
+
+def folder_labels(names: list[str]) -> list[str | None] | None:
+    """The labels an upload's folders carry, as in the MVTec AD layout (``good/``,
+    ``<defect type>/``): each photo's folder name, when some photo sits in a folder named
+    ``good``; a photo outside any folder has none. None: the upload carries no labels."""
+    parents = [PurePosixPath(name).parent.name for name in names]
+    if GOOD not in parents:
+        return None
+    return [parent or None for parent in parents]
+
+
+def labelled_defective(names: list[str]) -> int | None:
+    """How many photos the upload's folders label defective (not in ``good/``), or None."""
+    labels = folder_labels(names)
+    return None if labels is None else sum(1 for label in labels if label and label != GOOD)
 
 
 def to_model_image(image, name: str, size: int = IMAGE_SIZE) -> LoadedImage:

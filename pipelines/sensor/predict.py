@@ -39,6 +39,8 @@ class SensorPredictor(Predictor):
     feature_names: ClassVar[list[str]] = SENSOR_COLUMNS
     item_noun: ClassVar[str] = "wafers"
     normal_items: ClassVar[str] = "passing wafers (out-of-fold validation scores)"
+    recalibrate_command: ClassVar[str] = ("python -m pipelines.recalibrate sensor --data "
+                                          "<CSV of recent passing wafers>")
 
     def __init__(self, module_dir, **overrides):
         super().__init__(module_dir, **overrides)

@@ -239,8 +239,8 @@ def test_sample_is_made_from_training_photos_never_test_photos(client, app):
     assert "test" not in folder.parts
     archive = zipfile.ZipFile(io.BytesIO(client.get("/inspection/sample.zip").data))
     names = archive.namelist()
-    assert any(n.startswith("good_turned_") for n in names)
-    assert any(n.startswith("synthetic_") for n in names)
+    assert any(n.startswith("good/good_turned_") for n in names)
+    assert any(n.startswith("defective/synthetic_") for n in names)
     originals = [read_image_file(p).pixels for p in image_files(folder)[:8]]
     for name in names:
         pixels = np.asarray(Image.open(io.BytesIO(archive.read(name))).convert("RGB"))

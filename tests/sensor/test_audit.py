@@ -98,11 +98,14 @@ def test_only_the_latest_results_are_kept(db_app):
 
 def test_models_page_tracks_the_recent_flag_rate_against_the_target(db_app):
     client = db_app.test_client()
-    assert "No runs at the default threshold" in client.get("/models").get_data(as_text=True)
+    assert "No runs of this model on this server yet" in client.get("/models").get_data(as_text=True)
     body = upload(client, to_csv_bytes(make_batch_frame(8))).get_json()
     upload(client, to_csv_bytes(make_batch_frame(8)), threshold="0")  # not at the default
+    labelled = upload(client, to_csv_bytes(make_batch_frame(6, labels=True))).get_json()
     with db_app.app_context():
         recent = db.recent_flag_rate("sensor", body["model"])
-    assert recent == {"runs": 1, "rows": 8, "rate": body["n_flagged"] / 8}
+    assert recent == {"runs": [body["run_id"]], "rows": 8, "flagged": body["n_flagged"],
+                      "rate": body["n_flagged"] / 8, "left_out": [labelled["run_id"]],
+                      "other_threshold": 1}
     html = client.get("/models").get_data(as_text=True)
-    assert f"flagged <strong>{100 * recent['rate']:.1f}%</strong> of 8 rows" in html
+    assert f"flagged <strong>{100 * recent['rate']:.1f}%</strong> of 8" in html

@@ -126,3 +126,109 @@ def test_the_threshold_states_its_false_alarm_figure_and_its_target(page, module
         assert "Not chosen for a false-alarm target" in text
     else:
         assert f"Chosen for a false-alarm target of {100 * loaded.target_far:.1f}%" in text
+
+
+# -- the recalibration check ------------------------------------------------------------------
+def section(page: str, module: str, model: str) -> str:
+    start = page.index(f'id="recalibration-{module}-{model}"')
+    return page[start:page.index("</div>", start)]
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def post_photos(client, files: list[tuple[str, bytes]]) -> dict:
+    import io
+
+    data = {"file": [(io.BytesIO(b), name) for name, b in files]}
+    response = client.post("/api/v1/inspection/predict", data=data,
+                           content_type="multipart/form-data")
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return json.loads(response.get_data(as_text=True))
+
+
+def test_inspection_runs_labelled_by_their_folders_are_left_out_of_the_check(client, app):
+    """A zip in the MVTec AD layout (good/ and defect folders) holds real defects: its flags
+    are not false alarms, so the check compares only the unlabelled run, and says which."""
+    import numpy as np
+
+    from pipelines.inspection.examples import synthetic_parts
+    from tests.inspection.conftest import png
+    from webapp import db
+
+    photos = [png(p) for p in synthetic_parts(3, 256, seed=5).astype(np.uint8)]
+    labelled = post_photos(client, [("mvtec.zip", zip_of({
+        "test/good/000.png": photos[0], "test/broken_large/000.png": photos[1],
+        "test/contamination/001.png": photos[2]}))])
+    plain = post_photos(client, [("a.png", photos[0]), ("b.png", photos[1])])
+    with app.app_context():
+        runs = {r["id"]: r for r in db.recent_runs()}
+        recent = db.recent_flag_rate("inspection", plain["model"])
+    assert runs[labelled["run_id"]]["labelled_faulty"] == 2
+    assert runs[plain["run_id"]]["labelled_faulty"] is None
+    assert recent["runs"] == [plain["run_id"]] and recent["left_out"] == [labelled["run_id"]]
+    assert recent["rows"] == 2 and recent["flagged"] == plain["n_anomalies"]
+
+    text = section(client.get("/models").get_data(as_text=True), "inspection", plain["model"])
+    compared, left_out = text.split("Left out:")
+    assert f'href="/history#run-{plain["run_id"]}">run {plain["run_id"]}</a>' in compared
+    assert f"run {labelled['run_id']}<" not in compared
+    assert "the latest 1 run at the default" in compared and "of 2" in compared
+    assert f'href="/history#run-{labelled["run_id"]}"' in left_out and "1 run " in left_out
+    assert "python -m pipelines.recalibrate inspection" not in text  # no such command
+
+
+def test_the_inspection_sample_is_labelled_by_its_folders(client, app):
+    from webapp import db
+
+    sample = client.get("/inspection/sample.zip").data
+    body = post_photos(client, [("fablens_inspection_sample.zip", sample)])
+    names = [p["name"] for p in body["predictions"]]
+    with app.app_context():
+        run = next(r for r in db.recent_runs() if r["id"] == body["run_id"])
+    if not any(n.startswith("good/") for n in names):
+        assert run["labelled_faulty"] is None  # generated parts, no training photos here
+    else:
+        assert run["labelled_faulty"] == sum(n.startswith("defective/") for n in names) > 0
+
+
+def test_wafer_map_runs_record_how_many_maps_their_labels_give_a_pattern(client, app):
+    """A labelled CSV of grids (``label,<class>`` lines) marks its run; the review-level
+    check still compares every run (defect patterns are what the classifier is for)."""
+    import io
+
+    from webapp import db
+
+    grid = "0,1,1,0\n1,2,2,1\n1,2,1,1\n0,1,1,0\n"
+    labelled = f"label,Center\n{grid}\nlabel,none\n{grid}\nlabel,Scratch\n{grid}"
+    response = client.post("/api/v1/wafermap/predict", content_type="multipart/form-data",
+                           data={"file": [(io.BytesIO(labelled.encode()), "maps.csv")]})
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    body = json.loads(response.get_data(as_text=True))
+    plain = client.post("/api/v1/wafermap/predict", json={"maps": [[[0, 1], [2, 1]]]})
+    with app.app_context():
+        runs = {r["id"]: r for r in db.recent_runs()}
+        recent = db.recent_flag_rate("wafermap", body["model"], leave_out_labelled_faulty=False)
+    assert runs[body["run_id"]]["labelled_faulty"] == 2  # Center and Scratch; "none" is none
+    assert runs[plain.get_json()["run_id"]]["labelled_faulty"] is None
+    assert recent["runs"] == [plain.get_json()["run_id"], body["run_id"]] and recent["rows"] == 4
+    text = section(client.get("/models").get_data(as_text=True), "wafermap", "cnn")
+    assert "maps to review" in text and "needed review" in text
+
+
+def test_a_flag_rate_check_says_whether_a_rate_is_in_line():
+    from pipelines.core.thresholds import flag_rate_check
+
+    assert flag_rate_check(5, 100, 0.05)["verdict"] == "in line"
+    assert flag_rate_check(65, 100, 0.05)["verdict"] == "higher"
+    assert flag_rate_check(0, 2000, 0.05)["verdict"] == "lower"
+    check = flag_rate_check(3, 4, 0.048)
+    assert 0 < check["low"] < 0.75 < check["high"] <= 1

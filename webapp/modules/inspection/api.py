@@ -14,6 +14,7 @@ import gzip
 
 from flask import Blueprint, current_app, request, url_for
 
+from pipelines.inspection.ingest import labelled_defective
 from webapp import db
 from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
@@ -44,7 +45,7 @@ def predict():
         run.n_anomalies, run.threshold, default_threshold=run.default_threshold,
         input_sha256=req.sha256, warnings=warnings + req.rejected.warnings(),
         results=("anomaly_score", gzip.compress(data, compresslevel=1)),
-        keep=current_app.config["RESULTS_KEEP"])
+        keep=current_app.config["RESULTS_KEEP"], labelled_faulty=labelled_defective(req.names))
     if wants_csv(request):
         return csv_download(data, "inspection_predictions.csv")
     head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),

@@ -59,7 +59,8 @@ def _sample_images() -> list[tuple[str, bytes]]:
     """Sample photos the project makes: good training photos (``INSPECTION_SAMPLE_DIR``, MVTec
     AD ``train/good``) turned to random angles, some with a synthetic defect (pasted patch,
     spot or chip), so no test photo is ever handed out; without that folder, generated parts
-    (which the bottle model will find odd)."""
+    (which the bottle model will find odd). The photos sit in ``good/`` and ``defective/``
+    folders, so a run of the sample is labelled (``ingest.folder_labels``)."""
     folder = current_app.config.get("INSPECTION_SAMPLE_DIR")
     paths = image_files(Path(folder))[:SAMPLE_GOOD] if folder and Path(folder).is_dir() else []
     if not paths:
@@ -68,9 +69,10 @@ def _sample_images() -> list[tuple[str, bytes]]:
     good = np.stack([read_image_file(p).pixels for p in paths])
     defective, _, kinds = make_defects(good[1:], seed=SAMPLE_SEED)
     angles = random_angles(len(good) + len(defective), seed=SAMPLE_SEED)
-    out = [(f"good_turned_{k + 1}.png", png_bytes(rotate_image(im, angles[k])))
+    out = [(f"good/good_turned_{k + 1}.png", png_bytes(rotate_image(im, angles[k])))
            for k, im in enumerate(good[:1])]
-    out += [(f"synthetic_{kind}_{k + 1}.png", png_bytes(rotate_image(im, angles[len(good) + k])))
+    out += [(f"defective/synthetic_{kind}_{k + 1}.png",
+             png_bytes(rotate_image(im, angles[len(good) + k])))
             for k, (im, kind) in enumerate(zip(defective, kinds))]
     return out
 

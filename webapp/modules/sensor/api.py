@@ -52,7 +52,8 @@ def predict():
         run.threshold, default_threshold=run.default_threshold, input_sha256=req.sha256,
         edited_cells=req.edited_cells, removed_rows=req.removed_rows, warnings=run.warnings,
         results=(run.score_column, run.csv.gzipped()),
-        keep=current_app.config["RESULTS_KEEP"])
+        keep=current_app.config["RESULTS_KEEP"],
+        labelled_faulty=int(run.results["label"].sum()) if run.has_labels else None)
     if wants_csv(request):
         return csv_download(run.csv.data(), "sensor_predictions.csv")
     decider = predictor.get(run.model)

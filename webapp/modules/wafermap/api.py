@@ -12,6 +12,7 @@ import gzip
 
 from flask import Blueprint, current_app, request, url_for
 
+from pipelines.wafermap.schema import NO_PATTERN
 from webapp import db
 from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
@@ -53,7 +54,9 @@ def predict():
         run.review_level, default_threshold=run.default_review_level, input_sha256=req.sha256,
         warnings=req.rejected.warnings(),
         results=("confidence", gzip.compress(data, compresslevel=1)),
-        keep=current_app.config["RESULTS_KEEP"])
+        keep=current_app.config["RESULTS_KEEP"],
+        labelled_faulty=None if req.labels is None else
+        sum(1 for label in req.labels if label and label != NO_PATTERN))
     if wants_csv(request):
         return csv_download(data, "wafermap_predictions.csv")
     counts = {c: 0 for c in run.classes}
