@@ -70,6 +70,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         if spec.ready:
             for blueprint in spec.blueprints:
                 app.register_blueprint(blueprint)
-    app.jinja_env.globals.update(app_version=__version__, modules=modules)
+    app.jinja_env.globals.update(app_version=__version__, modules=modules, run_url=runs.run_url)
     app.jinja_env.filters["plural"] = plural  # {{ n|plural('row') }}: "1 row", "3 rows"
     return app

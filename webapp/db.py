@@ -248,13 +248,16 @@ def record_download(run_id: int, threshold: float, flagged: int, rows: int,
                                                   rows=rows, flagged_only=flagged_only))
 
 
-def recent_runs(limit: int = 50) -> list[dict]:
-    """The latest runs, newest first, each with ``downloads`` and ``has_results``."""
+def recent_runs(limit: int = 50, run_id: int | None = None) -> list[dict]:
+    """The latest runs (or only run ``run_id``), newest first, each with ``downloads`` and
+    ``has_results``."""
+    query = (select(runs, run_results.c.run_id.is_not(None).label("has_results"))
+             .outerjoin(run_results, run_results.c.run_id == runs.c.id))
+    if run_id is not None:
+        query = query.where(runs.c.id == run_id)
     with engine().connect() as conn:
         rows = [dict(r) for r in conn.execute(
-            select(runs, run_results.c.run_id.is_not(None).label("has_results"))
-            .outerjoin(run_results, run_results.c.run_id == runs.c.id)
-            .order_by(runs.c.id.desc()).limit(limit)).mappings()]
+            query.order_by(runs.c.id.desc()).limit(limit)).mappings()]
         ids = [r["id"] for r in rows]
         downloads: dict[int, list[dict]] = {i: [] for i in ids}
         if ids:

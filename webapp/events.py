@@ -33,6 +33,7 @@ from webapp import db
 from webapp.downloads import csv_response
 from webapp.errors import InputError
 from webapp.params import parse_count, parse_flag, read_json, validate_envelope
+from webapp.runs import run_url
 
 bp = Blueprint("events", __name__)
 
@@ -257,11 +258,6 @@ def filter_values() -> dict:
                                                .order_by(e.machine_id).limit(500))]
         models = [r[0] for r in conn.execute(select(e.model).distinct().order_by(e.model))]
     return {"machines": machines, "models": models}
-
-
-def run_url(run_id: int | None) -> str | None:
-    """Where an event's run is listed (its row on History)."""
-    return None if run_id is None else url_for("pages.history", _anchor=f"run-{run_id}")
 
 
 def _json(row: dict) -> dict:

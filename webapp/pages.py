@@ -1,7 +1,7 @@
 """Site pages that belong to no single module: home, history and the models."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from pipelines.core.thresholds import flag_rate_check
 from webapp import db
@@ -19,8 +19,9 @@ def index():
 
 @bp.get("/history")
 def history():
-    """Recent prediction runs."""
-    return render_template("history.html", runs=db.recent_runs())
+    """Recent prediction runs, or with ``?run=<id>`` that run alone (however old it is)."""
+    run = request.args.get("run", type=int)
+    return render_template("history.html", runs=db.recent_runs(run_id=run), one_run=run)
 
 
 @bp.get("/models")

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from webapp import db
@@ -59,6 +59,12 @@ def recording_failures(module: str) -> Iterator[None]:
         _record_failure(module, f"HTTP 500: unexpected {type(exc).__name__} on the server; "
                                 f"the error was logged")
         raise
+
+
+def run_url(run_id: int | None) -> str | None:
+    """Where a run is listed: History showing that run alone, however old it is."""
+    return None if run_id is None else url_for("pages.history", run=run_id,
+                                               _anchor=f"run-{run_id}")
 
 
 def _score_range(module: str, model: str) -> tuple[float, float]:

@@ -88,6 +88,18 @@ def test_an_upload_over_the_size_limit_is_recorded_as_refused(db_app):
     assert run["status"] == "failed" and run["error"].startswith("HTTP 413")
 
 
+def test_history_shows_one_run_however_old_by_its_link(db_app):
+    with db_app.app_context():
+        first = db.record_run("sensor", "xgboost", "v1", "old.csv", 3, 1, 0.5)
+        for k in range(51):
+            db.record_run("sensor", "xgboost", "v1", f"new{k}.csv", 3, 1, 0.5)
+    client = db_app.test_client()
+    assert f'id="run-{first}"' not in client.get("/history").get_data(as_text=True)
+    alone = client.get(f"/history?run={first}").get_data(as_text=True)
+    assert f'id="run-{first}"' in alone and "old.csv" in alone and "new0.csv" not in alone
+    assert "There is no run 999999" in client.get("/history?run=999999").get_data(as_text=True)
+
+
 def test_only_the_latest_results_are_kept(db_app):
     client = db_app.test_client()
     urls = [upload(client, to_csv_bytes(make_batch_frame(2))).get_json()["results_url"]

@@ -77,7 +77,7 @@ def test_a_cmapss_file_scores_every_cycle_and_stores_flagged_windows_as_events(d
         assert e["score"] == pytest.approx(max(scores), abs=1e-6)
         assert e["peak_cycle"] == cycles[int(np.argmax(scores))]
     assert {e["run_id"] for e in events["events"]} == {run["id"]}
-    assert {e["run_url"] for e in events["events"]} == {f"/history#run-{run['id']}"}
+    assert {e["run_url"] for e in events["events"]} == {f"/history?run={run['id']}#run-{run['id']}"}
     assert f'id="run-{run["id"]}"' in client.get("/history").get_data(as_text=True)
     # the event's time is the time the run was made
     assert {e["created"] for e in events["events"]} == {run["created"].isoformat()}

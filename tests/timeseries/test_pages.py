@@ -105,7 +105,7 @@ def test_bring_review_predict_chart_threshold_download_and_a_bad_file(page, base
     assert 4 <= n_events < flagged  # each of the four engines has at least one stretch
     expect(page.locator("tbody")).to_contain_text(" cycles")
     expect(page.locator("tbody a", has_text="run ").first).to_have_attribute(
-        "href", re.compile(r"^/history#run-\d+$"))
+        "href", re.compile(r"^/history\?run=(\d+)#run-\1$"))
     page.get_by_role("button", name=re.compile(r"^Acknowledge event")).first.click()
     expect(page.locator("input.ev-select")).to_have_count(min(n_events, 50) - 1)
     page.locator("#ev-select-all").focus()

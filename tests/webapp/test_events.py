@@ -74,7 +74,7 @@ def test_the_page_acknowledges_the_ticked_events_and_links_each_to_its_run(db_ap
     events = client.get("/api/v1/events").get_json()["events"]
     html = client.get("/history/events").get_data(as_text=True)
     assert html.count('class="ev-select"') == 4 and "Acknowledge selected" in html
-    assert f'href="/history#run-{run}">run {run}</a>' in html
+    assert f'href="/history?run={run}#run-{run}">run {run}</a>' in html
     assert "11 cycles" in html and "at cycle 20" in html
     assert 'href="/history/events" aria-current="page">Events</a>' in html  # in the navigation
     ticked = [events[0]["id"], events[1]["id"]]

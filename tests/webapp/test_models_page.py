@@ -179,10 +179,10 @@ def test_inspection_runs_labelled_by_their_folders_are_left_out_of_the_check(cli
 
     text = section(client.get("/models").get_data(as_text=True), "inspection", plain["model"])
     compared, left_out = text.split("Left out:")
-    assert f'href="/history#run-{plain["run_id"]}">run {plain["run_id"]}</a>' in compared
+    assert f'href="/history?run={plain["run_id"]}#run-{plain["run_id"]}">run {plain["run_id"]}</a>' in compared
     assert f"run {labelled['run_id']}<" not in compared
     assert "the latest 1 run at the default" in compared and "of 2" in compared
-    assert f'href="/history#run-{labelled["run_id"]}"' in left_out and "1 run " in left_out
+    assert f'href="/history?run={labelled["run_id"]}#run-{labelled["run_id"]}"' in left_out and "1 run " in left_out
     assert "python -m pipelines.recalibrate inspection" not in text  # no such command
 
 
