@@ -52,7 +52,7 @@ def test_time_series_model_and_threshold_panels_give_one_figure(page, tmp_path):
     page.locator("#file-input").set_input_files(str(path))
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#threshold-meaning")).to_contain_text(
-        f"about {figure} of healthy validation windows")
+        f"about {figure} of healthy validation windows", timeout=20_000)  # first predict: loads
     # another threshold: the page reads the server's curve, and says what the server says
     other = 0.6
     page.locator("#threshold-number").fill(str(other))
@@ -75,7 +75,8 @@ def test_inspection_model_and_threshold_panels_give_one_figure(page, tmp_path):
     expect(info).to_contain_text(f"target {pct(model.target_far)}")
     page.locator("#file-input").set_input_files(str(photo))
     page.get_by_role("button", name="Predict", exact=True).click()
-    expect(page.locator("#threshold-meaning")).to_contain_text(f"about {figure} score that high")
+    expect(page.locator("#threshold-meaning")).to_contain_text(f"about {figure} score that high",
+                                                               timeout=20_000)
     page.locator("#threshold-number").fill("3.0")
     expect(page.locator("#threshold-meaning")).to_contain_text(
         f"about {pct(model.false_alarm_rate(3.0))} score that high")
