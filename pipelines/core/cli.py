@@ -1,6 +1,8 @@
 """Command-line dispatch: ``python -m pipelines.<verb> <module> [options]``.
 
-Each pipeline module with a ``cli`` adds its own options for each verb and runs the work;
+Each pipeline module with a ``cli`` adds its own options for each verb it names in its
+``VERBS`` (default: train and evaluate; a module without ``recalibrate`` is no sub-command
+of it, so the verb can never fall through to training) and runs the work;
 the core sets up logging and progress on stderr and, for ``evaluate`` and ``recalibrate``,
 prints the module's JSON document on stdout.
 """
@@ -19,6 +21,7 @@ from pipelines.core import locations
 from pipelines.core.modules import discover
 
 VERBS = ("train", "evaluate", "recalibrate")
+DEFAULT_VERBS = ("train", "evaluate")  # what a module's cli does unless its VERBS says more
 
 
 def add_data_argument(parser: argparse.ArgumentParser, help_text: str = "data directory") -> None:
@@ -43,6 +46,8 @@ def build_parser(verb: str) -> tuple[argparse.ArgumentParser, dict]:
         if module.cli is None:
             continue
         cli = importlib.import_module(module.cli)
+        if verb not in getattr(cli, "VERBS", DEFAULT_VERBS):
+            continue
         sub = commands.add_parser(name, help=(cli.__doc__ or name).strip().splitlines()[0],
                                   description=cli.__doc__)
         cli.add_arguments(sub, verb)

@@ -7,6 +7,8 @@ from typing import Callable
 
 from pipelines.core.cli import add_artifacts_argument, add_data_argument
 
+VERBS = ("train", "evaluate", "recalibrate")
+
 
 def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     """The sensor options: one set for ``train`` and ``evaluate``, another for ``recalibrate``."""

@@ -29,6 +29,15 @@ def test_unknown_module_and_verb_are_clear_errors(capsys):
         get_module("nosuchmodule")
 
 
+def test_recalibrate_offers_only_the_modules_that_can(capsys):
+    """A module without a recalibrate step is refused, never sent to its training."""
+    _, clis = cli.build_parser("recalibrate")
+    assert set(clis) == {"sensor"}
+    with pytest.raises(SystemExit):
+        cli.main("recalibrate", ["timeseries"])
+    assert "invalid choice: 'timeseries'" in capsys.readouterr().err
+
+
 def test_help_lists_the_modules():
     out = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
