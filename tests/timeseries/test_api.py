@@ -165,8 +165,12 @@ def test_training_engines_are_marked_in_sample_even_renumbered(db_app, data_dir,
     assert body["warnings"][0].startswith("2 machines (1, 502) are engines of NASA C-MAPSS FD001")
     with db_app.app_context():
         assert db.recent_runs()[0]["warnings"] == body["warnings"][0]  # History shows it
+        # engines run to failure hold faults: the false-alarm check leaves the run out
+        assert db.recent_runs()[0]["labelled_faulty"] == 2
     alone = upload(client, path.read_bytes(), "new.txt").get_json()
     assert alone["warnings"] == [] and alone["machines"][0]["in_sample"] is False
+    with db_app.app_context():
+        assert db.recent_runs()[0]["labelled_faulty"] is None
 
 
 def test_a_csv_with_chosen_columns_and_the_results_csv(client, scaler):

@@ -66,6 +66,9 @@ def predict():
         n_flagged, scored.threshold, default_threshold=model.threshold,
         input_sha256=req.sha256, results=("score", gzip.compress(data, compresslevel=1)),
         warnings=warnings,
+        # training engines ran to failure: a run holding them holds faults, so the Models
+        # page's false-alarm check leaves it out
+        labelled_faulty=len(in_sample) or None,
         keep=current_app.config["RESULTS_KEEP"])
     events = record_events("timeseries", event_rows(req.series, scored), run_id=run_id)
     if wants_csv(request):
