@@ -359,17 +359,9 @@ def test_a_row_is_removed_and_restored_by_keyboard_only(page, base_url):
 
 def test_results_fit_1366_by_768_with_long_file_names(page, base_url, tmp_path):
     """A wafer batch file's source_file column and labels: no results column is clipped."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"{base_url}/sensor/sample.csv?rows=60", timeout=60) as r:
-        rows = list(csv.reader(io.StringIO(r.read().decode())))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([rows[0][0], "source_file", *rows[0][1:], "Good/Bad"])
-    for k, row in enumerate(rows[1:]):
-        writer.writerow([row[0], f"wafer_1301202{k % 10}_090817.csv", *row[1:], 1 if k % 4 else -1])
-    path = tmp_path / "Wafer_13012020_090817_batch.csv"
-    path.write_text(out.getvalue())
+    path = sample_with_columns(base_url, tmp_path / "Wafer_13012020_090817_batch.csv", 60,
+                               "source_file", lambda k: f"wafer_1301202{k % 10}_090817.csv",
+                               "Good/Bad", lambda k: 1 if k % 4 else -1)
     predict_file(page, path)
     page.locator("#results-table").scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "results_1366.png"))
@@ -524,16 +516,24 @@ def test_csv_parser_and_false_alarm_rate_in_browser(page):
 @pytest.fixture(scope="module")
 def labelled_csv(base_url, tmp_path_factory) -> Path:
     """The 200-row sample with a lot column after the id and a Pass/Fail label (every 5th fails)."""
+    return sample_with_columns(base_url, tmp_path_factory.mktemp("labelled") / "labelled.csv",
+                               200, "lot", lambda k: f"L{k % 3}",
+                               "Pass/Fail", lambda k: 1 if k % 5 == 0 else -1)
+
+
+def sample_with_columns(base_url: str, path: Path, rows: int, extra: str, extra_value,
+                        label: str, label_value) -> Path:
+    """The server's ``rows``-row sample with an ``extra`` column after the id and a ``label``
+    column last (their values from row index k), written to ``path``."""
     import urllib.request
 
-    with urllib.request.urlopen(f"{base_url}/sensor/sample.csv?rows=200", timeout=60) as r:
-        rows = list(csv.reader(io.StringIO(r.read().decode())))
+    with urllib.request.urlopen(f"{base_url}/sensor/sample.csv?rows={rows}", timeout=60) as r:
+        table = list(csv.reader(io.StringIO(r.read().decode())))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([rows[0][0], "lot", *rows[0][1:], "Pass/Fail"])
-    for k, row in enumerate(rows[1:]):
-        writer.writerow([row[0], f"L{k % 3}", *row[1:], 1 if k % 5 == 0 else -1])
-    path = tmp_path_factory.mktemp("labelled") / "labelled.csv"
+    writer.writerow([table[0][0], extra, *table[0][1:], label])
+    for k, row in enumerate(table[1:]):
+        writer.writerow([row[0], extra_value(k), *row[1:], label_value(k)])
     path.write_text(out.getvalue())
     return path
 
