@@ -41,8 +41,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: defaults -> environment -> ``test_config``; register every module.
 
     Raises :class:`webapp.config.ConfigError` (a clear message, no half-working app) when the
-    templates, static files or artifacts cannot be found. The database schema is not touched
-    here: ``flask --app webapp db upgrade`` or gunicorn's start hook migrates it once.
+    templates, static files or artifacts cannot be found, and
+    :class:`pipelines.core.modules.RegistryError` when the web and pipeline module registries
+    disagree. The database schema is not touched here: ``flask --app webapp db upgrade`` or
+    gunicorn's start hook migrates it once.
     """
     settings = config.load(overrides=test_config)
     config.check(settings)
@@ -55,7 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from webapp import api, db, errors, events, limits, pages, predictors, runs
     from pipelines.core.problems import plural
-    from webapp.modules import registered
+    from webapp.modules import check_pipelines, registered
 
     db.init_app(app)
     predictors.init_app(app)
@@ -66,6 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(runs.bp)
     app.register_blueprint(events.bp)
     modules = registered()
+    check_pipelines(modules)  # a web module without its pipeline, or the reverse: no app
     for spec in modules:
         if spec.ready:
             for blueprint in spec.blueprints:

@@ -2,7 +2,9 @@
 
 A module's ``__init__`` defines ``MODULE = PipelineModule(...)`` naming its detectors, its
 command line and the small examples the contract tests fit every detector on. Nothing heavy
-is imported here: the targets are strings, imported when used.
+is imported here: the targets are strings, imported when used. A sub-package without a
+``MODULE`` (or with one of another name) is a :class:`RegistryError`, never skipped: its
+detectors would escape the contract tests.
 """
 from __future__ import annotations
 
@@ -11,6 +13,10 @@ import pkgutil
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Mapping
+
+
+class RegistryError(RuntimeError):
+    """A module registry that does not add up: a package without its entry, or the reverse."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,24 @@ def _discover() -> tuple[PipelineModule, ...]:
         if not info.ispkg or info.name == "core":
             continue
         package = importlib.import_module(f"pipelines.{info.name}")
-        module = getattr(package, "MODULE", None)
-        if isinstance(module, PipelineModule):
-            found.append(module)
+        found.append(_module_of(package, info.name))
     return tuple(found)
+
+
+def _module_of(package, name: str) -> PipelineModule:
+    """The package's ``MODULE``; a :class:`RegistryError` saying what to add otherwise."""
+    module = getattr(package, "MODULE", None)
+    if not isinstance(module, PipelineModule):
+        found = "has none" if module is None else f"has a {type(module).__name__}"
+        raise RegistryError(
+            f"pipelines.{name} is a pipeline package but {found} for MODULE: add "
+            f"`MODULE = PipelineModule(name={name!r}, detectors={{...}}, cli=..., "
+            f"examples=...)` (from pipelines.core.modules) to pipelines/{name}/__init__.py, "
+            f"or move the package out of pipelines/")
+    if module.name != name:
+        raise RegistryError(f"pipelines.{name}.MODULE is named {module.name!r}: a module's "
+                            f"name is its package's, so set name={name!r}")
+    return module
 
 
 def discover() -> dict[str, PipelineModule]:

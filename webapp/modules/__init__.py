@@ -3,7 +3,10 @@
 It feeds the navigation, the home cards, blueprint registration, model loading,
 ``/api/v1/models`` and the contract tests. A ready module is a package
 ``webapp.modules.<name>`` whose ``MODULE`` is a :class:`ModuleSpec`; adding one is replacing
-its planned line below with its name.
+its planned line below with its name. The registry and the pipeline packages must agree
+(:func:`check_pipelines`, run by ``create_app`` and the contract tests): a ready module
+serves the pipeline module of its name, and every pipeline module is listed here, ready or
+planned.
 """
 from __future__ import annotations
 
@@ -95,6 +98,32 @@ def registered() -> list[ModuleSpec]:
             entry = importlib.import_module(f"webapp.modules.{entry}").MODULE
         specs.append(entry)
     return specs
+
+
+def registry_problems(specs: list[ModuleSpec], pipelines: list[str]) -> list[str]:
+    """What does not match between the web modules ``specs`` and the pipeline module names."""
+    listed = {spec.name for spec in specs}
+    problems = [f"web module '{spec.name}' is ready but there is no pipeline module "
+                f"'{spec.name}' (pipelines/{spec.name}/__init__.py with MODULE = "
+                f"PipelineModule(name='{spec.name}', ...)); list it as planned(...) until "
+                f"there is" for spec in specs if spec.ready and spec.name not in pipelines]
+    problems += [f"pipeline module '{name}' has no web module: add '{name}' (a package "
+                 f"webapp/modules/{name}/ with MODULE = ModuleSpec(...)) or planned('{name}', "
+                 f"title, blurb) to REGISTRY in webapp/modules/__init__.py"
+                 for name in pipelines if name not in listed]
+    return problems
+
+
+def check_pipelines(specs: list[ModuleSpec] | None = None) -> None:
+    """Raise :class:`pipelines.core.modules.RegistryError` naming every mismatch between the
+    web registry and the pipeline packages (a package without ``MODULE`` is one too)."""
+    from pipelines.core import modules as pipeline_modules
+
+    problems = registry_problems(registered() if specs is None else specs,
+                                 sorted(pipeline_modules.discover()))
+    if problems:
+        raise pipeline_modules.RegistryError("the module registry does not add up: "
+                                             + "; ".join(problems))
 
 
 def ready_modules() -> list[ModuleSpec]:
