@@ -35,8 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def validation_windows(data: Path, artifacts: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """Raw (windows, 30, input sensors) and standardised windows of the validation engines."""
-    from pipelines.timeseries.ingest import read_cmapss
-    from pipelines.timeseries.train import find_data, subset
+    from pipelines.timeseries.ingest import find_data, read_cmapss, subset
     from pipelines.timeseries.transform import machine_windows, standardise
 
     evaluation = json.loads((artifacts / "timeseries" / "evaluation.json").read_text())

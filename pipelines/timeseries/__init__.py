@@ -1,6 +1,7 @@
 """Time-series module: sensor histories per machine (NASA C-MAPSS FD001 and generic CSV).
 
 ingest (C-MAPSS text layout, official test + RUL files, generic CSV with free column names),
+split (training and validation engines),
 transform (drop sensors that don't vary, z-score from training engines only, sliding windows,
 window features: the same code trains and serves), detectors (Isolation Forest, XGBoost RUL
 regressor, XGBoost end-of-life classifier, LSTM autoencoder, PatchTST-style forecaster),

@@ -58,15 +58,16 @@ def write_fingerprint(release: Path, series: Series, sensors: list[str]) -> Path
 
 def main(argv: list[str] | None = None) -> int:
     from pipelines.core.locations import artifacts_dir, data_dir
-    from pipelines.timeseries.ingest import read_cmapss
-    from pipelines.timeseries.train import MODULE, SCALER_FILE, find_data
+    from pipelines.timeseries import MODULE
+    from pipelines.timeseries.ingest import find_data, read_cmapss
+    from pipelines.timeseries.transform import SCALER_FILE
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=data_dir(os.environ),
                         help="a folder holding cmapss/train_FD001.txt.gz (or the file)")
     parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
     args = parser.parse_args(argv)
-    release = Path(args.artifacts) / MODULE
+    release = Path(args.artifacts) / MODULE.name
     manifest = read_manifest(release)
     file = find_data(args.data)
     if sha256(file) != manifest["training_data"]["sha256"]:

@@ -33,6 +33,7 @@ MACHINE_NAMES = ("machine_id", "machine", "unit", "unit_id", "unit_number", "eng
                  "asset", "asset_id")
 TIME_NAMES = ("cycle", "cycles", "time_cycles", "time", "timestamp", "datetime", "date", "t")
 MAX_LISTED = 20
+DATA_FILE = "train_FD001.txt.gz"  # the training file of the release
 
 
 @dataclass
@@ -290,6 +291,25 @@ def read_series(source: Path | bytes, name: str | None = None, **columns) -> Ser
     if looks_like_cmapss(data) and not any(columns.values()):
         return read_cmapss(data, name)
     return read_csv_series(data, name, **columns)
+
+
+def find_data(path: Path) -> Path:
+    """The training file: ``path`` itself, or train_FD001 in it or in its ``cmapss/``."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for folder in (path, path / "cmapss"):
+        for name in (DATA_FILE, DATA_FILE[:-3]):
+            if (folder / name).is_file():
+                return folder / name
+    raise FileNotFoundError(f"no {DATA_FILE} in {path} or {path / 'cmapss'}")
+
+
+def subset(series: Series, machines: list[str]) -> Series:
+    """The rows of ``machines`` only."""
+    index = np.flatnonzero(np.isin(series.machines, list(machines)))
+    return Series(series.source, series.machines[index], series.cycles[index],
+                  series.values[index], list(series.sensors), series.layout)
 
 
 def rul_per_row(series: Series, last_rul: np.ndarray | None = None) -> np.ndarray:

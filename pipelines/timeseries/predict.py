@@ -20,8 +20,8 @@ from pipelines.timeseries.fingerprint import TRAINING_ROWS_FILE, in_sample_machi
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.schema import ANOMALY_RUL, MAX_Z, WINDOW
-from pipelines.timeseries.transform import (history_slopes, iter_series_windows, off_scale,
-                                            standardise)
+from pipelines.timeseries.transform import (SCALER_FILE, history_slopes, iter_series_windows,
+                                            off_scale, standardise)
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class TimeseriesPredictor(Predictor):
 
     def __init__(self, module_dir, **overrides):
         super().__init__(module_dir, **overrides)
-        self.scaler = self.module_json("scaler.json")
+        self.scaler = self.module_json(SCALER_FILE)
         self.window = int(self.release.get("window", WINDOW))
         self.rul_model = self.get(RUL_MODEL)
 

@@ -19,8 +19,7 @@ import numpy as np
 
 from pipelines.core import locations
 from pipelines.timeseries.evaluate import pooled_cuts
-from pipelines.timeseries.ingest import read_cmapss, write_cmapss
-from pipelines.timeseries.train import find_data
+from pipelines.timeseries.ingest import find_data, read_cmapss, write_cmapss
 
 
 def write_pseudo_test(train_file: Path, val_machines: list[str], out: Path, seed: int = 0,

@@ -15,6 +15,8 @@ that, never on the validation engines:
 3. the flag level is the score threshold with the highest F1 over the pooled windows
    (:func:`best_f1_threshold`); the label stays "true RUL <= 30".
 
+:func:`select_level` runs the three steps for one detector (training calls it).
+
 ``python -m pipelines.timeseries.selection [--seed 1000 --cuts 20]`` compares the candidate
 settings (``CANDIDATES``) this way.
 """
@@ -30,6 +32,11 @@ from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.evaluate import evaluation_windows, pooled_cuts
 from pipelines.timeseries.ingest import Series, rul_per_row
 from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
+from pipelines.timeseries.transform import series_windows
+
+OOF_SPLITS = 5  # GroupKFold splits of the training engines for the flag-level choice
+SELECTION_CUTS = 20  # cuts of the training engines pooled for the flag-level choice
+SELECTION_SEED = 1000  # their seeds: SELECTION_SEED, SELECTION_SEED + 1, ...
 
 
 def out_of_fold_scores(make_detector: Callable[[], object], X: np.ndarray, rul: np.ndarray,
@@ -74,6 +81,26 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, fl
     return float(thresholds[best]), float(f1[best])
 
 
+def select_level(name: str, detector, scaler: dict, series: Series, machines: list[str],
+                 seed: int = SELECTION_SEED, cuts: int = SELECTION_CUTS,
+                 n_splits: int = OOF_SPLITS) -> dict:
+    """The flag level of a supervised model with the best F1 out of fold on ``machines`` (the
+    training engines) cut like the official test set (see ``selection``)."""
+    every = series_windows(scaler, series, WINDOW)
+    rul = rul_per_row(series)[every.rows]
+    params = detector.get_params()
+    scores = np.empty(len(series))
+    scores[every.rows] = out_of_fold_scores(
+        lambda: type(detector)(**params), every.X, rul, series.machines[every.rows],
+        ~every.padded, n_splits, feature_names=scaler["sensors"], history=every.history)
+    rows, labels = cut_windows(scaler, series, machines,
+                               list(range(seed, seed + cuts)), WINDOW)
+    value, f1 = best_f1_threshold(labels, scores[rows])
+    return {"value": value, "oof_f1": round(f1, 4), "windows": int(len(rows)),
+            "anomalous": int(labels.sum()), "engines": len(machines), "splits": n_splits,
+            "cuts": cuts, "seeds": f"{seed}..{seed + cuts - 1}"}
+
+
 CANDIDATES = {  # settings compared by ``python -m pipelines.timeseries.selection``
     "xgboost_rul (window only)": ("xgboost_rul", {"use_history": False}),
     "xgboost_eol (window only)": ("xgboost_eol", {"use_history": False}),
@@ -97,9 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines.core import locations
     from pipelines.core.detectors import get_detector_class
-    from pipelines.timeseries.ingest import read_cmapss
-    from pipelines.timeseries.train import (SELECTION_CUTS, SELECTION_SEED, find_data,
-                                            select_level, split_machines, subset)
+    from pipelines.timeseries.ingest import find_data, read_cmapss, subset
+    from pipelines.timeseries.split import split_machines
     from pipelines.timeseries.transform import fit_scaler
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])

@@ -47,14 +47,13 @@ from pipelines.timeseries.evaluate import (evaluation_windows, pooled_cuts, pseu
                                            rul_metrics)
 from pipelines.timeseries.fingerprint import (TRAINING_ROWS_FILE, TRAINING_ROWS_ROLE,
                                               write_fingerprint)
-from pipelines.timeseries.ingest import Series, read_cmapss, rul_per_row
+from pipelines.timeseries.ingest import Series, find_data, read_cmapss, rul_per_row, subset
 from pipelines.timeseries.schema import ANOMALY_RUL, RUL_CAP, WINDOW
-from pipelines.timeseries.selection import best_f1_threshold, cut_windows, out_of_fold_scores
-from pipelines.timeseries.transform import fit_scaler, series_windows, standardise
+from pipelines.timeseries.selection import OOF_SPLITS, SELECTION_CUTS, select_level
+from pipelines.timeseries.split import split_machines
+from pipelines.timeseries.transform import SCALER_FILE, fit_scaler, series_windows, standardise
 
 MODULE = "timeseries"
-DATA_FILE = "train_FD001.txt.gz"
-SCALER_FILE = "scaler.json"
 EVALUATION_FILE = "evaluation.json"
 RUL_MODEL = "xgboost_rul"
 EOL_MODEL = "xgboost_eol"
@@ -63,44 +62,9 @@ ANOMALY_MODELS = ("isolation_forest", "lstm_autoencoder", "patchtst")
 MODELS = (RUL_MODEL, EOL_MODEL, *ANOMALY_MODELS)
 N_CUTS = 5  # random cuts of the validation engines for the RUL figures (pooled)
 CUT_F1_CUTS = 20  # random cuts of the validation engines for the test-like F1 (pooled)
-OOF_SPLITS = 5  # GroupKFold splits of the training engines for the flag-level choice
-SELECTION_CUTS = 20  # cuts of the training engines pooled for the flag-level choice
-SELECTION_SEED = 1000  # their seeds: SELECTION_SEED, SELECTION_SEED + 1, ...
 ROLES = {RUL_MODEL: "rul_regressor", EOL_MODEL: "end_of_life_classifier",
          "isolation_forest": "anomaly_detector", "lstm_autoencoder": "anomaly_detector",
          "patchtst": "anomaly_detector"}
-
-
-def find_data(path: Path) -> Path:
-    """The training file: ``path`` itself, or train_FD001 in it or in its ``cmapss/``."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    for folder in (path, path / "cmapss"):
-        for name in (DATA_FILE, DATA_FILE[:-3]):
-            if (folder / name).is_file():
-                return folder / name
-    raise FileNotFoundError(f"no {DATA_FILE} in {path} or {path / 'cmapss'}")
-
-
-def split_machines(machines: list[str], val_fraction: float = 0.2, seed: int = 0
-                   ) -> tuple[list[str], list[str]]:
-    """Training and validation machines (whole engines), drawn with ``seed``."""
-    rng = np.random.default_rng(seed)
-    order = [machines[k] for k in rng.permutation(len(machines))]
-    n_val = max(1, int(round(val_fraction * len(machines))))
-    return sorted(order[n_val:], key=_natural), sorted(order[:n_val], key=_natural)
-
-
-def _natural(text: str):
-    return (0, int(text)) if text.isdigit() else (1, text)
-
-
-def subset(series: Series, machines: list[str]) -> Series:
-    """The rows of ``machines`` only."""
-    index = np.flatnonzero(np.isin(series.machines, list(machines)))
-    return Series(series.source, series.machines[index], series.cycles[index],
-                  series.values[index], list(series.sensors), series.layout)
 
 
 def end_of_life_profile(scaler: dict, series: Series, last: int = 5) -> dict:
@@ -111,26 +75,6 @@ def end_of_life_profile(scaler: dict, series: Series, last: int = 5) -> dict:
     dropped = [series.sensors.index(s) for s in scaler["dropped"]]
     return {"end_of_life_z": np.round(z[end].mean(axis=0), 4).tolist(),
             "dropped_values": np.round(np.median(series.values[:, dropped], axis=0), 4).tolist()}
-
-
-def select_level(name: str, detector, scaler: dict, series: Series, machines: list[str],
-                 seed: int = SELECTION_SEED, cuts: int = SELECTION_CUTS,
-                 n_splits: int = OOF_SPLITS) -> dict:
-    """The flag level of a supervised model with the best F1 out of fold on ``machines`` (the
-    training engines) cut like the official test set (see ``selection``)."""
-    every = series_windows(scaler, series, WINDOW)
-    rul = rul_per_row(series)[every.rows]
-    params = detector.get_params()
-    scores = np.empty(len(series))
-    scores[every.rows] = out_of_fold_scores(
-        lambda: type(detector)(**params), every.X, rul, series.machines[every.rows],
-        ~every.padded, n_splits, feature_names=scaler["sensors"], history=every.history)
-    rows, labels = cut_windows(scaler, series, machines,
-                               list(range(seed, seed + cuts)), WINDOW)
-    value, f1 = best_f1_threshold(labels, scores[rows])
-    return {"value": value, "oof_f1": round(f1, 4), "windows": int(len(rows)),
-            "anomalous": int(labels.sum()), "engines": len(machines), "splits": n_splits,
-            "cuts": cuts, "seeds": f"{seed}..{seed + cuts - 1}"}
 
 
 def _threshold(name: str, detector, healthy: np.ndarray, target_far: float,

@@ -28,6 +28,7 @@ from pipelines.timeseries.schema import MAX_Z, MIN_DISTINCT, WINDOW
 
 FEATURES = ("recent", "mean", "std", "slope", "min", "max")
 RECENT = 5  # cycles averaged for the "recent" level
+SCALER_FILE = "scaler.json"  # the fitted scaler in a release (sensors kept, z-score statistics)
 
 
 def fit_scaler(values: np.ndarray, sensors: list[str], min_distinct: int = MIN_DISTINCT
