@@ -1,7 +1,10 @@
 """Error responses: JSON ``{"error", "message", "problems"}`` under /api, HTML pages elsewhere.
 
-Unexpected exceptions are logged with their traceback and answered with a plain 500 that
-shows no internals.
+The core's exceptions are translated here, once, for every module (:func:`as_http_error`): a
+:class:`SchemaError` (located problems; a :class:`LimitError` is a 413) and an
+:class:`UnknownDetectorError` are 400s, whichever view or parser raised them. Unexpected
+exceptions are logged with their traceback and answered with a plain 500 that shows no
+internals.
 """
 from __future__ import annotations
 
@@ -10,7 +13,11 @@ import logging
 from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
+from pipelines.core.detectors import UnknownDetectorError
+from pipelines.core.problems import LimitError, SchemaError
+
 logger = logging.getLogger(__name__)
+MAX_PROBLEMS = 50  # problems listed in one error response; the message counts the rest
 
 
 class InputError(HTTPException):
@@ -23,6 +30,32 @@ class InputError(HTTPException):
         self.problems = problems or []
         if code is not None:
             self.code = code
+
+
+def schema_error(exc: SchemaError) -> InputError:
+    """A short 400 (413 for a limit) carrying the located problems, at most ``MAX_PROBLEMS``."""
+    problems = [p.to_dict() for p in exc.problems]
+    message = problems[0]["message"] if problems else "invalid input"
+    first = exc.problems[0].text() if exc.problems else message
+    headline = first if len(first) <= 240 else first[:237] + "..."
+    if len(problems) > 1:
+        headline += f" (and {len(problems) - 1} more)"
+    if problems and not ({"row", "column", "path"} & set(problems[0])):
+        problems = problems[1:]  # the headline says it; listing it again shows it twice
+    return InputError(headline, problems[:MAX_PROBLEMS], code=413 if isinstance(exc, LimitError)
+                      else None)
+
+
+def as_http_error(exc: Exception) -> HTTPException | None:
+    """The HTTP error a user gets for ``exc``: itself when it is one, the 400/413 for a core
+    input exception, None for an unexpected one (a 500)."""
+    if isinstance(exc, HTTPException):
+        return exc
+    if isinstance(exc, SchemaError):
+        return schema_error(exc)
+    if isinstance(exc, UnknownDetectorError):  # a KeyError: its message without repr quotes
+        return InputError(exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc))
+    return None
 
 
 def _wants_json() -> bool:
@@ -57,4 +90,6 @@ def handle_unexpected(error: Exception):
 def init_app(app: Flask) -> None:
     """Register the handlers."""
     app.register_error_handler(HTTPException, handle_http_error)
+    for core in (SchemaError, UnknownDetectorError):
+        app.register_error_handler(core, lambda exc: handle_http_error(as_http_error(exc)))
     app.register_error_handler(Exception, handle_unexpected)

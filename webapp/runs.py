@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from webapp import db
 from webapp.downloads import csv_response
+from webapp.errors import as_http_error
 from webapp.modules import ResultsDecision, registered
 from webapp.params import check_threshold_range, parse_threshold
 from webapp.predictors import get_predictor
@@ -47,17 +48,20 @@ def _record_failure(module: str, reason: str) -> None:
 def recording_failures(module: str) -> Iterator[None]:
     """Record a predict request that fails as a failed run, with its reason, then let it answer.
 
-    A refused request (400/413/415) keeps its message; an unexpected error is recorded as an
-    HTTP 500 naming the exception's type only (the traceback goes to the log, not to History).
+    A refused request (400/413/415, the core's input errors translated as the app answers
+    them: :func:`webapp.errors.as_http_error`) keeps its message; an unexpected error is
+    recorded as an HTTP 500 naming the exception's type only (the traceback goes to the log,
+    not to History).
     """
     try:
         yield
-    except HTTPException as exc:
-        _record_failure(module, f"HTTP {exc.code}: {exc.description or exc.name}")
-        raise
     except Exception as exc:
-        _record_failure(module, f"HTTP 500: unexpected {type(exc).__name__} on the server; "
-                                f"the error was logged")
+        error = as_http_error(exc)
+        if error is None:
+            _record_failure(module, f"HTTP 500: unexpected {type(exc).__name__} on the server; "
+                                    f"the error was logged")
+            raise
+        _record_failure(module, f"HTTP {error.code}: {error.description or error.name}")
         raise
 
 

@@ -18,14 +18,13 @@ from typing import Callable, TypeVar
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
 
-from pipelines.core.problems import LimitError, SchemaError
-from webapp.errors import InputError
+from pipelines.core.problems import SchemaError
+from webapp.errors import MAX_PROBLEMS, InputError, schema_error
 
 CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
 SPREADSHEET_EXTENSIONS = (".xlsx",)
 BINARY_SIGNATURES = (b"\x89PNG", b"PK\x03\x04", b"%PDF", b"\xff\xd8", b"\x1f\x8b")
 BLOCK = 1024 * 1024
-MAX_PROBLEMS = 50  # problems listed in one error response; the message counts the rest
 
 
 @dataclass(frozen=True)
@@ -103,20 +102,6 @@ def check_row_limit(n_rows: int, source: str) -> None:
     if n_rows > limit:
         raise InputError(f"{source}: {n_rows} rows is more than the {limit} row limit; "
                          f"split the file", code=413)
-
-
-def schema_error(exc: SchemaError) -> InputError:
-    """A short 400 (413 for a limit) carrying the located problems, at most ``MAX_PROBLEMS``."""
-    problems = [p.to_dict() for p in exc.problems]
-    message = problems[0]["message"] if problems else "invalid input"
-    first = exc.problems[0].text() if exc.problems else message
-    headline = first if len(first) <= 240 else first[:237] + "..."
-    if len(problems) > 1:
-        headline += f" (and {len(problems) - 1} more)"
-    if problems and not ({"row", "column", "path"} & set(problems[0])):
-        problems = problems[1:]  # the headline says it; listing it again shows it twice
-    return InputError(headline, problems[:MAX_PROBLEMS], code=413 if isinstance(exc, LimitError)
-                      else None)
 
 
 # -- several files: each read on its own, the refused ones left out with their reason --------------

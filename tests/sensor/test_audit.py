@@ -79,6 +79,29 @@ def test_a_run_that_ends_in_a_500_is_recorded_with_its_reason(db_app, monkeypatc
     assert run["error"].startswith("HTTP 500") and "KeyError" in run["error"]
 
 
+def test_the_cores_input_errors_are_400s_wherever_raised_and_recorded(db_app, monkeypatch):
+    """SchemaError and UnknownDetectorError are translated once (webapp.errors), not per view."""
+    from pipelines.core.detectors import UnknownDetectorError
+    from pipelines.core.problems import Problem, SchemaError
+    from webapp.modules.sensor import api
+
+    for raised, code, words in (
+            (SchemaError([Problem("'x' is not a number", file="f.csv", row=3, column="7")]),
+             400, "'x' is not a number"),
+            (UnknownDetectorError("unknown model 'nope'"), 400, "unknown model 'nope'")):
+        def broken(*args, exc=raised, **kwargs):
+            raise exc
+
+        monkeypatch.setattr(api, "score_request", broken)
+        response = upload(db_app.test_client(), to_csv_bytes(make_batch_frame(2)), "f.csv")
+        assert response.status_code == code, response.get_data(as_text=True)
+        assert words in response.get_json()["message"]
+        with db_app.app_context():
+            run = db.recent_runs()[0]
+        assert run["status"] == "failed" and run["error"].startswith(f"HTTP {code}: ")
+        assert words in run["error"]
+
+
 def test_an_upload_over_the_size_limit_is_recorded_as_refused(db_app):
     db_app.config["MAX_CONTENT_LENGTH"] = 1024
     response = upload(db_app.test_client(), to_csv_bytes(make_batch_frame(40)), "big.csv")

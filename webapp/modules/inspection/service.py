@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 from flask import current_app
 
-from pipelines.core.detectors import UnknownDetectorError
 from pipelines.inspection.predict import InspectionPredictor, heatmap_rgba, png_bytes
 from webapp.errors import InputError
 from webapp.modules.inspection.parsing import InspectionRequest
@@ -59,10 +58,7 @@ def verdict(is_anomaly: bool) -> str:
 
 def score_images(predictor: InspectionPredictor, req: InspectionRequest) -> ScoredImages:
     """Score every image of ``req`` at the request's threshold (or the model's)."""
-    try:
-        model = predictor.get(req.model)
-    except UnknownDetectorError as exc:
-        raise InputError(str(exc).strip("'\"")) from None
+    model = predictor.get(req.model)  # an unknown model: a 400 (webapp.errors)
     check_threshold_range(req.threshold, model.score_range, model.name)
     limit = int(current_app.config["INSPECTION_MAX_HEATMAPS"])
     if req.heatmap and len(req.images) > limit:

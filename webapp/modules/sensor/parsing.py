@@ -21,7 +21,8 @@ from pipelines.sensor.ingest.table import (CHUNK_ROWS, Detected, SensorTable,
 from webapp.errors import InputError
 from webapp.params import (parse_count, parse_model, parse_threshold, read_json,
                            validate_envelope)
-from webapp.uploads import check_table_upload, scan_upload, schema_error, uploaded_file
+from webapp.errors import schema_error
+from webapp.uploads import check_table_upload, scan_upload, uploaded_file
 
 
 class SensorPredictBody(BaseModel):
@@ -92,11 +93,8 @@ def open_sensor_upload(request: Request) -> SensorRequest:
     storage = uploaded_file(request, what="a CSV or .xlsx file")
     facts = scan_upload(storage)
     check_table_upload(facts)
-    try:
-        opened = open_sensor_file(storage.stream, storage.filename, chunk_rows=CHUNK_ROWS,
-                                  max_rows=current_app.config["MAX_ROWS"])
-    except SchemaError as exc:
-        raise schema_error(exc) from None
+    opened = open_sensor_file(storage.stream, storage.filename, chunk_rows=CHUNK_ROWS,
+                              max_rows=current_app.config["MAX_ROWS"])
     return SensorRequest(storage.filename, opened.layout.id_name,
                          _guarded(opened.chunks, opened.detected),
                          opened.detected, opened.layout.label_column, facts.sha256)
@@ -128,11 +126,8 @@ def sensor_request(request: Request) -> SensorRequest:
     if not isinstance(body, dict):
         raise InputError("the JSON body must be an object with 'instances': a list of rows")
     envelope = validate_envelope(SensorPredictBody, body)
-    try:
-        table = table_from_instances(envelope.instances, envelope.ids, source=None,
-                                     max_rows=current_app.config["MAX_ROWS"])
-    except SchemaError as exc:
-        raise schema_error(exc) from None
+    table = table_from_instances(envelope.instances, envelope.ids, source=None,
+                                 max_rows=current_app.config["MAX_ROWS"])
     detected = Detected(format="json", layout="json", numbered_ids=envelope.ids is None)
     model = parse_model(envelope.model or request.args.get("model"))
     threshold = envelope.threshold if envelope.threshold is not None \

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, TypeVar
 import numpy as np
 import pandas as pd
 
-from pipelines.core.detectors import InvalidInputError, UnknownDetectorError
+from pipelines.core.detectors import InvalidInputError
 from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
 from webapp.downloads import ChunkedCsv
@@ -70,11 +70,8 @@ def _warnings(req: SensorRequest, results: pd.DataFrame) -> list[str]:
 
 
 def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
-    """Score every chunk of ``req``; InputError for an unknown model or a bad threshold."""
-    try:
-        decider = predictor.get(req.model)
-    except UnknownDetectorError as exc:
-        raise InputError(str(exc).strip("'\"")) from None
+    """Score every chunk of ``req``; a 400 for an unknown model or a bad threshold."""
+    decider = predictor.get(req.model)  # an unknown model: a 400 (webapp.errors)
     check_threshold_range(req.threshold, decider.score_range, decider.name)
     threshold = decider.threshold if req.threshold is None else req.threshold
     parts, n_missing, extra, has_labels, names = [], 0, [], False, None

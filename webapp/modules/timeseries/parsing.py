@@ -22,7 +22,7 @@ from pipelines.core.problems import FLOAT32_MAX, Problem, SchemaError
 from pipelines.timeseries.ingest import Series, read_series
 from webapp.errors import InputError
 from webapp.params import NotANumber, parse_model, parse_threshold, read_json
-from webapp.uploads import read_uploads, schema_error, uploaded_files
+from webapp.uploads import read_uploads, uploaded_files
 
 ACCEPTED = ("C-MAPSS .txt (26 columns, no header) or a CSV with a header (machine id, time "
             "or cycle, sensors), plain or .gz")
@@ -51,16 +51,13 @@ def file_request(request: Request) -> FileRequest:
     items, sha256 = read_uploads(files, max_files=1)
     item = items[0]
     sensors = _field(request, "sensors")
-    try:
-        series = read_series(item.data, item.name,
-                             machine_column=_field(request, "machine_column"),
-                             time_column=_field(request, "time_column"),
-                             sensors=[s.strip() for s in sensors.split(",") if s.strip()]
-                             if sensors else None) \
-            if any(_field(request, k) for k in ("machine_column", "time_column", "sensors")) \
-            else read_series(item.data, item.name)
-    except SchemaError as exc:
-        raise schema_error(exc) from None
+    series = read_series(item.data, item.name,
+                         machine_column=_field(request, "machine_column"),
+                         time_column=_field(request, "time_column"),
+                         sensors=[s.strip() for s in sensors.split(",") if s.strip()]
+                         if sensors else None) \
+        if any(_field(request, k) for k in ("machine_column", "time_column", "sensors")) \
+        else read_series(item.data, item.name)
     limit = int(current_app.config["MAX_ROWS"])
     if len(series) > limit:
         raise InputError(f"{item.name}: {len(series)} rows is more than the {limit} row limit; "
@@ -156,7 +153,7 @@ def detect_item(body, path: str, n_sensors: int, min_cycles: int) -> DetectItem:
         raise InputError(f"{prefix}window: required (a list of cycles of sensor values)")
     window = window_array(body["window"], f"{prefix}window", n_sensors)
     if isinstance(window, list):
-        raise schema_error(SchemaError(window))
+        raise SchemaError(window)
     if len(window) < min_cycles:
         raise InputError(f"{prefix}window: {len(window)} cycles; the models need a window of at "
                          f"least {min_cycles} cycles")

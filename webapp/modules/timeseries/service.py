@@ -7,23 +7,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.core.detectors import UnknownDetectorError
-from pipelines.core.problems import SchemaError, plural
+from pipelines.core.problems import plural
 from pipelines.timeseries.episodes import flag_episodes
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.predict import Scored, TimeseriesPredictor
-from webapp.errors import InputError
 from webapp.params import check_threshold_range
-from webapp.uploads import schema_error
 
 SCORE_DECIMALS = 6
 
 
 def _model(predictor: TimeseriesPredictor, name: str | None, threshold: float | None):
-    try:
-        model = predictor.get(name)
-    except UnknownDetectorError as exc:
-        raise InputError(str(exc).strip("'\"")) from None
+    model = predictor.get(name)  # an unknown model: a 400 (webapp.errors)
     check_threshold_range(threshold, model.score_range, model.name)
     return model
 
@@ -32,10 +26,7 @@ def score_file(predictor: TimeseriesPredictor, series: Series, model: str | None
                threshold: float | None) -> Scored:
     """Per-row results of an uploaded history (each row: the window ending there)."""
     _model(predictor, model, threshold)
-    try:
-        return predictor.score_series(series, model, threshold)
-    except SchemaError as exc:
-        raise schema_error(exc) from None
+    return predictor.score_series(series, model, threshold)
 
 
 
@@ -172,11 +163,8 @@ def detect(predictor: TimeseriesPredictor, items, model: str | None, threshold: 
            ) -> tuple[list[Detection], Scored]:
     """Score detect windows (their last ``window`` cycles; every cycle sent is history)."""
     _model(predictor, model, threshold)
-    try:
-        X, history = predictor.window_input([item.window for item in items],
-                                            [item.path for item in items])
-    except SchemaError as exc:
-        raise schema_error(exc) from None
+    X, history = predictor.window_input([item.window for item in items],
+                                        [item.path for item in items])
     scored = predictor.score_windows(X, model, threshold, history=history)
     return [Detection(item.machine_id, item.timestamp, item.cycle, float(scored.scores[k]),
                       bool(scored.flagged[k]), float(scored.rul[k]),

@@ -25,12 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.wafermap.ingest import (IMAGE_EXTENSIONS, check_grid, read_maps)
 from pipelines.wafermap.schema import MAX_SIDE
-from webapp.errors import InputError
+from webapp.errors import MAX_PROBLEMS, InputError
 from webapp.params import (json_depth_problem, parse_flag, parse_model, parse_threshold,
                            read_json, validate_envelope)
-from webapp.uploads import (MAX_PROBLEMS, Rejections, RequestLimitError, UploadedBytes,
+from webapp.uploads import (Rejections, RequestLimitError, UploadedBytes,
                             check_archive_size, check_image, is_zip_archive, read_uploads,
-                            schema_error, uploaded_files, zip_members)
+                            uploaded_files, zip_members)
 
 ACCEPTED = ("PNG, JPEG, CSV grid, JSON, npz, or a zip of them")
 _TOO_MANY_IN_FILE = re.compile(r"^(\d+) maps in one file; at most \d+ are accepted")
@@ -153,7 +153,7 @@ def _json_request(request: Request) -> WafermapRequest:
         else:
             grids.append(found)
     if problems:
-        raise schema_error(SchemaError(problems[:MAX_PROBLEMS]))
+        raise SchemaError(problems[:MAX_PROBLEMS])
     names = [str(x) for x in envelope.names] if envelope.names else \
         [str(k + 1) for k in range(n)]
     return WafermapRequest("json", grids, names,

@@ -8,13 +8,10 @@ import numpy as np
 import pandas as pd
 from flask import current_app
 
-from pipelines.core.detectors import UnknownDetectorError
 from pipelines.core.confusion import multiclass_report
-from pipelines.core.problems import SchemaError
 from pipelines.wafermap.predict import WafermapPredictor
 from webapp.errors import InputError
 from webapp.modules.wafermap.parsing import WafermapRequest
-from webapp.uploads import schema_error
 
 PROBABILITY_DECIMALS = 6
 # maps handed to the predictor at a time: onnxruntime keeps its largest batch's activations
@@ -53,21 +50,15 @@ def pack_grid(grid: np.ndarray) -> dict:
 
 def score_maps(predictor: WafermapPredictor, req: WafermapRequest) -> ScoredMaps:
     """Score every map of ``req``; "needs review" decided at the request's level."""
-    try:
-        model = predictor.get(req.model)
-    except UnknownDetectorError as exc:
-        raise InputError(str(exc).strip("'\"")) from None
+    model = predictor.get(req.model)  # an unknown model: a 400 (webapp.errors)
     limit = int(current_app.config["WAFERMAP_MAX_SALIENCY"])
     if req.saliency and len(req.maps) > limit:
         raise InputError(f"saliency is computed for at most {limit} maps per request, and this "
                          f"one holds {len(req.maps)}; ask without saliency, or send fewer maps",
                          code=413)
-    try:
-        records = [record for start in range(0, len(req.maps), SCORE_CHUNK)
-                   for record in predictor.predict(req.maps[start:start + SCORE_CHUNK],
-                                                   saliency=req.saliency)]
-    except SchemaError as exc:
-        raise schema_error(exc) from None
+    records = [record for start in range(0, len(req.maps), SCORE_CHUNK)
+               for record in predictor.predict(req.maps[start:start + SCORE_CHUNK],
+                                               saliency=req.saliency)]
     level = predictor.review_level if req.review_level is None else req.review_level
     for k, record in enumerate(records):
         record["needs_review"] = bool(record["confidence"] < level)

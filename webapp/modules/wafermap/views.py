@@ -16,7 +16,6 @@ from webapp.modules.wafermap.service import pack_grid
 from webapp.pagekit import page_config, render_module_page
 from webapp.params import read_json
 from webapp.predictors import get_predictor
-from webapp.uploads import schema_error
 
 bp = Blueprint("wafermap", __name__, url_prefix="/wafermap")
 
@@ -65,7 +64,7 @@ def explain():
         raise InputError("send {\"map\": [[0, 1, 2, ...], ...]}: one map")
     grid = json_grid(body["map"], "map")
     if isinstance(grid, list):
-        raise schema_error(SchemaError(grid))
+        raise SchemaError(grid)
     record = get_predictor("wafermap").predict([grid], saliency=True)[0]
     return jsonify({"class": record["class"], "confidence": record["confidence"],
                     "saliency": np.round(record["saliency"], 4).tolist()})
