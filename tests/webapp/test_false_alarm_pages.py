@@ -50,6 +50,9 @@ def test_time_series_model_and_threshold_panels_give_one_figure(page, tmp_path):
     page.goto("/timeseries/")
     expect(page.locator("#model-info")).to_contain_text(f"({figure} of healthy validation windows)")
     page.locator("#file-input").set_input_files(str(path))
+    # Predict before the server's check is back only asks for a file (and the check then
+    # clears that message): wait until the page says the file is loaded
+    expect(page.locator("#load-status")).to_contain_text("Loaded", timeout=20_000)
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#threshold-meaning")).to_contain_text(
         f"about {figure} of healthy validation windows", timeout=20_000)  # first predict: loads
@@ -74,6 +77,7 @@ def test_inspection_model_and_threshold_panels_give_one_figure(page, tmp_path):
     expect(info).to_contain_text(f"{figure} of held-out good photos")
     expect(info).to_contain_text(f"target {pct(model.target_far)}")
     page.locator("#file-input").set_input_files(str(photo))
+    expect(page.locator("#load-status")).to_contain_text("Loaded", timeout=20_000)
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#threshold-meaning")).to_contain_text(f"about {figure} score that high",
                                                                timeout=20_000)
