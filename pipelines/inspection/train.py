@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -96,6 +97,120 @@ def _page_metrics(synthetic: dict) -> dict:
             "synthetic defects, rotated": {k: synthetic["rotated"][k] for k in keys}}
 
 
+PROTOCOL = ("fit on a random part of the good training images; threshold at the target "
+            "false-alarm rate of the held-out good training images (as they are and "
+            "rotated); synthetic defects (cut-paste, spots, chipped rim) on those held-out "
+            "images measure the models; default = higher mean synthetic AUROC. No test "
+            "image is used.")
+
+
+@dataclass(frozen=True)
+class GoodImages:
+    """The good training images split into a fit part and a validation part, and what the
+    release says about them (``reference``)."""
+
+    fit: np.ndarray
+    val: np.ndarray
+    reference: dict
+
+
+@dataclass(frozen=True)
+class SyntheticSet:
+    """The validation images and synthetic defects made on them, with labels and masks."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+    kinds: list[str]
+    n_good: int
+    n_defects: int
+
+
+def read_good_images(data: Path, val_fraction: float, seed: int,
+                     progress: Callable[[str], None]) -> GoodImages:
+    """Read the category's good images and split them (``val_fraction``, ``seed``)."""
+    folder = good_folder(find_category(data))
+    images, names = read_folder(folder, IMAGE_SIZE)
+    fit_idx, val_idx = split_good(len(images), val_fraction, seed)
+    reference = data_reference(folder, names) | {
+        "fit_images": len(fit_idx), "val_images": [names[i] for i in val_idx],
+        "split_seed": seed}
+    good = GoodImages(images[fit_idx], images[val_idx], reference)
+    progress(f"read {len(images)} good images from {reference['folder']}: {len(good.fit)} to "
+             f"fit, {len(good.val)} to validate")
+    return good
+
+
+def synthetic_set(val: np.ndarray) -> SyntheticSet:
+    """The validation images followed by synthetic defects on them (``SYNTHETIC_SEED``)."""
+    defects, masks, kinds = make_defects(val, seed=SYNTHETIC_SEED)
+    return SyntheticSet(np.concatenate([val, defects]),
+                        np.r_[np.zeros(len(val), int), np.ones(len(defects), int)],
+                        np.concatenate([np.zeros_like(masks), masks]), kinds, len(val),
+                        len(defects))
+
+
+def fit_detector(name: str, params: dict, fit: np.ndarray, progress: Callable[[str], None]
+                 ) -> tuple[object, float, float]:
+    """One detector fitted on the fit part: (detector, wall seconds, CPU seconds)."""
+    detector = MODELS[name](**params)
+    t0, c0 = time.perf_counter(), time.process_time()
+    detector.fit(fit.astype(np.float32), feature_names=list(CHANNELS), progress=progress)
+    return detector, time.perf_counter() - t0, time.process_time() - c0
+
+
+def threshold_section(normal: np.ndarray, target_far: float, n_val: int,
+                      val_rotations: int) -> dict:
+    """The threshold flagging ``target_far`` of the normal scores, and how it was measured."""
+    threshold = threshold_at_false_alarm_rate(normal, target_far)
+    return {"value": threshold, "target_false_alarm_rate": target_far,
+            "normal_false_alarm_rate": false_alarm_rate(normal, threshold),
+            "normal_score_quantiles": score_quantiles(normal),
+            "source": f"{n_val} held-out good training images, as they are and at "
+                      f"{val_rotations} random rotations each ({len(normal)} scores)"}
+
+
+def onnx_parity(detector, images: np.ndarray) -> dict:
+    """The largest difference between the torch model and its ONNX export (scores, maps)."""
+    torch_scores, torch_maps = detector.torch_outputs(images.astype(np.float32))
+    onnx = detector.explain(images.astype(np.float32))
+    return {"scores": float(np.abs(torch_scores - onnx.scores).max()),
+            "maps": float(np.abs(torch_maps - onnx.maps).max())}
+
+
+def train_model(name: str, params: dict, good: GoodImages, synthetic: SyntheticSet, *,
+                val_rotations: int, target_far: float, seed: int,
+                progress: Callable[[str], None]) -> tuple[object, dict]:
+    """One model: fit, threshold on the validation images, synthetic-defect figures, parity.
+    Returns the detector and its entry in the evaluation document."""
+    detector, fit_seconds, fit_cpu = fit_detector(name, params, good.fit, progress)
+    normal = normal_scores(detector, good.val, val_rotations, seed)
+    threshold = threshold_section(normal, target_far, len(good.val), val_rotations)
+    s = evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
+                      synthetic.masks, threshold["value"])
+    result = {
+        "threshold": threshold,
+        "synthetic_validation": s | {"kinds": sorted(set(synthetic.kinds)),
+                                     "defects": synthetic.n_defects, "good": synthetic.n_good},
+        "fit_seconds": round(fit_seconds, 1), "fit_cpu_seconds": round(fit_cpu, 1),
+        "torch_onnx_max_abs_diff": onnx_parity(detector, good.val[:8]),
+        "onnx_bytes": len(detector.onnx_),
+    }
+    progress(f"{name}: fit {fit_seconds:.0f}s; synthetic defects on validation: image AUROC "
+             f"{s['image_auroc']:.4f} / rotated {s['rotated']['image_auroc']:.4f}, pixel "
+             f"AUROC {s['pixel_auroc']:.4f} / rotated {s['rotated']['pixel_auroc']:.4f}; "
+             f"threshold {threshold['value']:.4f}")
+    return detector, result
+
+
+def merit(result: dict) -> float:
+    """What picks the default model: the mean of its four synthetic AUROCs (image and pixel,
+    aligned and rotated)."""
+    s = result["synthetic_validation"]
+    return float(np.mean([s["image_auroc"], s["pixel_auroc"], s["rotated"]["image_auroc"],
+                          s["rotated"]["pixel_auroc"]]))
+
+
 def train_inspection(data: Path, artifacts_dir: Path | None, *, models: tuple[str, ...] =
                      tuple(MODELS), params: dict[str, dict] | None = None,
                      val_fraction: float = 0.2, val_rotations: int = 3, target_far: float = 0.05,
@@ -108,97 +223,56 @@ def train_inspection(data: Path, artifacts_dir: Path | None, *, models: tuple[st
     """
     started = time.perf_counter()
     load_before = os.getloadavg()
-    category = find_category(data)
-    folder = good_folder(category)
-    images, names = read_folder(folder, IMAGE_SIZE)
-    fit_idx, val_idx = split_good(len(images), val_fraction, seed)
-    fit, val = images[fit_idx], images[val_idx]
-    reference = data_reference(folder, names) | {
-        "fit_images": len(fit_idx), "val_images": [names[i] for i in val_idx],
-        "split_seed": seed}
-    progress(f"read {len(images)} good images from {reference['folder']}: {len(fit)} to fit, "
-             f"{len(val)} to validate")
-    defects, masks, kinds = make_defects(val, seed=SYNTHETIC_SEED)
-    synth_images = np.concatenate([val, defects])
-    synth_labels = np.r_[np.zeros(len(val), int), np.ones(len(defects), int)]
-    synth_masks = np.concatenate([np.zeros_like(masks), masks])
+    good = read_good_images(data, val_fraction, seed, progress)
+    synthetic = synthetic_set(good.val)
     results, detectors = {}, {}
     for name in models:
-        params_m = {"n_jobs": n_jobs, **(params or {}).get(name, {})}
-        detector = MODELS[name](**params_m)
-        t0, c0 = time.perf_counter(), time.process_time()
-        detector.fit(fit.astype(np.float32), feature_names=list(CHANNELS), progress=progress)
-        fit_seconds, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
-        normal = normal_scores(detector, val, val_rotations, seed)
-        threshold = threshold_at_false_alarm_rate(normal, target_far)
-        synthetic = evaluate_maps(_explainer(detector), synth_images, synth_labels, synth_masks,
-                                  threshold)
-        torch_scores, torch_maps = detector.torch_outputs(val[:8].astype(np.float32))
-        onnx = detector.explain(val[:8].astype(np.float32))
-        parity = {"scores": float(np.abs(torch_scores - onnx.scores).max()),
-                  "maps": float(np.abs(torch_maps - onnx.maps).max())}
-        results[name] = {
-            "threshold": {"value": threshold, "target_false_alarm_rate": target_far,
-                          "normal_false_alarm_rate": false_alarm_rate(normal, threshold),
-                          "normal_score_quantiles": score_quantiles(normal),
-                          "source": f"{len(val)} held-out good training images, as they are "
-                                    f"and at {val_rotations} random rotations each "
-                                    f"({len(normal)} scores)"},
-            "synthetic_validation": synthetic | {"kinds": sorted(set(kinds)),
-                                                 "defects": len(defects), "good": len(val)},
-            "fit_seconds": round(fit_seconds, 1), "fit_cpu_seconds": round(fit_cpu, 1),
-            "torch_onnx_max_abs_diff": parity, "onnx_bytes": len(detector.onnx_),
-        }
-        detectors[name] = detector
-        s = synthetic
-        progress(f"{name}: fit {fit_seconds:.0f}s; synthetic defects on validation: image AUROC "
-                 f"{s['image_auroc']:.4f} / rotated {s['rotated']['image_auroc']:.4f}, pixel "
-                 f"AUROC {s['pixel_auroc']:.4f} / rotated {s['rotated']['pixel_auroc']:.4f}; "
-                 f"threshold {threshold:.4f}")
-
-    def merit(name: str) -> float:
-        s = results[name]["synthetic_validation"]
-        return float(np.mean([s["image_auroc"], s["pixel_auroc"], s["rotated"]["image_auroc"],
-                              s["rotated"]["pixel_auroc"]]))
-
-    default = max(results, key=merit)
-    protocol = ("fit on a random part of the good training images; threshold at the target "
-                "false-alarm rate of the held-out good training images (as they are and "
-                "rotated); synthetic defects (cut-paste, spots, chipped rim) on those held-out "
-                "images measure the models; default = higher mean synthetic AUROC. No test "
-                "image is used.")
-    evaluation = {"default_model": default, "protocol": protocol, "models": results,
-                  "training_data": reference, "total_seconds":
+        detectors[name], results[name] = train_model(
+            name, {"n_jobs": n_jobs, **(params or {}).get(name, {})}, good, synthetic,
+            val_rotations=val_rotations, target_far=target_far, seed=seed, progress=progress)
+    default = max(results, key=lambda n: merit(results[n]))
+    evaluation = {"default_model": default, "protocol": PROTOCOL, "models": results,
+                  "training_data": good.reference, "total_seconds":
                   round(time.perf_counter() - started, 1), "torch_threads": n_jobs,
                   "load_average_before": [round(v, 2) for v in load_before],
                   "load_average_after": [round(v, 2) for v in os.getloadavg()]}
     progress(f"default model: {default} (mean synthetic AUROC "
-             f"{', '.join(f'{n} {merit(n):.4f}' for n in results)})")
+             f"{', '.join(f'{n} {merit(r):.4f}' for n, r in results.items())})")
     if artifacts_dir is None:
         return evaluation
-    with atomic_directory(Path(artifacts_dir) / MODULE) as release:
+    write_inspection_release(Path(artifacts_dir) / MODULE, detectors, evaluation)
+    progress(f"release written to {Path(artifacts_dir) / MODULE}")
+    return evaluation
+
+
+def write_inspection_release(directory: Path, detectors: dict, evaluation: dict) -> None:
+    """One bundle per model and the evaluation document, written in one step."""
+    reference = evaluation["training_data"]
+    with atomic_directory(directory) as release:
         for name, detector in detectors.items():
-            r = results[name]
-            save_bundle(detector, release / name, module=MODULE, manifest_fields={
-                "name": name, "role": "anomaly",
-                "version": f"{name}-{time.strftime('%Y%m%d')}",
-                "training_data": reference,
-                "feature_schema": {"dtype": "RGB 0..255",
-                                   "image_size": [IMAGE_SIZE, IMAGE_SIZE]},
-                "preprocessing": {"outside_onnx": "decode, convert to RGB (transparency on "
-                                                  "white), bilinear resize to "
-                                                  f"{IMAGE_SIZE} x {IMAGE_SIZE}",
-                                  "inside_onnx": "scale to 0..1, average down to work_size, "
-                                                 "the model, map blur and enlargement"},
-                "threshold": r["threshold"],
-                "metrics": _page_metrics(r["synthetic_validation"]) | {
-                    "protocol": protocol, "fit_seconds": r["fit_seconds"]},
-                "torch_onnx_max_abs_diff": r["torch_onnx_max_abs_diff"],
-            })
+            save_bundle(detector, release / name, module=MODULE, manifest_fields=bundle_fields(
+                name, evaluation["models"][name], reference))
         (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
-        write_release(release, module=MODULE, models=list(detectors), default_model=default,
+        write_release(release, module=MODULE, models=list(detectors),
+                      default_model=evaluation["default_model"],
                       files={EVALUATION_FILE: "validation (synthetic defect) metrics, "
                                               "thresholds, timings"},
                       fields={"training_data": reference})
-    progress(f"release written to {Path(artifacts_dir) / MODULE}")
-    return evaluation
+
+
+def bundle_fields(name: str, result: dict, reference: dict) -> dict:
+    """What a model's manifest records beside the detector's own fields."""
+    return {
+        "name": name, "role": "anomaly",
+        "version": f"{name}-{time.strftime('%Y%m%d')}",
+        "training_data": reference,
+        "feature_schema": {"dtype": "RGB 0..255", "image_size": [IMAGE_SIZE, IMAGE_SIZE]},
+        "preprocessing": {"outside_onnx": "decode, convert to RGB (transparency on white), "
+                                          f"bilinear resize to {IMAGE_SIZE} x {IMAGE_SIZE}",
+                          "inside_onnx": "scale to 0..1, average down to work_size, the "
+                                         "model, map blur and enlargement"},
+        "threshold": result["threshold"],
+        "metrics": _page_metrics(result["synthetic_validation"]) | {
+            "protocol": PROTOCOL, "fit_seconds": result["fit_seconds"]},
+        "torch_onnx_max_abs_diff": result["torch_onnx_max_abs_diff"],
+    }
