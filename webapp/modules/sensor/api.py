@@ -1,20 +1,17 @@
 """``POST /api/v1/sensor/predict``: JSON or a CSV/.xlsx upload in; JSON out, or the results CSV.
 
-Every run is recorded, failed ones with their reason; the results of a run are kept so that
-``results_url`` (and History) can download them again, at another threshold too.
+The platform's prediction service (:mod:`webapp.prediction`) records every run, failed ones
+with their reason, and keeps its results so that ``results_url`` (and History) can download
+them again, at another threshold too; this module parses and scores.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint
 
 from pipelines.sensor.predict import results_to_records
-from webapp import db
-from webapp.downloads import csv_download, json_stream, wants_csv
-from webapp.limits import heavy_slot
 from webapp.modules.sensor.parsing import sensor_request
 from webapp.modules.sensor.service import ScoredRun, score_request
-from webapp.predictors import get_predictor
-from webapp.runs import recording_failures
+from webapp.prediction import Prediction, prediction_view
 
 bp = Blueprint("sensor_api", __name__, url_prefix="/api/v1/sensor")
 
@@ -40,32 +37,27 @@ def _pages(run: ScoredRun):
         yield records
 
 
-@bp.post("/predict")
-def predict():
+def serve(predictor, request) -> Prediction:
     """Score wafers. JSON or a file upload in; JSON out, or CSV with ``?format=csv``."""
-    predictor = get_predictor("sensor")
-    with recording_failures("sensor"), heavy_slot():
-        req = sensor_request(request)
-        run = score_request(predictor, req)
-    run_id = db.record_run(
-        "sensor", run.model, run.model_version, req.source, len(run.results), run.n_flagged,
-        run.threshold, default_threshold=run.default_threshold, input_sha256=req.sha256,
-        edited_cells=req.edited_cells, removed_rows=req.removed_rows, warnings=run.warnings,
-        results=(run.score_column, run.csv.gzipped()),
-        keep=current_app.config["RESULTS_KEEP"],
-        labelled_faulty=int(run.results["label"].sum()) if run.has_labels else None)
-    if wants_csv(request):
-        return csv_download(run.csv.data(), "sensor_predictions.csv")
+    req = sensor_request(request)
+    run = score_request(predictor, req)
     decider = predictor.get(run.model)
     info = next(d for d in predictor.describe() if d["name"] == run.model)
     head = dict(
-        run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
-        model=run.model, model_version=run.model_version, threshold=run.threshold,
-        default_threshold=run.default_threshold,
         false_alarm_rate=round(decider.false_alarm_rate(run.threshold), 4),
         id_column=req.id_name, detected=req.detected.to_dict(),
-        warnings=run.warnings, n_rows=len(run.results), n_flagged=run.n_flagged,
+        warnings=run.warnings, n_rows=len(run.results),
         imputed_cells=run.n_missing, drift=run.drift,
         score_meaning=info.get("score_meaning"), threshold_note=info.get("threshold_note"),
         labels={"column": req.label_column, "positive": "fail"} if run.has_labels else None)
-    return json_stream(head, "predictions", _pages(run))
+    return Prediction(
+        model=run.model, model_version=run.model_version, threshold=run.threshold,
+        default_threshold=run.default_threshold, n_items=len(run.results),
+        n_flagged=run.n_flagged, csv=run.csv, score_column=run.score_column, source=req.source,
+        pages=_pages(run), head=head, input_sha256=req.sha256, warnings=run.warnings,
+        edited_cells=req.edited_cells, removed_rows=req.removed_rows,
+        labelled_faulty=int(run.results["label"].sum()) if run.has_labels else None)
+
+
+bp.add_url_rule("/predict", view_func=prediction_view("sensor", serve, "sensor_predictions.csv"),
+                methods=["POST"])

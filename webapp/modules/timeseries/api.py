@@ -12,21 +12,18 @@ machine's stretch.
 """
 from __future__ import annotations
 
-import gzip
 import time
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, jsonify, request, url_for
 
-from webapp import db
-from webapp.downloads import csv_bytes, csv_download, json_stream, wants_csv
+from webapp.downloads import csv_bytes
 from webapp.events import record_events
-from webapp.limits import heavy_slot
 from webapp.modules.timeseries.parsing import detect_request, file_request
 from webapp.modules.timeseries.service import (detect, detect_events, event_rows,
                                                in_sample_warning, machine_summaries,
                                                results_frame, score_file)
+from webapp.prediction import CsvBytes, Prediction, prediction_view
 from webapp.predictors import get_predictor
-from webapp.runs import recording_failures
 
 bp = Blueprint("timeseries_api", __name__, url_prefix="/api/v1/timeseries")
 
@@ -48,46 +45,44 @@ def _pages(series, scored):
         yield page
 
 
-@bp.post("/predict")
-def predict():
+def serve(predictor, request) -> Prediction:
     """Score every cycle of an uploaded history. JSON out, or CSV with ``?format=csv``."""
-    predictor = get_predictor("timeseries")
     started = time.perf_counter()
-    with recording_failures("timeseries"), heavy_slot():
-        req = file_request(request)
-        scored = score_file(predictor, req.series, req.model, req.threshold)
+    req = file_request(request)
+    scored = score_file(predictor, req.series, req.model, req.threshold)
     model = predictor.get(scored.model)
     data = csv_bytes(results_frame(req.series, scored), float_decimals=None)
-    n_flagged = int(scored.flagged.sum())
     in_sample = predictor.in_sample_machines(req.series) or []
     warnings = [w for w in [in_sample_warning(predictor, in_sample)] if w]
-    run_id = db.record_run(
-        "timeseries", scored.model, scored.model_version, req.series.source, len(req.series),
-        n_flagged, scored.threshold, default_threshold=model.threshold,
-        input_sha256=req.sha256, results=("score", gzip.compress(data, compresslevel=1)),
-        warnings=warnings,
-        # training engines ran to failure: a run holding them holds faults, so the Models
-        # page's false-alarm check leaves it out
-        labelled_faulty=len(in_sample) or None,
-        keep=current_app.config["RESULTS_KEEP"])
-    events = record_events("timeseries", event_rows(req.series, scored), run_id=run_id)
-    if wants_csv(request):
-        return csv_download(data, "timeseries_scores.csv")
-    head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
-                events_url=url_for("events.page", model=scored.model),
-                model=scored.model, model_version=scored.model_version,
-                threshold=scored.threshold, default_threshold=model.threshold,
+
+    def store_events(run_id: int) -> dict:
+        events = record_events("timeseries", event_rows(req.series, scored), run_id=run_id)
+        return dict(n_events=events["events"], n_events_new=events["new"],
+                    n_events_extended=events["extended"])
+
+    head = dict(events_url=url_for("events.page", model=scored.model),
                 false_alarm_rate=model.false_alarm_rate(scored.threshold),
                 layout=req.series.layout, source=req.series.source,
                 machine_column=req.series.machine_column, time_column=req.series.time_column,
-                sensors=predictor.sensors, n_rows=len(req.series), n_flagged=n_flagged,
-                n_events=events["events"], n_events_new=events["new"],
-                n_events_extended=events["extended"], n_padded=int(scored.padded.sum()),
+                sensors=predictor.sensors, n_rows=len(req.series),
+                n_padded=int(scored.padded.sum()),
                 window=predictor.window, warnings=warnings, n_in_sample=len(in_sample),
                 machines=machine_summaries(req.series, scored, req.values, predictor.sensors,
                                            in_sample),
                 processing_time_ms=round(1000 * (time.perf_counter() - started), 1))
-    return json_stream(head, "predictions", _pages(req.series, scored))
+    return Prediction(
+        model=scored.model, model_version=scored.model_version, threshold=scored.threshold,
+        default_threshold=model.threshold, n_items=len(req.series),
+        n_flagged=int(scored.flagged.sum()), csv=CsvBytes(data), score_column="score",
+        source=req.series.source, pages=_pages(req.series, scored), head=head,
+        input_sha256=req.sha256, warnings=warnings,
+        # training engines ran to failure: a run holding them holds faults, so the Models
+        # page's false-alarm check leaves it out
+        labelled_faulty=len(in_sample) or None, after_record=store_events)
+
+
+bp.add_url_rule("/predict", methods=["POST"],
+                view_func=prediction_view("timeseries", serve, "timeseries_scores.csv"))
 
 
 def _detect(batch: bool):

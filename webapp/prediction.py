@@ -1,0 +1,108 @@
+"""The one prediction service: every module's ``POST /api/v1/<module>/predict`` is this view.
+
+A module supplies one function, ``serve(predictor, request) -> Prediction``: it parses the
+request into a batch and scores it, returning the results CSV, the decision (model, version,
+threshold, how many items and how many flagged) and what its JSON answer adds. The platform
+owns the rest, the same way for every module: the time budget of large requests
+(:func:`webapp.limits.heavy_slot`), error translation and failed runs
+(:func:`webapp.runs.recording_failures`), the run record with its stored results for History,
+the CSV download (``?format=csv``) and the streamed JSON answer.
+
+Every answer carries the same flag vocabulary: ``n_items`` and ``n_flagged`` (and the module's
+older names for them, ``n_rows``/``n_maps``/``n_images`` and ``n_review``/``n_anomalies``,
+kept as documented aliases for one release), ``threshold`` and ``default_threshold``.
+"""
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Protocol
+
+from flask import Request, current_app, request, url_for
+
+from webapp import db
+from webapp.downloads import csv_download, json_stream, wants_csv
+from webapp.limits import heavy_slot
+from webapp.predictors import get_predictor
+from webapp.runs import recording_failures
+
+
+class ResultsCsv(Protocol):
+    """The results CSV of a run: its bytes, and gzipped for the run record."""
+
+    def data(self) -> bytes: ...
+
+    def gzipped(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class CsvBytes:
+    """A results CSV already written whole (:func:`webapp.downloads.csv_bytes`)."""
+
+    content: bytes
+
+    def data(self) -> bytes:
+        return self.content
+
+    def gzipped(self) -> bytes:
+        return gzip.compress(self.content, compresslevel=1)
+
+
+@dataclass
+class Prediction:
+    """What a module's ``serve`` returns: one scored batch, ready to record and answer."""
+
+    model: str
+    model_version: str | None
+    threshold: float | None  # the level the batch was decided at
+    default_threshold: float | None  # the model's own level (the manifest's)
+    n_items: int
+    n_flagged: int
+    csv: ResultsCsv
+    score_column: str  # the results CSV's score column (History re-decides on it)
+    source: str | None
+    pages: Iterable[list[dict]]  # the JSON answer's "predictions", page by page
+    head: dict = field(default_factory=dict)  # what this module's JSON answer adds
+    input_sha256: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    edited_cells: int | None = None
+    removed_rows: int | None = None
+    labelled_faulty: int | None = None  # items the upload's own labels mark faulty
+    # run once the run is recorded (its id): more head fields, e.g. the events it stored
+    after_record: Callable[[int], dict] | None = None
+
+
+Serve = Callable[[object, Request], Prediction]
+
+
+def record(module: str, out: Prediction) -> int:
+    """Store the run and its results for History; its id."""
+    return db.record_run(
+        module, out.model, out.model_version, out.source, out.n_items, out.n_flagged,
+        out.threshold, default_threshold=out.default_threshold, input_sha256=out.input_sha256,
+        edited_cells=out.edited_cells, removed_rows=out.removed_rows, warnings=out.warnings,
+        results=(out.score_column, out.csv.gzipped()), keep=current_app.config["RESULTS_KEEP"],
+        labelled_faulty=out.labelled_faulty)
+
+
+def prediction_view(module: str, serve: Serve, csv_name: str) -> Callable:
+    """The predict view of ``module``: JSON or files in; JSON out, or the results CSV named
+    ``csv_name`` with ``?format=csv``."""
+    def predict():
+        predictor = get_predictor(module)
+        with recording_failures(module), heavy_slot():
+            out = serve(predictor, request)
+        run_id = record(module, out)
+        after = out.after_record(run_id) if out.after_record else {}
+        if wants_csv(request):
+            return csv_download(out.csv.data(), csv_name)
+        head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
+                    model=out.model, model_version=out.model_version, threshold=out.threshold,
+                    default_threshold=out.default_threshold, n_items=out.n_items,
+                    n_flagged=out.n_flagged) | out.head | after
+        return json_stream(head, "predictions", out.pages)
+
+    predict.__name__ = "predict"
+    predict.__doc__ = serve.__doc__
+    predict.prediction_service = module  # the contract tests check every module is served here
+    return predict
