@@ -10,7 +10,9 @@ the CSV download (``?format=csv``) and the streamed JSON answer.
 
 Every answer carries the same flag vocabulary: ``n_items`` and ``n_flagged`` (and the module's
 older names for them, ``n_rows``/``n_maps``/``n_images`` and ``n_review``/``n_anomalies``,
-kept as documented aliases for one release), ``threshold`` and ``default_threshold``.
+kept as documented aliases for one release), ``threshold`` and ``default_threshold``, and
+each prediction ``flagged`` beside the module's own word for it (``is_fault``,
+``is_anomaly``, ``needs_review``: the flag column of its results CSV, ``ResultsDecision``).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from flask import Request, current_app, request, url_for
 from webapp import db
 from webapp.downloads import csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
+from webapp.modules import get_module
 from webapp.predictors import get_predictor
 from webapp.runs import recording_failures
 
@@ -85,6 +88,15 @@ def record(module: str, out: Prediction) -> int:
         labelled_faulty=out.labelled_faulty)
 
 
+def with_flagged(pages: Iterable[list[dict]], flag: str) -> Iterable[list[dict]]:
+    """Each prediction also under the shared name ``flagged`` (its module's ``flag`` word)."""
+    for page in pages:
+        for record in page:
+            if flag in record:
+                record["flagged"] = record[flag]
+        yield page
+
+
 def prediction_view(module: str, serve: Serve, csv_name: str) -> Callable:
     """The predict view of ``module``: JSON or files in; JSON out, or the results CSV named
     ``csv_name`` with ``?format=csv``."""
@@ -100,7 +112,8 @@ def prediction_view(module: str, serve: Serve, csv_name: str) -> Callable:
                     model=out.model, model_version=out.model_version, threshold=out.threshold,
                     default_threshold=out.default_threshold, n_items=out.n_items,
                     n_flagged=out.n_flagged) | out.head | after
-        return json_stream(head, "predictions", out.pages)
+        return json_stream(head, "predictions",
+                           with_flagged(out.pages, get_module(module).decision.flag))
 
     predict.__name__ = "predict"
     predict.__doc__ = serve.__doc__

@@ -55,3 +55,6 @@ def test_every_answer_has_the_shared_vocabulary_and_matches_its_run(db_app, name
     flag = spec.decision.flag
     assert len(stored) == body["n_items"]
     assert sum(r[flag] == "True" for r in stored) == body["n_flagged"]
+    # each prediction says it in the shared word too, the same as the module's own
+    assert all(p["flagged"] == p[flag] for p in body["predictions"])
+    assert sum(p["flagged"] for p in body["predictions"]) == body["n_flagged"]
