@@ -10,7 +10,7 @@ from flask import current_app, render_template, url_for
 
 from pipelines.core.problems import NUMBER_PATTERN
 from webapp.downloads import FORMULA_TRIGGERS
-from webapp.modules import ModuleSpec
+from webapp.registry import ModuleSpec
 from webapp.uploads import BINARY_SIGNATURES, CSV_EXTENSIONS, SPREADSHEET_EXTENSIONS
 
 

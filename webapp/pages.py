@@ -5,7 +5,7 @@ from flask import Blueprint, render_template, request
 
 from pipelines.core.thresholds import flag_rate_check
 from webapp import db
-from webapp.modules import ready_modules
+from webapp.registry import ready_modules
 from webapp.predictors import get_predictor
 
 bp = Blueprint("pages", __name__)

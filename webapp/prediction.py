@@ -25,7 +25,7 @@ from flask import Request, current_app, request, url_for
 from webapp import db
 from webapp.downloads import csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
-from webapp.modules import get_module
+from webapp.registry import get_module
 from webapp.predictors import get_predictor
 from webapp.runs import recording_failures
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
-from webapp.modules import get_module, ready_modules
+from webapp.registry import get_module, ready_modules
 
 logger = logging.getLogger(__name__)
 

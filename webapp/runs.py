@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from webapp import db
 from webapp.downloads import csv_response
 from webapp.errors import as_http_error
-from webapp.modules import ResultsDecision, registered
+from webapp.registry import ResultsDecision, registered
 from webapp.params import check_threshold_range, parse_threshold
 from webapp.predictors import get_predictor
 
