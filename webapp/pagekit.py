@@ -27,6 +27,7 @@ def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
         "csv_extensions": list(CSV_EXTENSIONS),
         "spreadsheet_extensions": list(SPREADSHEET_EXTENSIONS),
         "binary_signatures": [list(signature) for signature in BINARY_SIGNATURES],
+        "decision": {"below": spec.decision.below, "flag": spec.decision.flag},
         "predict_url": url_for(spec.predict),
         "api_url": url_for(spec.predict, _external=True),
         **extra,

@@ -19,6 +19,7 @@ import pandas as pd
 from flask import Blueprint, abort, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from pipelines.core.thresholds import flagged
 from webapp import db
 from webapp.downloads import csv_response
 from webapp.errors import as_http_error
@@ -87,10 +88,10 @@ def redecide(frame: pd.DataFrame, score_column: str, threshold: float,
     """The stored results decided at ``threshold`` (text columns kept exactly as stored)."""
     scores = pd.to_numeric(frame[score_column], errors="coerce").to_numpy(dtype=float)
     out = frame.copy()
-    flagged = scores < threshold if decision.below else scores >= threshold
-    out[decision.flag] = np.where(flagged, "True", "False")
+    flags = flagged(scores, threshold, below=decision.below)
+    out[decision.flag] = np.where(flags, "True", "False")
     if decision.verdict is not None and decision.verdict in out:
-        out[decision.verdict] = np.where(flagged, *decision.verdict_words)
+        out[decision.verdict] = np.where(flags, *decision.verdict_words)
     out[decision.threshold] = repr(float(threshold))
     return out
 

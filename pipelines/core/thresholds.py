@@ -15,6 +15,14 @@ import math
 import numpy as np
 
 
+def flagged(scores, threshold: float, below: bool = False) -> np.ndarray:
+    """The one decision rule: a score at or above ``threshold`` is flagged, or with ``below``
+    (a confidence under a "needs review" level) a score under it. Pages receive ``below``
+    with their config and decide with the same rule (``static/js/lib/threshold.js``)."""
+    scores = np.asarray(scores, dtype=float)
+    return scores < threshold if below else scores >= threshold
+
+
 def threshold_at_false_alarm_rate(normal_scores: np.ndarray, target_far: float) -> float:
     """Smallest threshold at which at most ``target_far`` of normal scores are flagged."""
     scores = np.sort(np.asarray(normal_scores, dtype=float))
@@ -31,7 +39,7 @@ def threshold_at_false_alarm_rate(normal_scores: np.ndarray, target_far: float) 
 
 def false_alarm_rate(normal_scores: np.ndarray, threshold: float) -> float:
     """Share of normal rows flagged at ``threshold`` (exact, from the scores themselves)."""
-    return float(np.mean(np.asarray(normal_scores) >= threshold))
+    return float(np.mean(flagged(normal_scores, threshold)))
 
 
 def score_quantiles(normal_scores: np.ndarray, n: int = 101) -> list[float]:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.predictor import Predictor
+from pipelines.core.thresholds import flagged
 from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.rows import DriftCounter, drift, in_sample
 from pipelines.sensor.samples import SAMPLE_MODEL_FILE
@@ -133,7 +134,7 @@ class SensorPredictor(Predictor):
                 out[SCORE_COLUMNS[loaded.role]] = explanation.scores
             elif loaded.shown:
                 out[SCORE_COLUMNS[loaded.role]] = loaded.detector.score(X)
-        out["is_fault"] = explanation.scores >= threshold
+        out["is_fault"] = flagged(explanation.scores, threshold)
         out["imputed_cells"] = np.isnan(X).sum(axis=1)
         order = explanation.top(TOP_K)
         low, high = training_range(decider.detector.preprocessor_, X.shape[1])

@@ -11,6 +11,7 @@ import numpy as np
 
 from pipelines.core.problems import SchemaError
 from pipelines.core.predictor import Predictor
+from pipelines.core.thresholds import flagged
 from pipelines.wafermap.ingest import check_grid
 from pipelines.wafermap.schema import MODEL_SIZE
 from pipelines.wafermap.transform import resize_map, to_source_grid
@@ -110,7 +111,7 @@ class WafermapPredictor(Predictor):
                     "probabilities": {c: float(v) for c, v in zip(self.classes, p)},
                     "top3": [{"class": self.classes[k], "probability": float(p[k])}
                              for k in top[i]],
-                    "needs_review": bool(p[best] < level),
+                    "needs_review": bool(flagged(p[best], level, below=True)),
                 }
                 if names:
                     record = {"name": names[start + i]} | record

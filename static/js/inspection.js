@@ -4,7 +4,7 @@
 import { bindFilesPicker, checkFiles, fetchSample, filesForm, renderRejected, showLoadFailure } from "./lib/files.js";
 import { createGallery } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
-import { createThresholdControl } from "./lib/threshold.js";
+import { createThresholdControl, isFlagged } from "./lib/threshold.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
 import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
@@ -124,7 +124,7 @@ function predict() {
 el.predict.addEventListener("click", predict);
 
 // -- results ------------------------------------------------------------------------------------
-const isDefective = (p) => p.anomaly_score >= threshold.value;
+const isDefective = (p) => isFlagged(p.anomaly_score, threshold.value, cfg.decision.below);
 const opacity = () => parseFloat(el.opacity.value);
 const previewOf = (k) => state.checked.images[k]?.image_jpeg_base64;
 const resultGallery = createGallery({ list: $("results-gallery"), pagerTop: $("results-pager"),

@@ -7,7 +7,7 @@ import { fillSelect } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { renderWarnings } from "./lib/insights.js";
 import { createResultsTable } from "./lib/results.js";
-import { createThresholdControl } from "./lib/threshold.js";
+import { createThresholdControl, isFlagged } from "./lib/threshold.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
 import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 
@@ -138,8 +138,8 @@ const table = createResultsTable({
   flaggedOnly: $("results-flagged-only"), search: $("results-search"), count: $("results-count"),
 }, { pageSize: 25, noun: { one: "machine", many: "machines" }, onOpen: (k) => openMachine(k) });
 
-const flagsAt = (m, t) => m.scores.reduce((n, s) => n + (s != null && s >= t ? 1 : 0), 0);
-const firstFlag = (m, t) => { const i = m.scores.findIndex((s) => s != null && s >= t); return i < 0 ? null : m.cycles[i]; };
+const flagsAt = (m, t) => m.scores.reduce((n, s) => n + (isFlagged(s, t, cfg.decision.below) ? 1 : 0), 0);
+const firstFlag = (m, t) => { const i = m.scores.findIndex((s) => isFlagged(s, t, cfg.decision.below)); return i < 0 ? null : m.cycles[i]; };
 
 const threshold = createThresholdControl({
   range: $("threshold-range"), number: $("threshold-number"), reset: $("threshold-reset"), scoreName: $("threshold-score-name"),
@@ -268,7 +268,7 @@ function drawCharts() {
     xaxis: { title: { text: xTitle } }, yaxis: { title: { text: "z" } } }, { responsive: true, displaylogo: false });
   const fx = [];
   const fy = [];
-  m.scores.forEach((s, i) => { if (s != null && s >= t) { fx.push(x[i]); fy.push(s); } });
+  m.scores.forEach((s, i) => { if (isFlagged(s, t, cfg.decision.below)) { fx.push(x[i]); fy.push(s); } });
   Plotly.react("chart-score", [
     { x, y: m.scores, name: `${r.model} score`, mode: "lines", type: "scatter" },
     { x: [x[0], x[x.length - 1]], y: [t, t], name: `threshold ${fmtThreshold(t)}`, mode: "lines", type: "scatter", line: { dash: "dash", color: "#b42318" } },

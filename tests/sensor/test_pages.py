@@ -511,6 +511,30 @@ def test_csv_parser_and_false_alarm_rate_in_browser(page):
     assert js == pytest.approx(expected, abs=1e-9)
 
 
+def test_the_page_decides_flags_with_the_servers_one_rule(page):
+    """isFlagged (threshold.js) and pipelines.core.thresholds.flagged agree, both directions,
+    and every module page is handed its direction by the server."""
+    import json
+
+    import numpy as np
+
+    from pipelines.core.thresholds import flagged
+
+    rng = np.random.default_rng(5)
+    scores = [*rng.normal(size=40).round(3).tolist(), 0.5, -0.25]
+    cases = [(t, below) for t in (-0.25, 0.0, 0.5, 1.5) for below in (False, True)]
+    page.goto("/sensor/")
+    js = page.evaluate("""async ([scores, cases]) => {
+        const m = await import('/static/js/lib/threshold.js');
+        return cases.map(([t, below]) => scores.map((s) => m.isFlagged(s, t, below)));
+    }""", [scores, cases])
+    assert js == [flagged(scores, t, below=below).tolist() for t, below in cases]
+    for module, below in (("sensor", False), ("wafermap", True), ("timeseries", False),
+                          ("inspection", False)):
+        page.goto(f"/{module}/")
+        assert json.loads(page.locator("#page-config").text_content())["decision"]["below"] is below
+
+
 # -- issue 6: results people can work with -------------------------------------------------------
 
 @pytest.fixture(scope="module")

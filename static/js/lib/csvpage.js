@@ -6,7 +6,7 @@
 // counts as a number, which columns are labels, which files are accepted, the score columns,
 // what a threshold means, the results CSV) comes from the page config or the server's answers.
 import { buildTable, cellNumber, createGrid } from "./grid.js";
-import { createThresholdControl } from "./threshold.js";
+import { createThresholdControl, isFlagged } from "./threshold.js";
 import { acceptedExtensions, bindFilePicker, checkOnServer, postWithProgress, precheckFile, progressBox } from "./upload.js";
 import { initApiBox } from "./apibox.js";
 import { createResultsTable } from "./results.js";
@@ -315,7 +315,7 @@ export function createCsvPage(cfg, hooks) {
     el.stale.hidden = false;
   }
 
-  const isFault = (p) => p[state.result.scoreKey] >= threshold.value;
+  const isFault = (p) => isFlagged(p[state.result.scoreKey], threshold.value, cfg.decision.below);
 
   /** The kit's columns (id, extra columns, label, scores, decision) and then the module's. */
   function resultColumns(resp, scoreKey) {

@@ -17,6 +17,12 @@ export function interp(x, xs, ys) {
   return slope * (x - xs[lo]) + ys[lo];
 }
 
+/** The one decision rule, as the server's (pipelines/core/thresholds.py ``flagged``): a score at
+ *  or above the threshold is flagged, or with ``below`` (the page config's ``decision.below``,
+ *  a confidence under a needs-review level) a score under it. A missing score never is. */
+export const isFlagged = (score, threshold, below = false) =>
+  score != null && (below ? score < threshold : score >= threshold);
+
 /** Share of normal validation items flagged at threshold ``t``, read off the server's curve. */
 export const falseAlarmRate = (curve, t) => interp(t, curve.thresholds, curve.rates);
 

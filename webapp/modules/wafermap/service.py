@@ -9,6 +9,7 @@ import pandas as pd
 from flask import current_app
 
 from pipelines.core.confusion import multiclass_report
+from pipelines.core.thresholds import flagged
 from pipelines.wafermap.predict import WafermapPredictor
 from webapp.errors import InputError
 from webapp.modules.wafermap.parsing import WafermapRequest
@@ -61,7 +62,7 @@ def score_maps(predictor: WafermapPredictor, req: WafermapRequest) -> ScoredMaps
                                                saliency=req.saliency)]
     level = predictor.review_level if req.review_level is None else req.review_level
     for k, record in enumerate(records):
-        record["needs_review"] = bool(record["confidence"] < level)
+        record["needs_review"] = bool(flagged(record["confidence"], level, below=True))
         record["probabilities"] = {c: round(p, PROBABILITY_DECIMALS)
                                    for c, p in record["probabilities"].items()}
         for entry in record["top3"]:
