@@ -10,7 +10,7 @@ SERVE = [line.strip() for line in (HERE / "requirements.txt").read_text().splitl
 TRAIN = ["scikit-learn==1.9.1", "imbalanced-learn==0.14.2", "torch==2.13.0", "onnx==1.23.2",
          "onnxscript==0.7.2"]
 DEV = TRAIN + ["pytest==9.2.0", "pytest-xdist==3.8.0", "playwright==1.65.2",
-             "hypothesis==6.170.15"]
+             "hypothesis==6.170.15", "schemathesis==4.32.5"]
 
 
 def shared_files(*folders: str) -> list[tuple[str, list[str]]]:

@@ -1,14 +1,16 @@
-"""Site-wide JSON endpoints: liveness, readiness, and every released model's metadata."""
+"""Site-wide JSON endpoints: liveness, readiness, every released model's metadata, and the
+API's own OpenAPI document (``/api/v1/openapi.json``) with its docs page (``/api/docs``)."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, render_template
 
 from pipelines.core.artifacts import BundleError, read_manifest
 from webapp import __version__, db
-from webapp.modules import ready_modules, registered
+from webapp.registry import ready_modules, registered
+from webapp.openapi import document, documented, operations
 from webapp.predictors import loading_state
 
 logger = logging.getLogger(__name__)
@@ -17,6 +19,7 @@ bp = Blueprint("api", __name__)
 
 
 @bp.get("/health")
+@documented(public=True, errors=(), tags=("health",))
 def health():
     """Liveness: the process answers. Models load lazily; readiness is ``/health/ready``."""
     return jsonify(status="ok", version=__version__)
@@ -28,6 +31,7 @@ def _without_paths(message: str) -> str:
 
 
 @bp.get("/health/ready")
+@documented(public=True, errors=(503,), tags=("health",))
 def ready():
     """Readiness: every ready module's release is loaded (hashes checked) and the schema is current.
 
@@ -64,6 +68,7 @@ MODEL_FIELDS = ("module", "name", "model", "role", "version", "created", "params
 
 
 @bp.get("/api/v1/models")
+@documented(errors=(401, 403), tags=("models",))
 def models():
     """Every released model's metadata, threshold and metrics, read from the manifests."""
     out = []
@@ -82,3 +87,18 @@ def models():
                        | {"threshold": threshold, "shipped": release.get("default_model")})
     return jsonify(models=out, modules=[{"name": s.name, "title": s.title, "ready": s.ready}
                                         for s in registered()])
+
+
+@bp.get("/api/v1/openapi.json")
+@documented(public=True, errors=(), tags=("docs",))
+def openapi():
+    """This API's OpenAPI 3.1 document, built from the URL map and the request models."""
+    return jsonify(document())
+
+
+@bp.get("/api/docs")
+@documented(public=True, errors=(), html=True, tags=("docs",))
+def docs():
+    """The API reference page: every endpoint, its request schema and its responses."""
+    spec = document()
+    return render_template("api_docs.html", spec=spec, operations=operations(spec))

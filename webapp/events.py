@@ -20,7 +20,7 @@ UTC), ``acknowledged``; ``limit``/``offset``; ``?format=csv`` for every matching
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pandas as pd
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
@@ -32,6 +32,7 @@ from pipelines.core.problems import plural
 from webapp import db
 from webapp.downloads import csv_response
 from webapp.errors import InputError
+from webapp.openapi import COMMON_ERRORS, documented
 from webapp.params import parse_count, parse_flag, read_json, validate_envelope
 from webapp.runs import run_url
 
@@ -39,6 +40,7 @@ bp = Blueprint("events", __name__)
 
 PAGE_SIZE = 50
 MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1  # the largest id a database row can have; a larger one names no event
 CHUNK = 500
 COLUMNS = ("id", "created", "updated", "machine_id", "first_cycle", "last_cycle", "n_cycles",
            "peak_cycle", "first_timestamp", "last_timestamp", "score", "threshold", "rul",
@@ -226,6 +228,8 @@ def acknowledge_many(ids: list[int]) -> tuple[list[dict], int, list[int]]:
     that name no event (then nothing was changed)."""
     e = db.events.c
     ids = sorted(set(ids))
+    if ids and ids[-1] > MAX_ID:  # the database cannot even compare it: no such event
+        return [], 0, [i for i in ids if i > MAX_ID]
     with db.engine().begin() as conn:
         found = {r[0] for start in range(0, len(ids), CHUNK) for r in conn.execute(
             select(e.id).where(e.id.in_(ids[start:start + CHUNK])))}
@@ -284,7 +288,23 @@ def _csv(filters: dict):
     return csv_response(frame, "fablens_events.csv")
 
 
+class EventsQuery(BaseModel):
+    """The query options of ``GET /api/v1/events`` (read by :func:`parse_filters` and
+    :func:`_paging`)."""
+
+    machine: str | None = Field(None, description="only this machine's events")
+    model: str | None = Field(None, description="only this model's events")
+    from_: str | None = Field(None, alias="from", description="created at or after this ISO "
+                              "date or time")
+    to: str | None = Field(None, description="created before the end of this ISO date or time")
+    acknowledged: str | None = Field(None, description="true or false (1 or 0)")
+    limit: str | None = Field(None, description=f"events per page, 1 to {MAX_LIMIT}")
+    offset: str | None = Field(None, description="events to skip")
+    format: Literal["json", "csv"] | None = Field(None, description="csv: every matching event")
+
+
 @bp.get("/api/v1/events")
+@documented(query=EventsQuery, csv=True, tags=("events",))
 def list_events():
     """Events, newest first, filtered; ``?format=csv`` downloads every matching one."""
     filters = parse_filters(request.args)
@@ -299,6 +319,7 @@ def list_events():
 
 
 @bp.post("/api/v1/events/<int:event_id>/acknowledge")
+@documented(errors=(*COMMON_ERRORS, 404), tags=("events",))
 def acknowledge_api(event_id: int):
     """Acknowledge one event; the event as stored."""
     row = acknowledge(event_id)
@@ -321,6 +342,7 @@ def _missing(missing: list[int]):
 
 
 @bp.post("/api/v1/events/acknowledge")
+@documented(body=AcknowledgeBody, errors=(*COMMON_ERRORS, 404), tags=("events",))
 def acknowledge_many_api():
     """Acknowledge many events at once (``{"ids": [...]}``, at most ``MAX_LIMIT``): all or,
     when an id names no event (404), none. The events as stored and how many changed now."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask import Request, current_app
+from pydantic import BaseModel, Field
 
 from pipelines.inspection.ingest import LoadedImage, decode_image
 from webapp.errors import InputError
@@ -26,6 +27,18 @@ from webapp.uploads import (MAX_IMAGE_PIXELS, Rejections, RequestLimitError, Upl
 
 ACCEPTED = "PNG or JPEG images, or a zip of them"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".zip")
+
+
+class InspectionPredictForm(BaseModel):
+    """The multipart form of ``POST /api/v1/inspection/predict`` (read by
+    :func:`inspection_request`); ``file`` may be repeated."""
+
+    file: bytes = Field(description=f"part photos: {ACCEPTED}")
+    model: str | None = Field(None, description="a model name; the module's default if absent")
+    threshold: str | None = Field(None, description="a number: flag photos scoring at or above")
+    heatmap: str | None = Field(None, description="true: each photo's anomaly map as a PNG")
+    include_images: str | None = Field(None, description="true: each photo back, for the page")
+    source_name: str | None = Field(None, description="the original file name, for History")
 
 
 @dataclass

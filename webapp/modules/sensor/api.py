@@ -9,7 +9,9 @@ from __future__ import annotations
 from flask import Blueprint
 
 from pipelines.sensor.predict import results_to_records
-from webapp.modules.sensor.parsing import sensor_request
+from webapp.modules.sensor.parsing import (SensorPredictBody, SensorPredictForm,
+                                           sensor_request)
+from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
 from webapp.modules.sensor.service import ScoredRun, score_request
 from webapp.prediction import Prediction, prediction_view
 
@@ -59,5 +61,7 @@ def serve(predictor, request) -> Prediction:
         labelled_faulty=int(run.results["label"].sum()) if run.has_labels else None)
 
 
-bp.add_url_rule("/predict", view_func=prediction_view("sensor", serve, "sensor_predictions.csv"),
-                methods=["POST"])
+bp.add_url_rule("/predict", methods=["POST"], view_func=documented(
+    body=SensorPredictBody, form=SensorPredictForm, query=PredictQuery, csv=True,
+    errors=PREDICT_ERRORS, tags=("sensor",))(
+    prediction_view("sensor", serve, "sensor_predictions.csv")))

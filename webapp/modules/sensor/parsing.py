@@ -35,6 +35,17 @@ class SensorPredictBody(BaseModel):
     threshold: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
+class SensorPredictForm(BaseModel):
+    """The multipart form of ``POST /api/v1/sensor/predict`` (read by :func:`sensor_request`)."""
+
+    file: bytes = Field(description="a CSV (comma, semicolon or tab; . or , decimals) or .xlsx")
+    model: str | None = Field(None, description="a model name; the module's default if absent")
+    threshold: str | None = Field(None, description="a number: flag rows scoring at or above it")
+    edited_cells: str | None = Field(None, description="cells edited on the page (recorded)")
+    removed_rows: str | None = Field(None, description="rows removed on the page (recorded)")
+    source_name: str | None = Field(None, description="the original file name, for History")
+
+
 @dataclass
 class SensorRequest:
     """A parsed predict request: rows in chunks, what was detected, the options."""

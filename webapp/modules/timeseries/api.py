@@ -18,7 +18,10 @@ from flask import Blueprint, jsonify, request, url_for
 
 from webapp.downloads import csv_bytes
 from webapp.events import record_events
-from webapp.modules.timeseries.parsing import detect_request, file_request
+from webapp.modules.timeseries.parsing import (DetectBatchBody, DetectBody,
+                                               TimeseriesPredictForm, detect_request,
+                                               file_request)
+from webapp.openapi import COMMON_ERRORS, PREDICT_ERRORS, PredictQuery, documented
 from webapp.modules.timeseries.service import (detect, detect_events, event_rows,
                                                in_sample_warning, machine_summaries,
                                                results_frame, score_file)
@@ -81,8 +84,9 @@ def serve(predictor, request) -> Prediction:
         labelled_faulty=len(in_sample) or None, after_record=store_events)
 
 
-bp.add_url_rule("/predict", methods=["POST"],
-                view_func=prediction_view("timeseries", serve, "timeseries_scores.csv"))
+bp.add_url_rule("/predict", methods=["POST"], view_func=documented(
+    form=TimeseriesPredictForm, query=PredictQuery, csv=True, errors=PREDICT_ERRORS,
+    tags=("timeseries",))(prediction_view("timeseries", serve, "timeseries_scores.csv")))
 
 
 def _detect(batch: bool):
@@ -109,12 +113,14 @@ def _detect(batch: bool):
 
 
 @bp.post("/detect")
+@documented(body=DetectBody, errors=(*COMMON_ERRORS, 503), tags=("timeseries",))
 def detect_one():
     """One window: anomaly score, flag, threshold, RUL, model version, time taken."""
     return _detect(batch=False)
 
 
 @bp.post("/detect/batch")
+@documented(body=DetectBatchBody, errors=(*COMMON_ERRORS, 413, 503), tags=("timeseries",))
 def detect_batch():
     """Several windows: ``{"windows": [{machine_id, window, timestamp}, ...]}``."""
     return _detect(batch=True)

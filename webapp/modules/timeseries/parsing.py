@@ -16,7 +16,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from typing import Annotated
+
 from flask import Request, current_app
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.core.problems import FLOAT32_MAX, Problem, SchemaError
 from pipelines.timeseries.ingest import Series, read_series
@@ -27,6 +30,52 @@ from webapp.uploads import read_uploads, uploaded_files
 ACCEPTED = ("C-MAPSS .txt (26 columns, no header) or a CSV with a header (machine id, time "
             "or cycle, sensors), plain or .gz")
 MAX_ID = 128
+Number = Annotated[float, Field(allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=MAX_ID)] | Annotated[float, Field(allow_inf_nan=False)]
+
+
+class TimeseriesPredictForm(BaseModel):
+    """The multipart form of ``POST /api/v1/timeseries/predict`` (read by
+    :func:`file_request`)."""
+
+    file: bytes = Field(description=f"a sensor history: {ACCEPTED}")
+    machine_column: str | None = Field(None, description="the CSV's machine id column")
+    time_column: str | None = Field(None, description="the CSV's time or cycle column")
+    sensors: str | None = Field(None, description="the CSV's sensor columns, comma-separated")
+    model: str | None = Field(None, description="a model name; the module's default if absent")
+    threshold: str | None = Field(None, description="a number: flag cycles scoring at or above")
+    values: str | None = Field(None, description="true: the sensor values back, for the page")
+
+
+class DetectWindow(BaseModel):
+    """One window to score: a machine's last cycles, each a list of sensor values.
+
+    Its fields are the ones :func:`detect_item` accepts (``KEYS``); the values are
+    checked there, each problem located by JSON path."""
+
+    model_config = ConfigDict(extra="forbid")
+    machine_id: Text = Field(description="the machine's id (text or a number)")
+    window: Annotated[list[list[Number]], Field(min_length=1)] = Field(
+        description="cycles, oldest first, each the sensor values in the model's order")
+    timestamp: Text | None = Field(None, description="the last cycle's time, as text")
+    cycles: list[Number] | None = Field(None, description="each row's cycle number, increasing")
+    cycle: Number | None = Field(None, description="the last row's cycle number")
+
+
+class DetectBody(DetectWindow):
+    """The JSON body of ``POST /api/v1/timeseries/detect``: one window and the options."""
+
+    model: Annotated[str, Field(max_length=100)] | None = None
+    threshold: Number | None = None
+
+
+class DetectBatchBody(BaseModel):
+    """The JSON body of ``POST /api/v1/timeseries/detect/batch``."""
+
+    model_config = ConfigDict(extra="forbid")
+    windows: Annotated[list[DetectWindow], Field(min_length=1)]
+    model: Annotated[str, Field(max_length=100)] | None = None
+    threshold: Number | None = None
 
 
 @dataclass
@@ -135,14 +184,14 @@ class DetectItem:
     previous_cycle: float | None = None  # the cycle before the last one, when cycles are sent
 
 
-KEYS = {"machine_id", "window", "timestamp", "cycles", "cycle"}
+KEYS = set(DetectWindow.model_fields)  # one source with the documented schema
 
 
 def detect_item(body, path: str, n_sensors: int, min_cycles: int) -> DetectItem:
     """One detect window, checked; a 400 naming the JSON path of the first problem."""
     if not isinstance(body, dict):
         raise InputError(f"{path or 'body'}: must be an object with machine_id and window")
-    unknown = sorted(set(body) - KEYS - ({"model", "threshold"} if not path else set()))
+    unknown = sorted(set(body) - (KEYS if path else set(DetectBody.model_fields)))
     if unknown:
         raise InputError(f"{path + '.' if path else ''}{unknown[0]}: unknown field; send "
                          f"machine_id, window, timestamp (optional cycles)")
@@ -193,7 +242,7 @@ def detect_request(request: Request, n_sensors: int, min_cycles: int, batch: boo
     threshold = parse_threshold(body.get("threshold"))
     if not batch:
         return [detect_item(body, "", n_sensors, min_cycles)], model, threshold
-    unknown = sorted(set(body) - {"windows", "model", "threshold"})
+    unknown = sorted(set(body) - set(DetectBatchBody.model_fields))
     if unknown:
         raise InputError(f"{unknown[0]}: unknown field; send windows (a list), model, threshold")
     windows = body.get("windows")

@@ -47,6 +47,19 @@ class WafermapPredictBody(BaseModel):
     model: Annotated[StrictStr, Field(max_length=100)] | None = None
 
 
+class WafermapPredictForm(BaseModel):
+    """The multipart form of ``POST /api/v1/wafermap/predict`` (read by
+    :func:`wafermap_request`); ``file`` may be repeated."""
+
+    file: bytes = Field(description=f"a wafer map file: {ACCEPTED}")
+    model: str | None = Field(None, description="a model name; the module's default if absent")
+    review_level: str | None = Field(None, description="a number from 0 to 1: maps whose "
+                                     "confidence is below it need review")
+    saliency: str | None = Field(None, description="true: each map's saliency (region) too")
+    include_maps: str | None = Field(None, description="true: each map back, packed")
+    source_name: str | None = Field(None, description="the original file name, for History")
+
+
 @dataclass
 class WafermapRequest:
     """A parsed predict request: the maps (2-D uint8 die codes), their names, the options."""
