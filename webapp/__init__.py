@@ -55,11 +55,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(settings)
     _configure_logging()
 
-    from webapp import api, db, errors, events, limits, pages, predictors, runs
+    from webapp import access, api, db, errors, events, limits, pages, predictors, runs
     from pipelines.core.problems import plural
     from webapp.modules import check_pipelines, registered
 
     db.init_app(app)
+    access.init_app(app)  # first: every request passes its access check before anything else
     predictors.init_app(app)
     errors.init_app(app)
     limits.init_app(app)

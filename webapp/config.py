@@ -35,6 +35,12 @@ def defaults() -> dict:
         "READY_WAIT_SECONDS": 0.5,  # /health/ready waits at most this for the model loader
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
+        # accounts (webapp/access.py): "on", or "open" (no accounts, loopback clients only);
+        # None: "on", except apps made with TESTING, which default to "open"
+        "AUTH": None,
+        "PROXY_FIX": False,  # behind one HTTPS proxy (Render): X-Forwarded-*, Secure cookies
+        "LOGIN_RATE_LIMIT": "10/minute",  # sign-in attempts per client address
+        "RATELIMIT_STORAGE_URI": "memory://",  # Flask-Limiter storage (redis://... to share)
         "WAFERMAP_MAX_MAPS": 1000,  # maps (and files) in one wafer-map request; more: HTTP 413
         "WAFERMAP_MAX_SALIENCY": 50,  # maps explained (occlusion saliency) in one request
         "TIMESERIES_MAX_WINDOWS": 1000,  # windows in one detect/batch call; more: HTTP 413
@@ -49,6 +55,20 @@ def defaults() -> dict:
 
 def _megabytes(value: str) -> int:
     return int(float(value) * 1024 * 1024)
+
+
+def _flag(value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be 1 or 0")
+
+
+def _auth(value: str) -> str:
+    if value not in ("on", "open"):
+        raise ValueError("must be 'on' or 'open'")
+    return value
 
 
 def _positive_int(value: str) -> int:
@@ -68,6 +88,10 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
+    "FABLENS_AUTH": ("AUTH", _auth),
+    "FABLENS_PROXY_FIX": ("PROXY_FIX", _flag),
+    "FABLENS_LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", str),
+    "FABLENS_RATELIMIT_STORAGE_URL": ("RATELIMIT_STORAGE_URI", str),
     "FABLENS_WAFERMAP_MAX_MAPS": ("WAFERMAP_MAX_MAPS", _positive_int),
     "FABLENS_TIMESERIES_MAX_WINDOWS": ("TIMESERIES_MAX_WINDOWS", _positive_int),
     "FABLENS_INSPECTION_MAX_IMAGES": ("INSPECTION_MAX_IMAGES", _positive_int),

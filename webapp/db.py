@@ -5,13 +5,15 @@ worker starts: gunicorn's ``on_starting`` hook (``webapp.gunicorn_conf``) or
 ``flask --app webapp db upgrade``. The app itself never creates tables, so two workers can
 never race to do it; ``/health/ready`` reports a database that is not at the latest revision.
 
-``runs`` records each prediction run, failed ones too, with what it used (model version,
+``runs`` records each prediction run, failed ones too, with who made it and what it used (model version,
 threshold, the input's sha256, how many cells the user edited and rows removed, and how many
 items the upload's own labels mark faulty);
 ``run_results`` keeps the results of recent runs so History can download them again, and
-``run_downloads`` records each download and the threshold it was decided at. ``events``
+``run_downloads`` records each download, by whom, and the threshold it was decided at. ``events``
 holds one row per episode of the time-series module: a machine's unbroken stretch of flagged
-cycles, unique per module, machine, model, version and start (``webapp/events.py``).
+cycles, unique per module, machine, model, version and start (``webapp/events.py``), and who
+acknowledged it. ``users``, ``tokens`` and ``logins`` hold the accounts (``webapp/access.py``).
+Who did something is read from :func:`webapp.access.current_actor` here, never passed by callers.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ runs = Table(
     # how many items the upload's own labels mark faulty (failing wafers, maps with a defect
     # pattern, photos in a defect folder); NULL: the upload carried no labels
     Column("labelled_faulty", Integer),
+    Column("user", String(128)),  # who ran it (webapp.access.current_actor); NULL before 0006
 )
 
 run_results = Table(
@@ -73,6 +76,7 @@ run_downloads = Table(
     Column("flagged", Integer, nullable=False),
     Column("rows", Integer, nullable=False),
     Column("flagged_only", Boolean, nullable=False, server_default="0"),
+    Column("user", String(128)),
 )
 
 events = Table(
@@ -96,9 +100,44 @@ events = Table(
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL")),
     Column("acknowledged", Boolean, nullable=False, server_default="0"),
     Column("acknowledged_at", DateTime(timezone=True)),
+    Column("acknowledged_by", String(128)),
     Column("updated", DateTime(timezone=True)),
     Index("uq_events_episode", "module", "machine_id", "model", "model_version", "start_key",
           unique=True),
+)
+
+# accounts (webapp/access.py): roles viewer < engineer < admin; API tokens are stored as the
+# sha256 of the token (shown once, never stored in clear); every login attempt is a row
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", String(256)),
+    Column("role", String(16), nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True)),
+    Column("revoked", DateTime(timezone=True)),
+    Column("last_used", DateTime(timezone=True)),
+)
+
+logins = Table(
+    "logins", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("success", Boolean, nullable=False),
+    Column("remote_addr", String(64)),
 )
 
 
@@ -193,19 +232,29 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def actor() -> str:
+    """Who the current request acts as (the one place that says; see webapp.access)."""
+    from webapp.access import current_actor
+
+    return current_actor()
+
+
 def record_run(module: str, model: str, model_version: str | None, source: str | None,
                rows: int, flagged: int, threshold: float | None, *,
                default_threshold: float | None = None, input_sha256: str | None = None,
                edited_cells: int | None = None, removed_rows: int | None = None,
                warnings: list[str] | None = None, status: str = "ok",
                error: str | None = None, results: tuple[str, bytes] | None = None,
-               keep: int = 100, labelled_faulty: int | None = None) -> int:
+               keep: int = 100, labelled_faulty: int | None = None,
+               user: str | None = None) -> int:
     """Store one prediction run (or a failed one, with its reason); return its id.
 
     ``results`` (score column, gzipped results CSV) are stored in the same transaction, and
     only the latest ``keep`` runs keep theirs. ``labelled_faulty``: how many items the
-    upload's own labels mark faulty (None when it carried no labels).
+    upload's own labels mark faulty (None when it carried no labels). ``user``: who made the
+    run, by default the request's principal (:func:`webapp.access.current_actor`).
     """
+    user = actor() if user is None else user
     with engine().begin() as conn:
         result = conn.execute(insert(runs).values(
             created=_now(), module=module, model=model or "", model_version=model_version,
@@ -214,7 +263,8 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
             edited_cells=edited_cells, removed_rows=removed_rows,
             warnings="\n".join(warnings or [])[:4000] or None, status=status,
             error=(error or "")[:500] or None,
-            labelled_faulty=None if labelled_faulty is None else int(labelled_faulty)))
+            labelled_faulty=None if labelled_faulty is None else int(labelled_faulty),
+            user=user))
         run_id = int(result.inserted_primary_key[0])
         if results is not None:
             _store_results(conn, run_id, *results, keep=keep)
@@ -241,11 +291,12 @@ def load_results(run_id: int) -> dict | None:
 
 def record_download(run_id: int, threshold: float, flagged: int, rows: int,
                     flagged_only: bool) -> None:
-    """Record that a run's results were downloaded, decided at ``threshold``."""
+    """Record that a run's results were downloaded, decided at ``threshold``, and by whom."""
     with engine().begin() as conn:
         conn.execute(insert(run_downloads).values(run_id=run_id, created=_now(),
                                                   threshold=threshold, flagged=flagged,
-                                                  rows=rows, flagged_only=flagged_only))
+                                                  rows=rows, flagged_only=flagged_only,
+                                                  user=actor()))
 
 
 def recent_runs(limit: int = 50, run_id: int | None = None) -> list[dict]:

@@ -4,13 +4,14 @@ An event is one machine's unbroken stretch of flagged cycles (``pipelines.timese
 its first and last cycle (and time-column text), the cycle of its peak score, how many cycles,
 the peak score and the threshold it crossed, the RUL estimate at its last cycle, the model and
 its version, the run it came from and when that run was made (``created``), and whether
-someone acknowledged it. Module, machine, model, version and ``start_key`` (the first time
-text, else the first cycle) name an episode, under a unique index: scoring the same history
-again adds nothing, and a longer history that carries the stretch further extends the stored
-event (``updated``). A window sent to the detect API with its ``cycles`` continues the event
-of the same machine and model whose last cycle is the window's previous one. Storage goes
+someone acknowledged it, when and who (``acknowledged_by``). Module, machine, model, version
+and ``start_key`` (the first time text, else the first cycle) name an episode, under a unique
+index: scoring the same history again adds nothing, and a longer history that carries the
+stretch further extends the stored event (``updated``). A window sent to the detect API with
+its ``cycles`` continues the event of the same machine and model whose last cycle is the
+window's previous one. Storage goes
 through SQLAlchemy (``webapp.db``: a SQLite file by default, PostgreSQL with
-``DATABASE_URL``); the table comes from migrations 0003 and 0004.
+``DATABASE_URL``); the table comes from migrations 0003, 0004 and 0006.
 
 ``GET /api/v1/events`` (filters ``machine``, ``model``, ``from``, ``to`` (ISO dates or times,
 UTC), ``acknowledged``; ``limit``/``offset``; ``?format=csv`` for every matching event),
@@ -44,7 +45,8 @@ MAX_ID = 2**63 - 1  # the largest id a database row can have; a larger one names
 CHUNK = 500
 COLUMNS = ("id", "created", "updated", "machine_id", "first_cycle", "last_cycle", "n_cycles",
            "peak_cycle", "first_timestamp", "last_timestamp", "score", "threshold", "rul",
-           "model", "model_version", "run_id", "acknowledged", "acknowledged_at")
+           "model", "model_version", "run_id", "acknowledged", "acknowledged_at",
+           "acknowledged_by")
 EPISODE_FIELDS = ("first_cycle", "last_cycle", "peak_cycle", "n_cycles", "first_timestamp",
                   "last_timestamp", "score", "threshold", "rul", "model", "model_version")
 
@@ -224,6 +226,7 @@ def query_events(filters: dict, limit: int | None = PAGE_SIZE, offset: int = 0
 def acknowledge_many(ids: list[int]) -> tuple[list[dict], int, list[int]]:
     """Mark events acknowledged, all of them or none (the first time is kept).
 
+    Who acknowledged them is the request's principal (``webapp.access.current_actor``).
     Returns the events as stored (in id order), how many were acknowledged now, and the ids
     that name no event (then nothing was changed)."""
     e = db.events.c
@@ -237,11 +240,13 @@ def acknowledge_many(ids: list[int]) -> tuple[list[dict], int, list[int]]:
         if missing:
             return [], 0, missing
         now, changed, rows = datetime.now(timezone.utc), 0, []
+        who = db.actor()
         for start in range(0, len(ids), CHUNK):
             part = ids[start:start + CHUNK]
             changed += conn.execute(update(db.events)
                                     .where(e.id.in_(part), e.acknowledged.is_(False))
-                                    .values(acknowledged=True, acknowledged_at=now)).rowcount
+                                    .values(acknowledged=True, acknowledged_at=now,
+                                            acknowledged_by=who)).rowcount
             rows += [dict(r) for r in conn.execute(select(*[e[c] for c in COLUMNS])
                                                    .where(e.id.in_(part)).order_by(e.id))
                      .mappings()]

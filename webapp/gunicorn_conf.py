@@ -1,7 +1,8 @@
 """gunicorn settings for FabLens: ``gunicorn -c python:webapp.gunicorn_conf 'webapp:create_app()'``.
 
 The database schema is created or migrated once, in the master process, before any worker
-forks, so two workers can never race to create the same table. Each worker then tunes glibc's
+forks, so two workers can never race to create the same table; on a database with no user,
+the same hook creates ``admin`` and logs its one-time password. Each worker then tunes glibc's
 allocator so the memory of a large upload goes back to the system when it is scored (see
 :func:`tune_malloc`). Worker count, threads, timeout and bind stay on the command line
 (render.yaml, the Makefile).
@@ -39,13 +40,35 @@ def tune_malloc(arena_max: int = 2, mmap_threshold: int = 64 * 1024,
 
 
 def on_starting(server) -> None:
-    """Migrate the database named by the app's configuration (DATABASE_URL or the default)."""
+    """Migrate the database named by the app's configuration (DATABASE_URL or the default),
+    then, with accounts on and no user yet, create ``admin`` and log its one-time password."""
     from webapp import config
     from webapp.db import upgrade
 
-    url = config.load()["DATABASE_URL"]
+    settings = config.load()
+    url = settings["DATABASE_URL"]
     revision = upgrade(url)
     server.log.info("database schema at revision %s", revision)
+    if settings.get("AUTH") != "open":
+        announce_first_admin(url, server.log)
+
+
+def announce_first_admin(url: str, log) -> str | None:
+    """Create the first ``admin`` when the database has no user, and write its one-time
+    password to the log (gunicorn's error log: stderr). Returns the password, or None."""
+    from webapp.accounts import first_admin
+    from webapp.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        password = first_admin(engine)
+    finally:
+        engine.dispose()
+    if password:
+        log.warning("no users yet: created user 'admin' with the one-time password %s ; sign "
+                    "in with it, then add users on the Users page (or 'flask --app webapp "
+                    "users create NAME --role ROLE')", password)
+    return password
 
 
 def post_fork(server, worker) -> None:

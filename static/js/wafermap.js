@@ -8,6 +8,7 @@ import { initApiBox } from "./lib/apibox.js";
 import { renderClassLabels } from "./lib/insights.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
 import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { withCsrf } from "./lib/csrf.js";
 
 const cfg = readConfig();
 
@@ -249,7 +250,7 @@ async function openMap(k, opener) {
   view.dialog.showModal();
   drawOpened();
   try {
-    const res = await fetch(cfg.explain_url, { method: "POST", headers: { "Content-Type": "application/json", "X-Requested-With": "fetch" },
+    const res = await fetch(cfg.explain_url, { method: "POST", headers: withCsrf({ "Content-Type": "application/json", "X-Requested-With": "fetch" }),
       body: JSON.stringify({ map: gridRows(cellsOf(p.map), p.map.rows, p.map.cols) }) });
     const body = await res.json();
     if (!res.ok) throw new Error(body?.message ?? `HTTP ${res.status}`);

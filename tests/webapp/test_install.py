@@ -25,10 +25,16 @@ from webapp import create_app
 from webapp.db import upgrade
 upgrade("sqlite:///" + sys.argv[1])
 app = create_app({"DATABASE_URL": "sqlite:///" + sys.argv[1], "READY_WAIT_SECONDS": 300})
+from webapp.accounts import create_token, create_user
+with app.app_context():  # accounts are on outside the tests: the checks use a viewer's token
+    create_user("vic", "viewer", "password-1")
+    token = create_token("vic")[1]
 client = app.test_client()
+client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + token
 print(json.dumps({
     "webapp": webapp.__file__, "home": app.config["HOME_DIR"],
     "page": client.get("/sensor/").status_code,
+    "login": client.get("/login").status_code,
     "ready": client.get("/health/ready").status_code,
     "sample": client.get("/sensor/sample.csv?rows=5").status_code,
     "script": client.get("/static/js/lib/grid.js").status_code,
@@ -81,7 +87,8 @@ def test_installed_app_serves_from_another_directory(installed, tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["webapp"].startswith(str(installed))  # the installed copy, not the checkout
     assert result["home"] == str(installed / "share" / "fablens")
-    assert (result["page"], result["ready"], result["sample"], result["script"]) == (200, 200, 200, 200)
+    assert (result["page"], result["ready"], result["sample"], result["script"],
+            result["login"]) == (200, 200, 200, 200, 200)
 
 
 def test_install_without_templates_refuses_to_start(installed, tmp_path):

@@ -44,6 +44,12 @@ def test_render_blueprint_declares_auto_deploy_and_requirements():
     assert render_field("healthCheckPath") == "/health/ready"
 
 
+def test_render_never_runs_open_and_sits_behind_its_proxy():
+    text = (ROOT / "render.yaml").read_text()
+    assert "FABLENS_AUTH" not in text  # accounts always on there
+    assert re.search(r"key: FABLENS_PROXY_FIX\s+value: \"1\"", text)
+
+
 def start(command: str, port: int, database: Path, cwd: Path = ROOT) -> subprocess.Popen:
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{database}",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -105,3 +111,5 @@ def test_start_command_on_a_fresh_database_ten_times(tmp_path):
         finally:
             output = stop(proc)
         assert "Worker failed to boot" not in output and "already exists" not in output, output[-3000:]
+        # a fresh database has no user: the start hook made 'admin' and logged its password
+        assert output.count("created user 'admin' with the one-time password") == 1, output[-3000:]

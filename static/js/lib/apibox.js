@@ -1,5 +1,6 @@
 // The "API" box of a module page: copy buttons and a real example request.
 import { $ } from "./util.js";
+import { withCsrf } from "./csrf.js";
 
 /** ``root`` is the <details> box; ``predictUrl`` the endpoint the JSON example posts to. */
 export function initApiBox(root, predictUrl) {
@@ -31,7 +32,7 @@ export function initApiBox(root, predictUrl) {
     out.textContent = "Sending…";
     try {
       const res = await fetch(predictUrl, {
-        method: "POST", body, headers: { "Content-Type": "application/json", Accept: "application/json" },
+        method: "POST", body, headers: withCsrf({ "Content-Type": "application/json", Accept: "application/json" }),
       });
       out.textContent = `HTTP ${res.status}\n${JSON.stringify(await res.json(), null, 2)}`;
       note.textContent = "The real response from this server to the JSON example above (the run is recorded in History).";

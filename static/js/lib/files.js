@@ -2,6 +2,7 @@
 // first checks with the server's rules (accepted endings, the size limit), a POST of all of
 // them in the form field "file", repeated, and the files the server left out.
 import { announce, count, esc, MB, showError } from "./util.js";
+import { withCsrf } from "./csrf.js";
 
 /** Wire a multi-file input and a drop zone to ``onFiles(files)``; a drop elsewhere on the
  *  page does nothing (the browser would otherwise open the file and leave the page). */
@@ -56,7 +57,7 @@ export function filesForm(files, fields = {}) {
 export async function postForm(url, form) {
   try {
     const res = await fetch(url, { method: "POST", body: form,
-      headers: { "X-Requested-With": "fetch", Accept: "application/json" } });
+      headers: withCsrf({ "X-Requested-With": "fetch", Accept: "application/json" }) });
     let body = null;
     try { body = await res.json(); } catch { body = null; }
     return { ok: res.ok, status: res.status, body };

@@ -1,6 +1,7 @@
 // Bringing files in: picking or dropping them, first checks in the browser, the server's
 // check, and posting with an upload progress bar.
 import { bindFilesPicker } from "./files.js";
+import { csrfToken, withCsrf } from "./csrf.js";
 
 /** True for bytes that are clearly not text: a NUL byte, or a start listed in the server's
  *  ``signatures`` (config.binary_signatures). */
@@ -43,7 +44,7 @@ export async function checkOnServer(url, file) {
   form.append("file", file, file.name);
   try {
     const res = await fetch(url, {
-      method: "POST", body: form, headers: { "X-Requested-With": "fetch", Accept: "application/json" },
+      method: "POST", body: form, headers: withCsrf({ "X-Requested-With": "fetch", Accept: "application/json" }),
     });
     let body = null;
     try { body = await res.json(); } catch { body = null; }
@@ -68,6 +69,8 @@ export function postWithProgress(url, form, handlers) {
   xhr.open("POST", url);
   xhr.setRequestHeader("X-Requested-With", "fetch");
   xhr.setRequestHeader("Accept", "application/json");
+  const token = csrfToken();
+  if (token) xhr.setRequestHeader("X-CSRFToken", token);
   xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) handlers.onProgress?.(e.loaded, e.total); });
   xhr.upload.addEventListener("load", () => handlers.onUploaded?.());
   xhr.addEventListener("load", () => handlers.onDone(xhr.status, xhr.responseText));
