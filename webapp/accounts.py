@@ -119,12 +119,12 @@ def get_user(name: str, engine: Engine | None = None) -> dict | None:
 
 
 def list_users(engine: Engine | None = None) -> list[dict]:
-    """Every user with how many live tokens they hold, by name."""
-    t = db.tokens.c
+    """Every user (never the password hash) with how many live tokens they hold, by name."""
+    t, u = db.tokens.c, db.users.c
     now = _now()
     with _engine(engine).connect() as conn:
-        users = [dict(r) for r in conn.execute(select(db.users).order_by(db.users.c.name))
-                 .mappings()]
+        users = [dict(r) for r in conn.execute(select(u.id, u.name, u.role, u.active, u.created)
+                                               .order_by(u.name)).mappings()]
         tokens = conn.execute(select(t.user_id, t.expires).where(t.revoked.is_(None))).all()
     live: dict[int, int] = {}
     for user_id, expires in tokens:
