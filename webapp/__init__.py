@@ -57,8 +57,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from webapp import access, api, db, errors, events, limits, pages, predictors, runs
     from pipelines.core.problems import plural
-    from webapp.modules import check_pipelines, registered
+    from webapp.params import IdConverter
+    from webapp.registry import check_pipelines, registered
 
+    app.url_map.converters["id"] = IdConverter  # <id:...>: a database id, else a 404
     db.init_app(app)
     access.init_app(app)  # first: every request passes its access check before anything else
     predictors.init_app(app)

@@ -343,7 +343,7 @@ def add_user():
     return redirect(url_for("auth.users"))
 
 
-@bp.post("/admin/users/<int:user_id>", endpoint="update_user")
+@bp.post("/admin/users/<id:user_id>", endpoint="update_user")
 def update_user_page(user_id: int):
     role = request.form.get("role") or None
     active = {"1": True, "0": False}.get(request.form.get("active", ""))
@@ -358,7 +358,7 @@ def update_user_page(user_id: int):
     return redirect(url_for("auth.users"))
 
 
-@bp.post("/admin/tokens/<int:token_id>/revoke", endpoint="revoke_token")
+@bp.post("/admin/tokens/<id:token_id>/revoke", endpoint="revoke_token")
 def revoke_token_page(token_id: int):
     if not revoke_token(token_id):
         abort(404, description=f"no token {token_id}")

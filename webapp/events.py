@@ -34,14 +34,13 @@ from webapp import db
 from webapp.downloads import csv_response
 from webapp.errors import InputError
 from webapp.openapi import COMMON_ERRORS, documented
-from webapp.params import parse_count, parse_flag, read_json, validate_envelope
+from webapp.params import MAX_ID, parse_count, parse_flag, read_json, validate_envelope
 from webapp.runs import run_url
 
 bp = Blueprint("events", __name__)
 
 PAGE_SIZE = 50
 MAX_LIMIT = 1000
-MAX_ID = 2**63 - 1  # the largest id a database row can have; a larger one names no event
 CHUNK = 500
 COLUMNS = ("id", "created", "updated", "machine_id", "first_cycle", "last_cycle", "n_cycles",
            "peak_cycle", "first_timestamp", "last_timestamp", "score", "threshold", "rul",
@@ -323,7 +322,7 @@ def list_events():
                    events=[_json(r) for r in rows])
 
 
-@bp.post("/api/v1/events/<int:event_id>/acknowledge")
+@bp.post("/api/v1/events/<id:event_id>/acknowledge")
 @documented(errors=(*COMMON_ERRORS, 404), tags=("events",))
 def acknowledge_api(event_id: int):
     """Acknowledge one event; the event as stored."""
@@ -391,7 +390,7 @@ def _back(form) -> dict:
     return {k: v for k, v in form.items() if k in (*FILTERS, "offset") and v}
 
 
-@bp.post("/history/events/<int:event_id>/acknowledge")
+@bp.post("/history/events/<id:event_id>/acknowledge")
 def acknowledge_page(event_id: int):
     """The page's acknowledge button: acknowledge, then back to the same filtered list."""
     if acknowledge(event_id) is None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from flask import Flask, current_app
 from pydantic import BaseModel, ConfigDict, Field
+
+from webapp.params import MAX_ID
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
@@ -101,6 +103,7 @@ def documented(**fields: Any) -> Callable:
 
 _CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 _TYPES = {"int": {"type": "integer", "minimum": 0}, "float": {"type": "number"},
+          "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},  # webapp.params.IdConverter
           "path": {"type": "string"}, "string": {"type": "string"},
           "default": {"type": "string"}, "uuid": {"type": "string", "format": "uuid"}}
 

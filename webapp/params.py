@@ -13,12 +13,23 @@ from typing import Any, TypeVar
 
 import numpy as np
 from flask import Request
+from werkzeug.routing import IntegerConverter
 from pydantic import BaseModel, ValidationError
 
 from webapp.errors import InputError
 
 Envelope = TypeVar("Envelope", bound=BaseModel)
 MAX_COUNT = 10**9
+MAX_ID = 2**63 - 1  # the largest id a database row can have (a signed 64-bit integer)
+
+
+class IdConverter(IntegerConverter):
+    """``<id:run_id>``: a database id in a URL, 1 .. ``MAX_ID``. A larger number names no row,
+    so it is a 404 from routing, before any query the database could not even compare."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        super().__init__(url_map, min=1, max=MAX_ID)
+
 MAX_DEPTH = 32  # nesting levels a JSON body may have (a row of numbers needs 3)
 MAX_DIGITS = 400  # longer integer literals are not numbers any model can take
 

@@ -96,7 +96,7 @@ def redecide(frame: pd.DataFrame, score_column: str, threshold: float,
     return out
 
 
-@bp.get("/runs/<int:run_id>/results.csv")
+@bp.get("/runs/<id:run_id>/results.csv")
 def results(run_id: int):
     """Every row of a run's results, at the run's threshold or at ``?threshold=``."""
     stored = db.load_results(run_id)

@@ -6,6 +6,7 @@ import { createGallery, fillSelect } from "./lib/gallery.js";
 import { drawGrid, gridRows, unpackGrid } from "./lib/gridcanvas.js";
 import { initApiBox } from "./lib/apibox.js";
 import { renderClassLabels } from "./lib/insights.js";
+import { isFlagged } from "./lib/threshold.js";
 import { postWithProgress, progressBox } from "./lib/upload.js";
 import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
 import { withCsrf } from "./lib/csrf.js";
@@ -132,7 +133,7 @@ function predict() {
 el.predict.addEventListener("click", predict);
 
 // -- results ------------------------------------------------------------------------------------
-const needsReview = (p) => p.confidence < state.level;
+const needsReview = (p) => isFlagged(p.confidence, state.level, cfg.decision.below);
 const resultGallery = createGallery({ list: $("results-gallery"), pagerTop: $("results-pager"),
   pagerBottom: $("results-pager-bottom"), count: el.count }, {
   noun, label: "Open map", card: (p) => {

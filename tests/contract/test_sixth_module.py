@@ -1,7 +1,8 @@
 """A sixth module, defined and registered here only (never shipped), gets the platform's
 prediction service with no edit to platform code: its runs in History, its results CSV
 stored and re-decided at another threshold, its input errors as located 400s recorded as
-failed runs, its prediction counted in the shared vocabulary.
+failed runs, its prediction counted in the shared vocabulary, and access control (its
+endpoints get the module rule: a viewer may predict, nobody anonymous may).
 
 The module is one pipeline entry and one web entry, as the README's "Adding a module" says:
 a :class:`PipelineModule`, and a :class:`ModuleSpec` whose predict endpoint is
@@ -77,13 +78,17 @@ TINY = ModuleSpec(name="tiny", title="Tiny", blurb="Readings at or above 0.5.",
 
 
 @pytest.fixture
-def client(tmp_path, monkeypatch):
-    from webapp import create_app
-
+def registered_tiny(monkeypatch):
     real = pipeline_modules.discover
     monkeypatch.setattr(pipeline_modules, "discover",
                         lambda: real() | {"tiny": PipelineModule(name="tiny")})
     monkeypatch.setattr(web_modules, "REGISTRY", web_modules.REGISTRY + (TINY,))
+
+
+@pytest.fixture
+def client(tmp_path, registered_tiny):
+    from webapp import create_app
+
     upgrade(sqlite_url(tmp_path))
     app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path)})
     with app.app_context():
@@ -122,3 +127,21 @@ def test_a_sixth_modules_bad_input_is_a_located_400_and_a_failed_run(client):
                                  "row": 2, "column": "value"}]
     run = db.recent_runs()[0]
     assert run["status"] == "failed" and run["error"].startswith("HTTP 400: ")
+
+
+def test_a_sixth_module_gets_access_control(tmp_path, registered_tiny):
+    from webapp import accounts, create_app
+
+    upgrade(sqlite_url(tmp_path))
+    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path), "AUTH": "on"})
+    with app.app_context():
+        accounts.create_user("vera", "viewer", "a-long-password")
+        token = accounts.create_token("vera")[1]
+        client = app.test_client()
+        assert post(client, "id,value\na,0.9\n").status_code == 401
+        assert client.get("/tiny/").status_code in (302, 401)  # pages: to the sign-in
+        answer = client.post("/api/v1/tiny/predict", headers={"Authorization": f"Bearer {token}"},
+                             data={"file": (io.BytesIO(b"id,value\na,0.9\n"), "r.csv")},
+                             content_type="multipart/form-data")
+        assert answer.status_code == 200 and answer.get_json()["n_flagged"] == 1
+        assert db.recent_runs()[0]["user"].startswith("vera")

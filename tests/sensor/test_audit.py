@@ -121,6 +121,9 @@ def test_history_shows_one_run_however_old_by_its_link(db_app):
     alone = client.get(f"/history?run={first}").get_data(as_text=True)
     assert f'id="run-{first}"' in alone and "old.csv" in alone and "new0.csv" not in alone
     assert "There is no run 999999" in client.get("/history?run=999999").get_data(as_text=True)
+    # an id no database row can have is a 404 from routing, never a 500 (OverflowError)
+    assert client.get(f"/runs/{2**63}/results.csv").status_code == 404
+    assert client.get("/runs/0/results.csv").status_code == 404
 
 
 def test_only_the_latest_results_are_kept(db_app):

@@ -44,7 +44,7 @@ PRINCIPALS = {
     "revoked-token": ("token", None),
     "expired-token": ("token", None),
 }
-SAMPLE_VALUES = {"int": "999999", "path": "css/app.css", "default": "x"}
+SAMPLE_VALUES = {"int": "999999", "id": "999999", "path": "css/app.css", "default": "x"}
 
 
 def _module_blueprints() -> set[str]:

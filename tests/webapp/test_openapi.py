@@ -55,7 +55,8 @@ def test_the_document_lists_every_api_rule_and_method(app, client):
     assert {"/health", "/health/ready"} <= set(doc["paths"])  # JSON, though not under /api/
     ack = doc["paths"]["/api/v1/events/{event_id}/acknowledge"]["post"]
     assert ack["parameters"][0] == {"name": "event_id", "in": "path", "required": True,
-                                    "schema": {"type": "integer", "minimum": 0}}
+                                    "schema": {"type": "integer", "minimum": 1,
+                                               "maximum": 2**63 - 1}}
 
 
 def test_request_bodies_are_the_validating_models_schemas(client):
