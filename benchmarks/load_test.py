@@ -57,17 +57,17 @@ class Tally:
                 self.errors[f"{kind}: {error}"] += 1
 
 
-def requests(model: dict, csv_rows: int) -> dict[str, Request]:
-    """The two request kinds, from generated wafers."""
+def requests(model: dict, csv_rows: int, auth: dict) -> dict[str, Request]:
+    """The two request kinds, from generated wafers, with ``auth`` (a token's header)."""
     from pipelines.sensor.samples import sensor_sample
     from pipelines.sensor.schema import SENSOR_COLUMNS
 
     one = sensor_sample(model, n_rows=1, seed=3)[SENSOR_COLUMNS].iloc[0].tolist()
     body = json.dumps({"instances": [[None if v != v else v for v in one]]}).encode()
     upload, content_type = multipart(sensor_csv(csv_rows, seed=4, model=model))
-    return {"json": Request("json", PREDICT, body, {"Content-Type": "application/json"}),
+    return {"json": Request("json", PREDICT, body, {"Content-Type": "application/json", **auth}),
             "csv": Request("csv", f"{PREDICT}?format=csv", upload,
-                           {"Content-Type": content_type})}
+                           {"Content-Type": content_type, **auth})}
 
 
 def send(conn: http.client.HTTPConnection, request: Request) -> str | None:
@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_to_stderr()
 
-    kinds = requests(sample_model(), args.csv_rows)
     tally = Tally()
     with RenderServer() as server:
+        kinds = requests(sample_model(), args.csv_rows, server.auth)
         start_memory = snapshot(server.master)
         with PeakSampler(server.master, every=0.5) as sampler:
             until = time.perf_counter() + args.seconds

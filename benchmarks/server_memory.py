@@ -121,6 +121,7 @@ class RenderServer:
         self.proc: subprocess.Popen | None = None
         self.master = 0
         self.idle: dict = {}
+        self.auth: dict = {}  # the Authorization header of a viewer's token (accounts are on)
 
     @property
     def url(self) -> str:
@@ -171,7 +172,22 @@ class RenderServer:
                 return
         raise RuntimeError(f"not every worker loaded its models; see {self.log_path}")
 
+    def _viewer_token(self) -> dict:
+        """Migrate the fresh database and make a viewer with a token, as an admin would with
+        the CLI: the server runs with accounts on, exactly as render.yaml starts it."""
+        import secrets
+
+        env = self._environment()
+        flask = [sys.executable, "-m", "flask", "--app", "webapp"]
+        for command in (["db", "upgrade"], ["users", "create", "bench", "--role", "viewer"]):
+            subprocess.run(flask + command, cwd=ROOT, check=True, capture_output=True,
+                           env={**env, "FABLENS_PASSWORD": secrets.token_urlsafe(16)})
+        token = subprocess.run(flask + ["tokens", "create", "bench"], cwd=ROOT, check=True,
+                               capture_output=True, text=True, env=env).stdout.strip()
+        return {"Authorization": f"Bearer {token}"}
+
     def __enter__(self) -> "RenderServer":
+        self.auth = self._viewer_token()
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(start_command(), shell=True, cwd=ROOT,
                                      env=self._environment(), start_new_session=True,
@@ -205,11 +221,12 @@ def multipart(payload: bytes, filename: str = "bench.csv") -> tuple[bytes, str]:
 
 
 def post_csv(url: str, payload: bytes, timeout: float = 600,
-             path: str = "/api/v1/sensor/predict?format=csv") -> tuple[int, int]:
+             path: str = "/api/v1/sensor/predict?format=csv",
+             headers: dict | None = None) -> tuple[int, int]:
     """Upload a CSV for the results CSV; ``(status, response bytes)``."""
     body, content_type = multipart(payload)
     request = urllib.request.Request(f"{url}{path}", data=body,
-                                     headers={"Content-Type": content_type})
+                                     headers={"Content-Type": content_type, **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, len(response.read())
@@ -248,7 +265,7 @@ def upload_and_measure(server: RenderServer, payload: bytes, **post) -> dict:
     """Post one CSV; its status, time, the peak while it ran and the memory a second after."""
     with PeakSampler(server.master) as sampler:
         start = time.perf_counter()
-        status, size = post_csv(server.url, payload, **post)
+        status, size = post_csv(server.url, payload, headers=server.auth, **post)
         seconds = time.perf_counter() - start
     time.sleep(1.0)
     after = snapshot(server.master)
