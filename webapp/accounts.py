@@ -313,6 +313,14 @@ def login():
                            name=request.form.get("name", ""))
 
 
+@bp.errorhandler(429)
+def too_many_attempts(error):
+    """Too many sign-in attempts from this address: the sign-in form again, saying so."""
+    return render_template("login.html", error="Too many sign-in attempts from this address; "
+                           "wait a minute and try again.", next_url=request.values.get("next"),
+                           name=request.form.get("name", "")), 429
+
+
 @bp.post("/logout")
 def logout():
     logout_user()

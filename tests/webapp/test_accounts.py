@@ -68,9 +68,11 @@ def test_login_attempts_are_rate_limited(url):
     app = make_app(url, LOGIN_RATE_LIMIT="3/minute")
     client = app.test_client()
     token = csrf_from(client.get("/login"))
-    codes = [client.post("/login", data={"name": "x", "password": "y", "csrf_token": token})
-             .status_code for _ in range(4)]
-    assert codes == [200, 200, 200, 429]
+    answers = [client.post("/login", data={"name": "x", "password": "y", "csrf_token": token})
+               for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[-1].get_data(as_text=True)  # the sign-in form again, saying why
+    assert "Too many sign-in attempts" in refused and 'name="password"' in refused
 
 
 def test_a_page_post_without_the_csrf_token_is_refused(url):
