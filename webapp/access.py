@@ -73,6 +73,7 @@ RULES: dict[str, str] = {
     "auth.add_user": "admin",
     "auth.update_user": "admin",
     "auth.revoke_token": "admin",
+    "auth.create_token": "admin",
 }
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -328,11 +328,12 @@ def logout():
 
 
 @bp.get("/admin/users")
-def users():
-    """Users (add, set a role, disable or enable), their tokens (revoke), recent logins."""
+def users(new_token: dict | None = None):
+    """Users (add, set a role, disable or enable), their tokens (make, revoke), recent
+    logins. ``new_token`` (just made) is shown once, on this answer only."""
     return render_template("admin_users.html", users=list_users(), tokens=list_tokens(),
                            logins=recent_logins(), roles=ROLES,
-                           me=current_principal())
+                           me=current_principal(), new_token=new_token)
 
 
 def _admin_error(message: str):
@@ -364,6 +365,24 @@ def update_user_page(user_id: int):
     flash(f"{row['name']}: {row['role']}, {'active' if row['active'] else 'disabled'}.",
           "notice")
     return redirect(url_for("auth.users"))
+
+
+@bp.post("/admin/tokens", endpoint="create_token")
+def create_token_page():
+    """Make a token for a user; the page shows it once (it is never stored, only its hash,
+    and never put in a redirect or the session)."""
+    expires = (request.form.get("expires_days") or "").strip()
+    try:
+        days = float(expires) if expires else None
+    except ValueError:
+        return _admin_error(f"'{expires}' is not a number of days")
+    try:
+        token_id, token = create_token(request.form.get("name", "").strip(),
+                                       request.form.get("role") or None, days)
+    except AccountError as exc:
+        return _admin_error(str(exc))
+    return users(new_token={"id": token_id, "token": token,
+                            "name": request.form.get("name", "").strip()})
 
 
 @bp.post("/admin/tokens/<id:token_id>/revoke", endpoint="revoke_token")

@@ -29,7 +29,7 @@ EXPECTED = {
     "events.acknowledge_api": "engineer", "events.acknowledge_many_api": "engineer",
     "events.acknowledge_page": "engineer", "events.acknowledge_selected_page": "engineer",
     "auth.users": "admin", "auth.add_user": "admin", "auth.update_user": "admin",
-    "auth.revoke_token": "admin",
+    "auth.revoke_token": "admin", "auth.create_token": "admin",
 }
 RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 # who asks: (how, role it should act as, or None for nobody)

@@ -219,6 +219,32 @@ def test_admin_page_adds_sets_roles_disables_and_revokes(url):
         assert accounts.get_user("root")["role"] == "admin"
 
 
+def test_admin_page_makes_a_token_shown_once(url):
+    import re
+
+    app = make_app(url)
+    with app.app_context():
+        accounts.create_user("root", "admin", "correct-horse")
+        accounts.create_user("ann", "engineer", "correct-horse")
+    client = app.test_client()
+    sign_in(client, "root", "correct-horse")
+    csrf = csrf_from(client.get("/admin/users"))
+    made = client.post("/admin/tokens", data={"name": "ann", "role": "viewer",
+                                              "expires_days": "30", "csrf_token": csrf})
+    html = made.get_data(as_text=True)
+    assert made.status_code == 200 and "shown this once" in html
+    token = re.search(r'class="token-value" readonly value="([^"]+)"', html).group(1)
+    api = app.test_client()
+    assert api.get("/api/v1/events", headers={"Authorization": f"Bearer {token}"}
+                   ).status_code == 200
+    assert token not in client.get("/admin/users").get_data(as_text=True)  # never again
+    with app.app_context():
+        assert [t["role"] for t in accounts.list_tokens()] == ["viewer"]
+    too_high = client.post("/admin/tokens", data={"name": "ann", "role": "admin",
+                                                  "csrf_token": csrf}, follow_redirects=True)
+    assert "at most its owner" in too_high.get_data(as_text=True)
+
+
 def test_cli_users_and_tokens(url, monkeypatch):
     app = make_app(url)
     runner = app.test_cli_runner()
