@@ -49,6 +49,17 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+FLAGGED = "flagged"  # the shared name of a results CSV's decision, beside each module's own word
+
+
+def with_flagged(frame: pd.DataFrame, flag: str) -> pd.DataFrame:
+    """``frame`` (changed in place) with a ``flagged`` column right after the module's own
+    ``flag`` column (``is_fault``, ``is_anomaly``, ``needs_review``), holding the same values:
+    one word in every module's results CSV, the old one kept as an alias."""
+    frame.insert(frame.columns.get_loc(flag) + 1, FLAGGED, frame[flag])
+    return frame
+
+
 def csv_bytes(frame: pd.DataFrame, float_decimals: int | None = 6, header: bool = True) -> bytes:
     """Every row of ``frame`` as formula-safe CSV bytes (floats rounded to ``float_decimals``);
     ``header=False`` for a later piece of a file written chunk by chunk."""

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from pipelines.core.thresholds import flagged
 from webapp import db
-from webapp.downloads import csv_response
+from webapp.downloads import FLAGGED, csv_response
 from webapp.errors import as_http_error
 from webapp.registry import ResultsDecision, registered
 from webapp.params import check_threshold_range, parse_threshold
@@ -90,6 +90,8 @@ def redecide(frame: pd.DataFrame, score_column: str, threshold: float,
     out = frame.copy()
     flags = flagged(scores, threshold, below=decision.below)
     out[decision.flag] = np.where(flags, "True", "False")
+    if FLAGGED in out:  # the shared word beside the module's own (webapp.downloads)
+        out[FLAGGED] = out[decision.flag]
     if decision.verdict is not None and decision.verdict in out:
         out[decision.verdict] = np.where(flags, *decision.verdict_words)
     out[decision.threshold] = repr(float(threshold))

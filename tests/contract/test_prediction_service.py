@@ -55,6 +55,10 @@ def test_every_answer_has_the_shared_vocabulary_and_matches_its_run(db_app, name
     flag = spec.decision.flag
     assert len(stored) == body["n_items"]
     assert sum(r[flag] == "True" for r in stored) == body["n_flagged"]
+    assert [r["flagged"] for r in stored] == [r[flag] for r in stored]  # the shared word
+    redecided = list(csv.DictReader(io.StringIO(client.get(
+        body["results_url"] + f"?threshold={body['threshold']}").get_data(as_text=True))))
+    assert [r["flagged"] for r in redecided] == [r[flag] for r in redecided]
     # each prediction says it in the shared word too, the same as the module's own
     assert all(p["flagged"] == p[flag] for p in body["predictions"])
     assert sum(p["flagged"] for p in body["predictions"]) == body["n_flagged"]

@@ -9,6 +9,7 @@ import pandas as pd
 from flask import current_app
 
 from pipelines.inspection.predict import InspectionPredictor, heatmap_rgba, png_bytes
+from webapp.downloads import with_flagged
 from webapp.errors import InputError
 from webapp.modules.inspection.parsing import InspectionRequest
 from webapp.params import check_threshold_range
@@ -89,7 +90,7 @@ def score_images(predictor: InspectionPredictor, req: InspectionRequest) -> Scor
 def results_frame(run: ScoredImages) -> pd.DataFrame:
     """The results CSV: every image, its score, the threshold, the verdict, conversions."""
     records = run.records
-    return pd.DataFrame({
+    return with_flagged(pd.DataFrame({
         "index": np.arange(1, len(records) + 1),
         "file": pd.Series([r["name"] for r in records], dtype="string"),
         "anomaly_score": [r["anomaly_score"] for r in records],
@@ -98,4 +99,4 @@ def results_frame(run: ScoredImages) -> pd.DataFrame:
         "verdict": [r["verdict"] for r in records],
         "notes": pd.Series(["; ".join(r["notes"]) for r in records], dtype="string"),
         "model": run.model_version,
-    })
+    }), "is_anomaly")

@@ -17,7 +17,7 @@ import pandas as pd
 from pipelines.core.detectors import InvalidInputError
 from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
-from webapp.downloads import ChunkedCsv
+from webapp.downloads import ChunkedCsv, with_flagged
 from webapp.errors import InputError
 from webapp.modules.sensor.parsing import SensorRequest, file_warnings
 from webapp.params import check_threshold_range
@@ -155,4 +155,4 @@ def results_csv_frame(results: pd.DataFrame, threshold: float, model_version: st
     at = results.columns.get_loc("is_fault") + 1
     results.insert(at, "threshold", threshold)
     results.insert(at + 1, "model", model_version)
-    return results
+    return with_flagged(results, "is_fault")

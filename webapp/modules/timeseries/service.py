@@ -11,6 +11,7 @@ from pipelines.core.problems import plural
 from pipelines.timeseries.episodes import flag_episodes
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.predict import Scored, TimeseriesPredictor
+from webapp.downloads import with_flagged
 from webapp.params import check_threshold_range
 
 SCORE_DECIMALS = 6
@@ -49,7 +50,7 @@ def results_frame(series: Series, scored: Scored) -> pd.DataFrame:
         frame[f"top_sensor_{k + 1}"] = pd.Series([t[k] if len(t) > k else "" for t in top],
                                                  dtype="string")
     frame["model"] = scored.model_version
-    return frame
+    return with_flagged(frame, "is_anomaly")
 
 
 def flagged_events(machines, cycles, timestamps, scored: Scored, follows=None,

@@ -11,6 +11,7 @@ from flask import current_app
 from pipelines.core.confusion import multiclass_report
 from pipelines.core.thresholds import flagged
 from pipelines.wafermap.predict import WafermapPredictor
+from webapp.downloads import with_flagged
 from webapp.errors import InputError
 from webapp.modules.wafermap.parsing import WafermapRequest
 
@@ -106,4 +107,4 @@ def results_frame(run: ScoredMaps, names: list[str],
         frame.insert(3, "label", pd.Series(labels, dtype="string"))
     for c in run.classes:
         frame[f"p_{c}"] = [r["probabilities"][c] for r in records]
-    return frame
+    return with_flagged(frame, "needs_review")
