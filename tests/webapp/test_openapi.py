@@ -125,6 +125,7 @@ def test_docs_page_lists_every_operation_without_inline_script(client):
         assert f'id="schema-{name}"' in html
     for tag in re.findall(r"<script\b[^>]*>", html):
         assert "src=" in tag, f"inline script on the docs page: {tag}"
+    assert 'href="/api/docs">API reference</a>' in client.get("/").get_data(as_text=True)
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
 
 
