@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
 from flask import Request, current_app, request, url_for
+from pydantic import BaseModel, ConfigDict, Field
 
 from webapp import db
 from webapp.downloads import csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
-from webapp.registry import get_module
+from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
 from webapp.predictors import get_predictor
+from webapp.registry import get_module
 from webapp.runs import recording_failures
 
 
@@ -78,6 +80,31 @@ class Prediction:
 Serve = Callable[[object, Request], Prediction]
 
 
+class PredictedItem(BaseModel):
+    """One prediction: the module's own fields, and ``flagged`` (its decision) in every one."""
+
+    model_config = ConfigDict(extra="allow")
+    flagged: bool = Field(description="the decision at the answer's threshold (the module's "
+                                      "own word for it beside: is_fault, is_anomaly, "
+                                      "needs_review)")
+
+
+class PredictAnswer(BaseModel):
+    """Every module's predict answer (JSON): the shared fields, then the module's own."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: int = Field(description="the run recorded in History")
+    results_url: str = Field(description="every row of the results CSV again, re-decided at "
+                                         "?threshold=")
+    model: str
+    model_version: str | None
+    threshold: float | None = Field(description="the level the items were decided at")
+    default_threshold: float | None = Field(description="the model's own level")
+    n_items: int = Field(description="items scored (rows, maps, cycles, photos)")
+    n_flagged: int = Field(description="items flagged at the threshold")
+    predictions: list[PredictedItem]
+
+
 def record(module: str, out: Prediction) -> int:
     """Store the run and its results for History; its id."""
     return db.record_run(
@@ -97,9 +124,11 @@ def with_flagged(pages: Iterable[list[dict]], flag: str) -> Iterable[list[dict]]
         yield page
 
 
-def prediction_view(module: str, serve: Serve, csv_name: str) -> Callable:
+def prediction_view(module: str, serve: Serve, csv_name: str, **doc) -> Callable:
     """The predict view of ``module``: JSON or files in; JSON out, or the results CSV named
-    ``csv_name`` with ``?format=csv``."""
+    ``csv_name`` with ``?format=csv``. ``doc``: what the module's request takes, for the OpenAPI
+    document (``body``, ``form``; :func:`webapp.openapi.documented`), which also gets the
+    answer every module gives (:class:`PredictAnswer`)."""
     def predict():
         predictor = get_predictor(module)
         with recording_failures(module), heavy_slot():
@@ -118,4 +147,5 @@ def prediction_view(module: str, serve: Serve, csv_name: str) -> Callable:
     predict.__name__ = "predict"
     predict.__doc__ = serve.__doc__
     predict.prediction_service = module  # the contract tests check every module is served here
-    return predict
+    return documented(response=PredictAnswer, query=PredictQuery, csv=True,
+                      errors=PREDICT_ERRORS, tags=(module,), **doc)(predict)

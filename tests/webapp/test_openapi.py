@@ -135,3 +135,16 @@ def test_the_access_table_makes_the_docs_public(monkeypatch):
     for endpoint in PUBLIC_ENDPOINTS:
         assert access.RULES.get(endpoint) == access.PUBLIC, \
             f"{endpoint} needs a rule in webapp/access.py (public)"
+
+
+def test_every_predict_answer_is_documented_as_the_shared_one(client):
+    """The four predict operations answer one documented shape: the prediction service's."""
+    doc = client.get(DOC).get_json()
+    predicts = [path for path in doc["paths"] if path.endswith("/predict")]
+    assert len(predicts) == 4
+    for path in predicts:
+        ok = doc["paths"][path]["post"]["responses"]["200"]["content"]
+        assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/PredictAnswer"}
+        assert "text/csv" in ok
+    answer = doc["components"]["schemas"]["PredictAnswer"]
+    assert {"run_id", "n_items", "n_flagged", "threshold", "predictions"} <= set(answer["required"])

@@ -15,7 +15,6 @@ from flask import Blueprint
 from pipelines.inspection.ingest import labelled_defective
 from webapp.downloads import csv_bytes
 from webapp.modules.inspection.parsing import InspectionPredictForm, inspection_request
-from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
 from webapp.modules.inspection.service import results_frame, score_images
 from webapp.prediction import CsvBytes, Prediction, prediction_view
 
@@ -51,6 +50,5 @@ def serve(predictor, request) -> Prediction:
         labelled_faulty=labelled_defective(req.names))
 
 
-bp.add_url_rule("/predict", methods=["POST"], view_func=documented(
-    form=InspectionPredictForm, query=PredictQuery, csv=True, errors=PREDICT_ERRORS,
-    tags=("inspection",))(prediction_view("inspection", serve, "inspection_predictions.csv")))
+bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(
+    "inspection", serve, "inspection_predictions.csv", form=InspectionPredictForm))

@@ -11,7 +11,6 @@ from flask import Blueprint
 from pipelines.sensor.predict import results_to_records
 from webapp.modules.sensor.parsing import (SensorPredictBody, SensorPredictForm,
                                            sensor_request)
-from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
 from webapp.modules.sensor.service import ScoredRun, score_request
 from webapp.prediction import Prediction, prediction_view
 
@@ -61,7 +60,5 @@ def serve(predictor, request) -> Prediction:
         labelled_faulty=int(run.results["label"].sum()) if run.has_labels else None)
 
 
-bp.add_url_rule("/predict", methods=["POST"], view_func=documented(
-    body=SensorPredictBody, form=SensorPredictForm, query=PredictQuery, csv=True,
-    errors=PREDICT_ERRORS, tags=("sensor",))(
-    prediction_view("sensor", serve, "sensor_predictions.csv")))
+bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(
+    "sensor", serve, "sensor_predictions.csv", body=SensorPredictBody, form=SensorPredictForm))

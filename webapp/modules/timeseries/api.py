@@ -21,7 +21,7 @@ from webapp.events import record_events
 from webapp.modules.timeseries.parsing import (DetectBatchBody, DetectBody,
                                                TimeseriesPredictForm, detect_request,
                                                file_request)
-from webapp.openapi import COMMON_ERRORS, PREDICT_ERRORS, PredictQuery, documented
+from webapp.openapi import COMMON_ERRORS, documented
 from webapp.modules.timeseries.service import (detect, detect_events, event_rows,
                                                in_sample_warning, machine_summaries,
                                                results_frame, score_file)
@@ -84,9 +84,8 @@ def serve(predictor, request) -> Prediction:
         labelled_faulty=len(in_sample) or None, after_record=store_events)
 
 
-bp.add_url_rule("/predict", methods=["POST"], view_func=documented(
-    form=TimeseriesPredictForm, query=PredictQuery, csv=True, errors=PREDICT_ERRORS,
-    tags=("timeseries",))(prediction_view("timeseries", serve, "timeseries_scores.csv")))
+bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(
+    "timeseries", serve, "timeseries_scores.csv", form=TimeseriesPredictForm))
 
 
 def _detect(batch: bool):

@@ -14,7 +14,6 @@ from pipelines.wafermap.schema import NO_PATTERN
 from webapp.downloads import csv_bytes
 from webapp.modules.wafermap.parsing import (WafermapPredictBody, WafermapPredictForm,
                                              WafermapRequest, wafermap_request)
-from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
 from webapp.modules.wafermap.service import (ScoredMaps, label_report, pack_grid, results_frame,
                                              score_maps)
 from webapp.prediction import CsvBytes, Prediction, prediction_view
@@ -60,7 +59,6 @@ def serve(predictor, request) -> Prediction:
         sum(1 for label in req.labels if label and label != NO_PATTERN))
 
 
-bp.add_url_rule("/predict", methods=["POST"], view_func=documented(
-    body=WafermapPredictBody, form=WafermapPredictForm, query=PredictQuery, csv=True,
-    errors=PREDICT_ERRORS, tags=("wafermap",))(
-    prediction_view("wafermap", serve, "wafermap_predictions.csv")))
+bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(
+    "wafermap", serve, "wafermap_predictions.csv", body=WafermapPredictBody,
+    form=WafermapPredictForm))
