@@ -1,8 +1,6 @@
 """FabLens web app: ``create_app`` is the factory gunicorn and the tests call."""
 from __future__ import annotations
 
-import logging
-import sys
 import tempfile
 from pathlib import Path
 
@@ -12,16 +10,6 @@ from webapp import config
 
 __version__ = "0.1.0"
 SPOOL_BYTES = 1024 * 1024
-
-
-def _configure_logging() -> None:
-    """Log to stdout so a PaaS captures it (only when nothing configured logging already)."""
-    root = logging.getLogger()
-    if not root.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
 
 
 class SpooledRequest(Request):
@@ -53,14 +41,14 @@ def create_app(test_config: dict | None = None) -> Flask:
                 static_folder=str(home / "static"))
     app.request_class = SpooledRequest
     app.config.update(settings)
-    _configure_logging()
 
-    from webapp import access, api, db, errors, events, limits, pages, predictors, runs
+    from webapp import access, api, db, errors, events, limits, logs, pages, predictors, runs
     from pipelines.core.problems import plural
     from webapp.params import IdConverter
     from webapp.registry import check_pipelines, registered
 
     app.url_map.converters["id"] = IdConverter  # <id:...>: a database id, else a 404
+    logs.init_app(app)  # JSON lines on stdout; every request's id, before the access check
     db.init_app(app)
     access.init_app(app)  # first: every request passes its access check before anything else
     predictors.init_app(app)

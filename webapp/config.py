@@ -32,6 +32,7 @@ def defaults() -> dict:
         "HEAVY_REQUEST_MB": 1,  # requests larger than this take turns (webapp/limits.py)
         "HEAVY_SLOTS": 1,  # large requests scored at once per worker
         "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
+        "LOG_FORMAT": "json",  # JSON lines on stdout (webapp/logs.py); "text" for plain lines
         "READY_WAIT_SECONDS": 0.5,  # /health/ready waits at most this for the model loader
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
@@ -39,6 +40,9 @@ def defaults() -> dict:
         # None: "on", except apps made with TESTING, which default to "open"
         "AUTH": None,
         "PROXY_FIX": False,  # behind one HTTPS proxy (Render): X-Forwarded-*, Secure cookies
+        # /metrics (webapp/metrics.py): a bearer token, and/or client networks (none: "none")
+        "METRICS_TOKEN": None,
+        "METRICS_ALLOW": "127.0.0.1/8,::1",
         "LOGIN_RATE_LIMIT": "10/minute",  # sign-in attempts per client address
         "RATELIMIT_STORAGE_URI": "memory://",  # Flask-Limiter storage (redis://... to share)
         "WAFERMAP_MAX_MAPS": 1000,  # maps (and files) in one wafer-map request; more: HTTP 413
@@ -71,6 +75,12 @@ def _auth(value: str) -> str:
     return value
 
 
+def _log_format(value: str) -> str:
+    if value not in ("json", "text"):
+        raise ValueError("must be json or text")
+    return value
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -85,12 +95,15 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_MAX_UPLOAD_MB": ("MAX_CONTENT_LENGTH", _megabytes),
     "FABLENS_MAX_ROWS": ("MAX_ROWS", _positive_int),
     "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
+    "FABLENS_LOG_FORMAT": ("LOG_FORMAT", _log_format),
     "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
     "FABLENS_AUTH": ("AUTH", _auth),
     "FABLENS_PROXY_FIX": ("PROXY_FIX", _flag),
     "FABLENS_LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", str),
+    "FABLENS_METRICS_TOKEN": ("METRICS_TOKEN", str),
+    "FABLENS_METRICS_ALLOW": ("METRICS_ALLOW", str),
     "FABLENS_RATELIMIT_STORAGE_URL": ("RATELIMIT_STORAGE_URI", str),
     "FABLENS_WAFERMAP_MAX_MAPS": ("WAFERMAP_MAX_MAPS", _positive_int),
     "FABLENS_TIMESERIES_MAX_WINDOWS": ("TIMESERIES_MAX_WINDOWS", _positive_int),

@@ -113,3 +113,7 @@ def test_start_command_on_a_fresh_database_ten_times(tmp_path):
         assert "Worker failed to boot" not in output and "already exists" not in output, output[-3000:]
         # a fresh database has no user: the start hook made 'admin' and logged its password
         assert output.count("created user 'admin' with the one-time password") == 1, output[-3000:]
+        # the app logs JSON lines on stdout, one per request, each with its request id
+        requests = [json.loads(line) for line in output.splitlines() if line.startswith("{")
+                    and '"logger": "webapp.requests"' in line]
+        assert any(r["path"] == health and r["request_id"] for r in requests), output[-3000:]
