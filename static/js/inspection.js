@@ -1,24 +1,22 @@
 // FabLens inspection page: the glue between the page kit (static/js/lib/) and part photos.
 // Limits, models, thresholds and what a threshold means come from the page config; the photos
 // (as the model sees them) and the heatmaps (PNG, coloured by the server) come from the server.
-import { bindFilesPicker, checkFiles, fetchSample, filesForm, renderRejected, showLoadFailure } from "./lib/files.js";
+import { renderRejected } from "./lib/files.js";
+import { createFilesPage } from "./lib/filespage.js";
 import { createGallery } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { createThresholdControl, isFlagged } from "./lib/threshold.js";
-import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, breakable, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, pct, readConfig } from "./lib/util.js";
 
 const cfg = readConfig();
 const noun = { one: "photo", many: "photos" };
-const state = { files: null, sourceName: "", checked: null, result: null, opened: null };
+const state = { opened: null };
 const el = {
-  input: $("file-input"), dropzone: $("dropzone"), sample: $("sample-button"), loadStatus: $("load-status"),
-  loadError: $("load-error"), reviewEmpty: $("review-empty"), review: $("review"), fileSummary: $("file-summary"),
-  checkSummary: $("check-summary"), predict: $("predict-button"), predictError: $("predict-error"),
-  results: $("results"), stale: $("results-stale"), meaning: $("threshold-meaning"), download: $("download-button"),
+  fileSummary: $("file-summary"), checkSummary: $("check-summary"),
+  results: $("results"), meaning: $("threshold-meaning"), download: $("download-button"),
   downloadFlagged: $("download-flagged"), downloadNote: $("download-note"), flaggedOnly: $("results-flagged-only"),
   search: $("results-search"), count: $("results-count"), modelInfo: $("model-info"), modelSelect: $("model-select"),
-  opacity: $("heat-opacity"), checkRejected: $("check-rejected"), resultsRejected: $("results-rejected"),
+  opacity: $("heat-opacity"), resultsRejected: $("results-rejected"),
 };
 const modelOf = (name) => cfg.models.find((m) => m.name === name) ?? cfg.models[0];
 function describeModel() {
@@ -27,8 +25,6 @@ function describeModel() {
     + `${pct(m.false_alarm_rate)} of held-out good photos (as taken and turned) score that high (false alarms; `
     + `target ${pct(m.target_far)}).`;
 }
-el.modelSelect.addEventListener("change", () => { describeModel(); if (state.result) el.stale.hidden = false,
-  el.stale.textContent = "The model changed: predict again to see its results."; });
 describeModel();
 const modelsLink = $("models-link");
 if (modelsLink && cfg.models_url) { modelsLink.hidden = false; modelsLink.href = cfg.models_url; }
@@ -37,96 +33,45 @@ const jpeg = (b64) => `data:image/jpeg;base64,${b64}`;
 const png = (b64) => `data:image/png;base64,${b64}`;
 const notesText = (notes) => (notes?.length ? notes.join("; ") : "used as sent");
 
-// -- step 1 and 2: bring photos, review them as the model will see them -------------------------
+// -- steps 1 to 3: the file-page kit; here, the photos as the model will see them ----------------
 const reviewGallery = createGallery({ list: $("review-gallery"), pagerTop: $("review-pager") }, {
   noun, card: (item) => `<figure class="photo-stack"><img src="${jpeg(item.image_jpeg_base64)}" alt="Photo ${esc(item.name)}"></figure>`
     + `<span class="card-name">${breakable(item.name)}</span>`
     + `<span class="card-sub">${item.original_size[0]} × ${item.original_size[1]} ${esc(item.mode)}; ${esc(notesText(item.notes))}</span>`,
 });
 
-function failLoad(message, problems = []) {
-  showLoadFailure({ errorBox: el.loadError, status: el.loadStatus }, message, problems,
-    state.files ? state.sourceName : null);
-}
-
-async function loadFiles(files, sourceName = null) {
-  clearError(el.loadError);
-  const check = await checkFiles(files, { checkUrl: cfg.check_url, extensions: cfg.image_extensions,
-    maxMb: cfg.max_upload_mb, status: el.loadStatus, busy: el.sample, sourceName });
-  if (!check.ok) { failLoad(check.message, check.problems); return; }
-  const name = check.name;
-  state.files = files;
-  state.sourceName = name;
-  state.checked = check.body;
-  hideResults();
-  clearError(el.predictError);
-  el.reviewEmpty.hidden = true;
-  el.review.hidden = false;
-  const n = check.body.n_images;
-  const converted = check.body.images.filter((im) => im.notes.length).length;
-  const rejected = check.body.rejected ?? [];
-  el.fileSummary.textContent = `${name}: ${int(n)} ${n === 1 ? "photo" : "photos"}.`;
-  el.checkSummary.className = rejected.length ? "check-summary" : "check-summary check-ok";
-  el.checkSummary.textContent = (rejected.length
-    ? `Checked by the server: the photos shown are readable, ${count(rejected.length, "file")} left out (listed below)`
-    : "Checked by the server: every photo is readable")
-    + (converted ? `; ${int(converted)} converted or resized to ${cfg.image_size} × ${cfg.image_size}.` : ".");
-  renderRejected(el.checkRejected, rejected, { stage: "check", noun });
-  reviewGallery.show(check.body.images);
-  el.loadStatus.textContent = `Loaded ${name}: ${count(n, "photo")}.`;
-  announce(`Loaded ${name}: ${count(n, "photo")}.`);
-}
-
-bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => loadFiles(files) });
-el.sample.addEventListener("click", async () => {
-  clearError(el.loadError);
-  try {
-    await loadFiles([await fetchSample(cfg.sample_url, "fablens_inspection_sample.zip", "application/zip")]);
-  } catch (err) {
-    failLoad(`The sample could not be fetched (${err.message}). Try again, or upload your own photos.`);
-  }
+const page = createFilesPage({
+  checkUrl: cfg.check_url, predictUrl: cfg.predict_url, extensions: cfg.image_extensions, maxMb: cfg.max_upload_mb, noun,
+  sample: { url: cfg.sample_url, name: "fablens_inspection_sample.zip", type: "application/zip", hint: "upload your own photos" },
+  loadFirst: "Load photos first: choose images in step 1, or try the sample.",
+  staleText: "The model changed: predict again to see its results.",
+}, {
+  review(body, name) {
+    const n = body.n_images;
+    const converted = body.images.filter((im) => im.notes.length).length;
+    const rejected = body.rejected ?? [];
+    el.fileSummary.textContent = `${name}: ${int(n)} ${n === 1 ? "photo" : "photos"}.`;
+    el.checkSummary.className = rejected.length ? "check-summary" : "check-summary check-ok";
+    el.checkSummary.textContent = (rejected.length
+      ? `Checked by the server: the photos shown are readable, ${count(rejected.length, "file")} left out (listed below)`
+      : "Checked by the server: every photo is readable")
+      + (converted ? `; ${int(converted)} converted or resized to ${cfg.image_size} × ${cfg.image_size}.` : ".");
+    reviewGallery.show(body.images);
+    return count(n, "photo");
+  },
+  fields(checked, name) {
+    const custom = page.result && threshold.isCustom && page.result.model === el.modelSelect.value;
+    return { heatmap: 1, source_name: name, model: el.modelSelect.value, threshold: custom ? threshold.value : null };
+  },
+  work: (checked) => ({ what: count(checked.n_images, "photo"), waiting: `Inspecting ${count(checked.n_images, "photo")}…` }),
+  onModelChange: describeModel,
+  showResults,
 });
-
-// -- step 3: predict ----------------------------------------------------------------------------
-const progress = progressBox({ box: $("predict-progress"), bar: $("predict-bar"), text: $("predict-progress-text"), cancel: $("predict-cancel") });
-
-function predict() {
-  clearError(el.predictError);
-  if (!state.files) {
-    showError(el.predictError, "Load photos first: choose images in step 1, or try the sample.");
-    el.input.focus();
-    return;
-  }
-  const n = state.checked.n_images;
-  const custom = state.result && threshold.isCustom && state.result.model === el.modelSelect.value;
-  const form = filesForm(state.files, { heatmap: 1, source_name: state.sourceName, model: el.modelSelect.value,
-    threshold: custom ? threshold.value : null });
-  el.predict.disabled = true;
-  const xhr = postWithProgress(cfg.predict_url, form, {
-    onProgress: (loaded, total) => progress.progress(Math.round((100 * loaded) / total),
-      `Uploading ${count(n, "photo")}: ${(loaded / MB).toFixed(1)} of ${(total / MB).toFixed(1)} MB`),
-    onUploaded: () => progress.waiting(`Inspecting ${count(n, "photo")}…`),
-    onDone: (status, text) => {
-      progress.stop();
-      el.predict.disabled = false;
-      let body = null;
-      try { body = parseJSON(text); } catch { body = null; }
-      if (status === 200 && body?.predictions) { showResults(body); return; }
-      const message = body?.message ?? `The server answered HTTP ${status}; try again.`;
-      showError(el.predictError, message, body?.problems ?? []);
-      announce(`Prediction failed: ${message}`);
-    },
-    onError: () => { progress.stop(); el.predict.disabled = false; showError(el.predictError, "Could not reach the server; try again."); },
-    onAbort: () => { progress.stop(); el.predict.disabled = false; announce("Prediction cancelled."); },
-  });
-  progress.start(xhr, `Uploading ${count(n, "photo")}…`);
-}
-el.predict.addEventListener("click", predict);
 
 // -- results ------------------------------------------------------------------------------------
 const isDefective = (p) => isFlagged(p.anomaly_score, threshold.value, cfg.decision.below);
 const opacity = () => parseFloat(el.opacity.value);
-const previewOf = (k) => state.checked.images[k]?.image_jpeg_base64;
+const previewOf = (k) => page.checked.images[k]?.image_jpeg_base64;
 const resultGallery = createGallery({ list: $("results-gallery"), pagerTop: $("results-pager"),
   pagerBottom: $("results-pager-bottom"), count: el.count }, {
   noun, label: "Open photo", card: (p, k) => {
@@ -145,13 +90,8 @@ el.opacity.addEventListener("input", () => {
   document.querySelectorAll("#results-gallery .photo-heat").forEach((img) => { img.style.opacity = String(opacity()); });
 });
 
-function hideResults() {
-  state.result = null;
-  el.results.hidden = true;
-}
-
 function applyFilters() {
-  if (!state.result) return;
+  if (!page.result) return;
   const only = el.flaggedOnly.checked;
   const q = el.search.value.trim().toLowerCase();
   const parts = [only && "defective", q && `name contains “${q}”`].filter(Boolean);
@@ -165,7 +105,7 @@ const threshold = createThresholdControl({ range: $("threshold-range"), number: 
 $("threshold-reset").addEventListener("click", () => { threshold.reset(); announce(`Threshold reset to ${fmtThreshold(threshold.value)}.`); });
 
 function onThreshold(t) {
-  const r = state.result;
+  const r = page.result;
   if (!r) return;
   const preds = r.predictions;
   const flagged = preds.reduce((n, p) => n + (isDefective(p) ? 1 : 0), 0);
@@ -183,8 +123,6 @@ function onThreshold(t) {
 }
 
 function showResults(resp) {
-  state.result = resp;
-  el.stale.hidden = true;
   const m = modelOf(resp.model);
   $("card-scored").textContent = int(resp.n_images);
   $("card-model").textContent = resp.model;
@@ -215,7 +153,7 @@ view.dialog.addEventListener("close", () => state.opened?.opener?.focus());
 view.opacity.addEventListener("input", () => { view.heat.style.opacity = view.opacity.value; });
 
 function openPhoto(k, opener) {
-  const p = state.result.predictions[k];
+  const p = page.result.predictions[k];
   state.opened = { p, opener };
   const verdict = isDefective(p) ? "defective" : "good";
   view.title.textContent = `${p.name}: ${verdict}, score ${fmtThreshold(p.anomaly_score)} (threshold ${fmtThreshold(threshold.value)})`;

@@ -2,21 +2,18 @@
 // The server reads and scores the file; this script shows what it read, draws each machine with
 // plotly.js (served by the app) and re-decides flags when the threshold moves (score >= threshold,
 // the server's rule; the downloads are re-decided by the server).
-import { bindFilesPicker, checkFiles, fetchSample, filesForm, showLoadFailure } from "./lib/files.js";
+import { createFilesPage } from "./lib/filespage.js";
 import { fillSelect } from "./lib/gallery.js";
 import { initApiBox } from "./lib/apibox.js";
 import { renderWarnings } from "./lib/insights.js";
 import { createResultsTable } from "./lib/results.js";
 import { createThresholdControl, isFlagged } from "./lib/threshold.js";
-import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, pct, readConfig } from "./lib/util.js";
 
 const cfg = readConfig();
-const state = { file: null, checked: null, result: null, machine: null, sensors: cfg.sensors.slice(0, 4) };
+const state = { machine: null, sensors: cfg.sensors.slice(0, 4) };
 const el = {
-  input: $("file-input"), dropzone: $("dropzone"), sample: $("sample-button"), loadStatus: $("load-status"),
-  loadError: $("load-error"), reviewEmpty: $("review-empty"), review: $("review"), fileSummary: $("file-summary"),
-  checkSummary: $("check-summary"), predict: $("predict-button"), predictError: $("predict-error"),
+  fileSummary: $("file-summary"), checkSummary: $("check-summary"),
   results: $("results"), download: $("download-button"), downloadFlagged: $("download-flagged"),
   downloadNote: $("download-note"), model: $("model-select"), modelInfo: $("model-info"),
   machineColumn: $("machine-column"), timeColumn: $("time-column"), columns: $("ts-columns"),
@@ -32,33 +29,16 @@ function describeModel() {
     : `flags a window when its score reaches ${fmtThreshold(m.threshold)} (${pct(m.false_alarm_rate)} of healthy validation windows)`;
   el.modelInfo.textContent = `${m.version}: ${rule}. Validation F1 ${val.f1 ?? "–"}, ROC-AUC ${val.roc_auc ?? "–"}.`;
 }
-el.model.addEventListener("change", () => { describeModel(); markStale(); });
 describeModel();
 
-// -- step 1 and 2: bring a file, review what the server read ------------------------------------
-function failLoad(message, problems = []) {
-  showLoadFailure({ errorBox: el.loadError, status: el.loadStatus }, message, problems,
-    state.file ? state.file.name : null);
-}
-
+// -- steps 1 to 3: the file-page kit; here, what the server read and the column choices ------------
 function columnChoices() {
-  if (!state.checked || state.checked.layout !== "csv") return {};
+  if (!page.checked || page.checked.layout !== "csv") return {};
   return { machine_column: el.machineColumn.value || null, time_column: el.timeColumn.value || null };
 }
 
-async function loadFile(file, choices = {}) {
-  clearError(el.loadError);
-  const check = await checkFiles([file], { checkUrl: cfg.check_url, extensions: cfg.extensions,
-    maxMb: cfg.max_upload_mb, status: el.loadStatus, fields: choices });
-  if (!check.ok) { failLoad(check.message, check.problems); return; }
-  const c = check.body;
-  state.file = file;
-  state.checked = c;
-  el.results.hidden = true;
-  clearError(el.predictError);
-  el.reviewEmpty.hidden = true;
-  el.review.hidden = false;
-  el.fileSummary.textContent = `${file.name}: ${int(c.n_rows)} rows, ${int(c.n_machines)} machines, ${c.sensors.length} sensor columns `
+function review(c, name) {
+  el.fileSummary.textContent = `${name}: ${int(c.n_rows)} rows, ${int(c.n_machines)} machines, ${c.sensors.length} sensor columns `
     + `(${c.layout === "cmapss" ? "C-MAPSS text layout" : `CSV; machine column “${c.machine_column}”, time column “${c.time_column}”${c.dated ? " (dates)" : ""}`}).`;
   const missing = c.missing_sensors.length;
   el.checkSummary.className = `check-summary ${missing ? "check-warn" : "check-ok"}`;
@@ -75,62 +55,27 @@ async function loadFile(file, choices = {}) {
   }
   $("machines-read-body").innerHTML = c.machines.slice(0, 200).map((m) => `<tr><td>${esc(m.machine_id)}</td>`
     + `<td class="num">${int(m.n_cycles)}${m.short ? " (short)" : ""}</td><td class="num">${m.first_cycle}</td><td class="num">${m.last_cycle}</td></tr>`).join("");
-  el.loadStatus.textContent = `Loaded ${file.name}: ${int(c.n_rows)} rows of ${int(c.n_machines)} machines.`;
-  announce(el.loadStatus.textContent);
+  return `${int(c.n_rows)} rows of ${int(c.n_machines)} machines`;
 }
 
-for (const select of [el.machineColumn, el.timeColumn]) {
-  select.addEventListener("change", () => { if (state.file) loadFile(state.file, columnChoices()); });
-}
-bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => loadFile(files[0]) });
-el.sample.addEventListener("click", async () => {
-  clearError(el.loadError);
-  try {
-    await loadFile(await fetchSample(cfg.sample_url, "fablens_timeseries_sample.csv", "text/csv"));
-  } catch (err) {
-    failLoad(`The sample could not be fetched (${err.message}). Try again, or upload your own file.`);
-  }
+const page = createFilesPage({
+  checkUrl: cfg.check_url, predictUrl: cfg.predict_url, extensions: cfg.extensions, maxMb: cfg.max_upload_mb, single: true,
+  noun: { one: "machine", many: "machines" },
+  sample: { url: cfg.sample_url, name: "fablens_timeseries_sample.csv", type: "text/csv", hint: "upload your own file" },
+  loadFirst: "Load a file first: choose one in step 1, or try the sample.",
+  staleText: "The model changed since these results: press Predict to score again.",
+}, {
+  review,
+  fields: () => ({ model: el.model.value, values: 1, ...columnChoices() }),
+  work: (checked) => ({ waiting: `Scoring ${int(checked.n_rows)} cycles…` }),
+  accept: () => true,
+  onModelChange: describeModel,
+  showResults,
 });
 
-// -- step 3: predict ------------------------------------------------------------------------------
-const progress = progressBox({ box: $("predict-progress"), bar: $("predict-bar"), text: $("predict-progress-text"), cancel: $("predict-cancel") });
-function markStale() {
-  if (!state.result) return;
-  const stale = $("results-stale");
-  stale.hidden = false;
-  stale.textContent = "The model changed since these results: press Predict to score again.";
+for (const select of [el.machineColumn, el.timeColumn]) {
+  select.addEventListener("change", () => { if (page.files) page.load(page.files, columnChoices()); });
 }
-
-function predict() {
-  clearError(el.predictError);
-  if (!state.file) {
-    showError(el.predictError, "Load a file first: choose one in step 1, or try the sample.");
-    el.input.focus();
-    return;
-  }
-  const form = filesForm([state.file], { model: el.model.value, values: 1, ...columnChoices() });
-  el.predict.disabled = true;
-  const xhr = postWithProgress(cfg.predict_url, form, {
-    onProgress: (loaded, total) => progress.progress(Math.round((100 * loaded) / total),
-      `Uploading: ${(loaded / MB).toFixed(1)} of ${(total / MB).toFixed(1)} MB`),
-    onUploaded: () => progress.waiting(`Scoring ${int(state.checked.n_rows)} cycles…`),
-    onDone: (status, text) => {
-      progress.stop();
-      el.predict.disabled = false;
-      let body = null;
-      try { body = parseJSON(text); } catch { body = null; }
-      if (status !== 200 || !body) {
-        showError(el.predictError, body?.message ?? `The prediction failed (HTTP ${status}).`, body?.problems ?? []);
-        return;
-      }
-      showResults(body);
-    },
-    onError: () => { progress.stop(); el.predict.disabled = false; showError(el.predictError, "The server could not be reached."); },
-    onAbort: () => { progress.stop("Cancelled."); el.predict.disabled = false; },
-  });
-  progress.start(xhr, "Uploading…");
-}
-el.predict.addEventListener("click", predict);
 
 // -- results ----------------------------------------------------------------------------------------
 const table = createResultsTable({
@@ -164,8 +109,6 @@ function columns() {
 }
 
 function showResults(resp) {
-  state.result = resp;
-  $("results-stale").hidden = true;
   const m = modelOf(resp.model);
   el.results.hidden = false;
   threshold.setModel({ threshold: resp.default_threshold, curve: m.far_curve, label: `${resp.model} score`,
@@ -191,7 +134,7 @@ function showResults(resp) {
 }
 
 function redecide() {
-  const r = state.result;
+  const r = page.result;
   if (!r) return;
   const t = threshold.value;
   let flagged = 0;
@@ -248,7 +191,7 @@ const LAYOUT = { margin: { l: 56, r: 16, t: 32, b: 40 }, height: 260, showlegend
   font: { family: "system-ui, sans-serif", size: 12 } };
 
 function drawCharts() {
-  const r = state.result;
+  const r = page.result;
   if (!r || state.machine == null || !window.Plotly) return;
   const m = r.machines[state.machine];
   const t = threshold.value;

@@ -1,29 +1,27 @@
 // FabLens wafer-map page: the glue between the page kit (static/js/lib/) and wafer maps.
 // Classes, die codes, limits, the default needs-review level and what it means all come from
 // the page config; the maps come back from the server packed (lib/gridcanvas.js).
-import { bindFilesPicker, checkFiles, fetchSample, filesForm, renderRejected, showLoadFailure } from "./lib/files.js";
+import { renderRejected } from "./lib/files.js";
+import { createFilesPage } from "./lib/filespage.js";
 import { createGallery, fillSelect } from "./lib/gallery.js";
 import { drawGrid, gridRows, unpackGrid } from "./lib/gridcanvas.js";
 import { initApiBox } from "./lib/apibox.js";
 import { renderClassLabels } from "./lib/insights.js";
 import { isFlagged } from "./lib/threshold.js";
-import { postWithProgress, progressBox } from "./lib/upload.js";
-import { $, announce, breakable, clearError, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, MB, parseJSON, pct, readConfig, showError } from "./lib/util.js";
+import { $, announce, breakable, count, esc, fmtThreshold, ICON_FAULT, ICON_OK, int, pct, readConfig } from "./lib/util.js";
 import { withCsrf } from "./lib/csrf.js";
 
 const cfg = readConfig();
 
 const noun = { one: "map", many: "maps" };
-const state = { files: null, sourceName: "", checked: null, result: null, level: cfg.review_level, opened: null };
+const state = { level: cfg.review_level, opened: null };
 const el = {
-  input: $("file-input"), dropzone: $("dropzone"), sample: $("sample-button"), loadStatus: $("load-status"),
-  loadError: $("load-error"), reviewEmpty: $("review-empty"), review: $("review"), fileSummary: $("file-summary"),
-  checkSummary: $("check-summary"), predict: $("predict-button"), predictError: $("predict-error"),
-  results: $("results"), stale: $("results-stale"), range: $("threshold-range"), number: $("threshold-number"),
+  fileSummary: $("file-summary"), checkSummary: $("check-summary"), results: $("results"),
+  range: $("threshold-range"), number: $("threshold-number"),
   reset: $("threshold-reset"), meaning: $("threshold-meaning"), download: $("download-button"),
   downloadFlagged: $("download-flagged"), downloadNote: $("download-note"), reviewOnly: $("results-flagged-only"),
   classFilter: $("class-filter"), search: $("results-search"), count: $("results-count"), modelInfo: $("model-info"),
-  checkRejected: $("check-rejected"), resultsRejected: $("results-rejected"),
+  resultsRejected: $("results-rejected"),
 };
 const labelsEl = { panel: $("labels-panel"), title: $("labels-title"), matrix: $("confusion"), rates: $("labels-rates") };
 const model = cfg.models[0];
@@ -44,93 +42,39 @@ function paint(li, item) {
 }
 const size = (m) => `${m.rows} × ${m.cols} dies`;
 
-// -- step 1 and 2: bring files, review the maps the server read ----------------------------------
+// -- steps 1 to 3: the file-page kit; here, what the server read and what Predict sends ------------
 const reviewGallery = createGallery({ list: $("review-gallery"), pagerTop: $("review-pager") }, {
   noun, card: (item) => `<canvas width="96" height="96" role="img" aria-label="Map ${esc(item.name)}"></canvas>`
     + `<span class="card-name">${breakable(item.name)}</span><span class="card-sub">${size(item.map)}</span>`,
   draw: paint,
 });
 
-function failLoad(message, problems = []) {
-  showLoadFailure({ errorBox: el.loadError, status: el.loadStatus }, message, problems,
-    state.files ? state.sourceName : null);
-}
-
-async function loadFiles(files, sourceName = null) {
-  clearError(el.loadError);
-  const check = await checkFiles(files, { checkUrl: cfg.check_url, extensions: cfg.map_extensions,
-    maxMb: cfg.max_upload_mb, status: el.loadStatus, busy: el.sample, sourceName });
-  if (!check.ok) { failLoad(check.message, check.problems); return; }
-  const name = check.name;
-  state.files = files;
-  state.sourceName = name;
-  state.checked = check.body;
-  hideResults();
-  clearError(el.predictError);
-  el.reviewEmpty.hidden = true;
-  el.review.hidden = false;
-  const kinds = Object.entries(check.body.read).map(([k, n]) => `${int(n)} ${k}`).join(", ");
-  const rejected = check.body.rejected ?? [];
-  el.fileSummary.textContent = `${name}: ${count(check.body.n_maps, "map")}.`;
-  el.checkSummary.className = rejected.length ? "check-summary" : "check-summary check-ok";
-  el.checkSummary.textContent = rejected.length
-    ? `Checked by the server: the maps shown are readable (${kinds}); ${count(rejected.length, "file")} left out, listed below.`
-    : `Checked by the server: every map is readable (${kinds}).`;
-  renderRejected(el.checkRejected, rejected, { stage: "check", noun });
-  reviewGallery.show(check.body.maps);
-  el.loadStatus.textContent = `Loaded ${name}: ${count(check.body.n_maps, "map")}.`;
-  announce(`Loaded ${name}: ${count(check.body.n_maps, "map")}.`);
-}
-
-bindFilesPicker({ input: el.input, dropzone: el.dropzone, onFiles: (files) => loadFiles(files) });
-el.sample.addEventListener("click", async () => {
-  clearError(el.loadError);
-  try {
-    await loadFiles([await fetchSample(cfg.sample_url, "fablens_wafermap_sample.csv", "text/csv")]);
-  } catch (err) {
-    failLoad(`The sample could not be fetched (${err.message}). Try again, or upload your own maps.`);
-  }
+const page = createFilesPage({
+  checkUrl: cfg.check_url, predictUrl: cfg.predict_url, extensions: cfg.map_extensions, maxMb: cfg.max_upload_mb, noun,
+  sample: { url: cfg.sample_url, name: "fablens_wafermap_sample.csv", type: "text/csv", hint: "upload your own maps" },
+  loadFirst: "Load maps first: choose files in step 1, or try the sample.",
+  staleText: "The model changed since these results: press Predict to score again.",
+}, {
+  review(body, name) {
+    const kinds = Object.entries(body.read).map(([k, n]) => `${int(n)} ${k}`).join(", ");
+    const rejected = body.rejected ?? [];
+    el.fileSummary.textContent = `${name}: ${count(body.n_maps, "map")}.`;
+    el.checkSummary.className = rejected.length ? "check-summary" : "check-summary check-ok";
+    el.checkSummary.textContent = rejected.length
+      ? `Checked by the server: the maps shown are readable (${kinds}); ${count(rejected.length, "file")} left out, listed below.`
+      : `Checked by the server: every map is readable (${kinds}).`;
+    reviewGallery.show(body.maps);
+    return count(body.n_maps, "map");
+  },
+  refuse: (checked) => (checked.n_maps > cfg.max_maps
+    ? `${int(checked.n_maps)} maps is more than the ${int(cfg.max_maps)} one prediction may hold. Send fewer files.` : null),
+  fields(checked, name) {
+    const custom = Math.abs(state.level - cfg.review_level) > 1e-12;
+    return { include_maps: 1, source_name: name, model: $("model-select").value, review_level: custom ? state.level : null };
+  },
+  work: (checked) => ({ what: count(checked.n_maps, "map"), waiting: `Classifying ${count(checked.n_maps, "map")}…` }),
+  showResults,
 });
-
-// -- step 3: predict ----------------------------------------------------------------------------
-const progress = progressBox({ box: $("predict-progress"), bar: $("predict-bar"), text: $("predict-progress-text"), cancel: $("predict-cancel") });
-
-function predict() {
-  clearError(el.predictError);
-  if (!state.files) {
-    showError(el.predictError, "Load maps first: choose files in step 1, or try the sample.");
-    el.input.focus();
-    return;
-  }
-  const n = state.checked.n_maps;
-  if (n > cfg.max_maps) {
-    showError(el.predictError, `${int(n)} maps is more than the ${int(cfg.max_maps)} one prediction may hold. Send fewer files.`);
-    return;
-  }
-  const custom = Math.abs(state.level - cfg.review_level) > 1e-12;
-  const form = filesForm(state.files, { include_maps: 1, source_name: state.sourceName, model: $("model-select").value,
-    review_level: custom ? state.level : null });
-  el.predict.disabled = true;
-  const xhr = postWithProgress(cfg.predict_url, form, {
-    onProgress: (loaded, total) => progress.progress(Math.round((100 * loaded) / total),
-      `Uploading ${count(n, "map")}: ${(loaded / MB).toFixed(1)} of ${(total / MB).toFixed(1)} MB`),
-    onUploaded: () => progress.waiting(`Classifying ${count(n, "map")}…`),
-    onDone: (status, text) => {
-      progress.stop();
-      el.predict.disabled = false;
-      let body = null;
-      try { body = parseJSON(text); } catch { body = null; }
-      if (status === 200 && body?.predictions) { showResults(body); return; }
-      const message = body?.message ?? `The server answered HTTP ${status}; try again.`;
-      showError(el.predictError, message, body?.problems ?? []);
-      announce(`Prediction failed: ${message}`);
-    },
-    onError: () => { progress.stop(); el.predict.disabled = false; showError(el.predictError, "Could not reach the server; try again."); },
-    onAbort: () => { progress.stop(); el.predict.disabled = false; announce("Prediction cancelled."); },
-  });
-  progress.start(xhr, `Uploading ${count(n, "map")}…`);
-}
-el.predict.addEventListener("click", predict);
 
 // -- results ------------------------------------------------------------------------------------
 const needsReview = (p) => isFlagged(p.confidence, state.level, cfg.decision.below);
@@ -149,13 +93,8 @@ const resultGallery = createGallery({ list: $("results-gallery"), pagerTop: $("r
   draw: paint, onOpen: openMap,
 });
 
-function hideResults() {
-  state.result = null;
-  el.results.hidden = true;
-}
-
 function applyFilters() {
-  const r = state.result;
+  const r = page.result;
   if (!r) return;
   const cls = el.classFilter.value;
   const onlyReview = el.reviewOnly.checked;
@@ -175,7 +114,7 @@ function setLevel(t, source = null) {
   if (source !== el.number) el.number.value = fmtThreshold(state.level);
   el.range.setAttribute("aria-valuetext", fmtThreshold(state.level));
   el.reset.disabled = Math.abs(state.level - cfg.review_level) < 5e-5;
-  const r = state.result;
+  const r = page.result;
   if (!r) return;
   const preds = r.predictions;
   const flagged = preds.reduce((n, p) => n + (needsReview(p) ? 1 : 0), 0);
@@ -201,8 +140,6 @@ el.number.addEventListener("input", () => setLevel(parseFloat(el.number.value), 
 el.reset.addEventListener("click", () => { setLevel(cfg.review_level); announce(`Level reset to ${fmtThreshold(cfg.review_level)}.`); });
 
 function showResults(resp) {
-  state.result = resp;
-  el.stale.hidden = true;
   $("card-scored").textContent = int(resp.n_maps);
   $("card-model").textContent = resp.model;
   $("card-version").textContent = resp.model_version;
@@ -242,7 +179,7 @@ function drawOpened() {
 view.opacity.addEventListener("input", drawOpened);
 
 async function openMap(k, opener) {
-  const p = state.result.predictions[k];
+  const p = page.result.predictions[k];
   state.opened = { p, opener, heat: null };
   view.title.textContent = `Map ${p.name}: ${p.class}, ${pct(p.confidence)} sure${needsReview(p) ? " (needs review)" : ""}`;
   view.probs.innerHTML = Object.entries(p.probabilities).sort((a, b) => b[1] - a[1])

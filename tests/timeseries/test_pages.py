@@ -108,6 +108,8 @@ def test_bring_review_predict_chart_threshold_download_and_a_bad_file(page, base
         "href", re.compile(r"^/history\?run=(\d+)#run-\1$"))
     page.get_by_role("button", name=re.compile(r"^Acknowledge event")).first.click()
     expect(page.locator("input.ev-select")).to_have_count(min(n_events, 50) - 1)
+    # events.js shows "select all" once it runs: wait for it, or the key press may come first
+    expect(page.locator("#ev-select-all")).to_be_visible()
     page.locator("#ev-select-all").focus()
     page.keyboard.press("Space")
     left = min(n_events, 50) - 1

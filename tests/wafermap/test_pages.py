@@ -272,3 +272,39 @@ def test_a_labelled_batch_shows_accuracy_macro_f1_and_the_confusion_matrix(page,
     expect(page.locator("#card-scored")).to_have_text("24")
     expect(panel).to_be_hidden()
     assert not page.console_errors, page.console_errors
+
+
+def test_predict_while_the_server_still_checks_says_so_then_predicts(page, tmp_path):
+    """Predict pressed during a slow check (the /check answer held back here) says the file is
+    still being checked, not "load a file first"; once the check answers, Predict works."""
+    expect = playwright_sync.expect
+    path = tmp_path / "slow.png"
+    path.write_bytes(png_bytes(synthetic_map("Center", 30, np.random.default_rng(5))))
+    held = []
+    page.route("**/wafermap/check*", lambda route: held.append(route))
+    page.goto("/wafermap/")
+    page.locator("#file-input").set_input_files(str(path))
+    expect(page.locator("#load-status")).to_contain_text("Reading slow.png on the server")
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#predict-error")).to_contain_text(
+        "The file is still being checked; Predict when it is loaded.")
+    expect(page.locator("#predict-error")).not_to_contain_text("first")
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.locator("#load-status")).to_have_text("Loaded slow.png: 1 map.")
+    # a held prediction can be cancelled from its progress box; it carried the CSRF header
+    predicts = []
+    page.route("**/wafermap/predict*", lambda route: predicts.append(route))
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#predict-progress")).to_be_visible()
+    expect(page.get_by_role("button", name="Predict", exact=True)).to_be_disabled()
+    meta = page.locator('meta[name="csrf-token"]')
+    if meta.count():
+        assert predicts[0].request.headers.get("x-csrftoken") == meta.get_attribute("content")
+    page.locator("#predict-cancel").click()
+    expect(page.locator("#predict-progress")).to_be_hidden()
+    expect(page.get_by_role("button", name="Predict", exact=True)).to_be_enabled()
+    page.unroute("**/wafermap/predict*")
+    page.get_by_role("button", name="Predict", exact=True).click()
+    expect(page.locator("#predict-error")).to_be_hidden()
+    expect(page.locator("#card-scored")).to_have_text("1")
