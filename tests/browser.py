@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -33,20 +32,14 @@ if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
     """The app served by werkzeug on 127.0.0.1, a free port, for the whole module."""
-    from werkzeug.serving import make_server
-
+    from tests.conftest import serving
     from webapp import create_app
     from webapp.db import upgrade
 
     url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 't.sqlite'}"
     upgrade(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with serving(create_app({"TESTING": True, "DATABASE_URL": url})) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,11 @@ where a missing server is a failure.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -83,6 +86,21 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return sqlite_url(tmp_path)
     return request.getfixturevalue("postgres_url")
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` served by werkzeug on 127.0.0.1 (a free port) in a thread; its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
 
 
 def settled_readiness(client, seconds: float = 180):

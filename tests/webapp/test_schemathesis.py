@@ -7,8 +7,6 @@ and well under two minutes on two cores.
 """
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -21,26 +19,14 @@ MAX_EXAMPLES = 20
 @pytest.fixture(scope="module")
 def live_url(tmp_path_factory):
     """The app on 127.0.0.1, a free port, for the whole module."""
-    from werkzeug.serving import make_server
-
+    from tests.conftest import serving
     from webapp import create_app
     from webapp.db import upgrade
 
     url = f"sqlite:///{tmp_path_factory.mktemp('schemathesis') / 't.sqlite'}"
     upgrade(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url})
-    try:  # while webapp/access.py's table does not name the docs routes yet (see test_openapi)
-        from webapp import access
-        for endpoint in ("api.openapi", "api.docs"):
-            access.RULES.setdefault(endpoint, access.PUBLIC)
-    except ImportError:
-        pass
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with serving(create_app({"TESTING": True, "DATABASE_URL": url})) as base:
+        yield base
 
 
 def test_api_answers_as_documented(live_url):

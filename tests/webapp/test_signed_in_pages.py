@@ -3,8 +3,6 @@ scripts make (check, predict, the API box) carries the CSRF token, and nothing b
 Content-Security-Policy (a violation is a console error)."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from tests.browser import browser, open_page, playwright_sync  # noqa: F401 (fixtures)
@@ -14,8 +12,7 @@ pytestmark = pytest.mark.pages
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
-    from werkzeug.serving import make_server
-
+    from tests.conftest import serving
     from webapp import accounts, create_app
     from webapp.db import upgrade
 
@@ -25,12 +22,8 @@ def base_url(tmp_path_factory):
     assert app.config["WTF_CSRF_ENABLED"]
     with app.app_context():
         accounts.create_user("erin", "engineer", "correct-horse")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    with serving(app) as base:
+        yield base
 
 
 @pytest.fixture
