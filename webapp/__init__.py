@@ -54,6 +54,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     predictors.init_app(app)
     errors.init_app(app)
     limits.init_app(app)
+    from webapp import metrics  # /metrics; every request counted (webapp/metrics.py)
+    metrics.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(runs.bp)

@@ -62,6 +62,7 @@ RULES: dict[str, str] = {
     "api.models": "viewer",
     "api.openapi": PUBLIC,  # the API description (no data): scripts read it before signing in
     "api.docs": PUBLIC,
+    "metrics.metrics": PUBLIC,  # no account: its own token or network rule (webapp/metrics.py)
     "runs.results": "viewer",
     "events.list_events": "viewer",
     "events.page": "viewer",

@@ -2,7 +2,9 @@
 
 The database schema is created or migrated once, in the master process, before any worker
 forks, so two workers can never race to create the same table; on a database with no user,
-the same hook creates ``admin`` and logs its one-time password. Each worker then tunes glibc's
+the same hook creates ``admin`` and logs its one-time password. It also gives the workers one
+directory for their Prometheus values (:func:`prometheus_directory`), which ``/metrics`` sums,
+and a worker that exits is marked dead there (:func:`child_exit`). Each worker then tunes glibc's
 allocator so the memory of a large upload goes back to the system when it is scored (see
 :func:`tune_malloc`). Worker count, threads, timeout and bind stay on the command line
 (render.yaml, the Makefile).
@@ -13,6 +15,9 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +44,35 @@ def tune_malloc(arena_max: int = 2, mmap_threshold: int = 64 * 1024,
                                                (M_TRIM_THRESHOLD, trim_threshold)))
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_created: list[str] = []  # the metrics directory this master made (removed when it exits)
+
+
+def prometheus_directory(environ=os.environ) -> str:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory before any worker forks (and
+    before prometheus_client is imported, which reads it once): a fresh temporary one, or the
+    one the operator set, emptied of a previous server's files (stale values would be summed
+    in). Returns the directory."""
+    directory = environ.get(MULTIPROC_ENV)
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = tempfile.mkdtemp(prefix="fablens-metrics-")
+        _created.append(directory)
+        environ[MULTIPROC_ENV] = directory
+    return directory
+
+
 def on_starting(server) -> None:
-    """Migrate the database named by the app's configuration (DATABASE_URL or the default),
-    then, with accounts on and no user yet, create ``admin`` and log its one-time password."""
+    """Prepare the workers' metrics directory; migrate the database named by the app's
+    configuration (DATABASE_URL or the default), then, with accounts on and no user yet,
+    create ``admin`` and log its one-time password."""
     from webapp import config
+
+    server.log.info("prometheus multiprocess directory %s", prometheus_directory())
     from webapp.db import upgrade
 
     settings = config.load()
@@ -88,3 +118,16 @@ def post_worker_init(worker) -> None:
     from webapp.predictors import start_loading
 
     start_loading(worker.wsgi)
+
+
+def child_exit(server, worker) -> None:
+    """A worker exited: drop its live gauges from ``/metrics`` (its counters stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics directory this master created."""
+    while _created:
+        shutil.rmtree(_created.pop(), ignore_errors=True)

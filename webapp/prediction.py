@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Protocol
 from flask import Request, current_app, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from webapp import db
+from webapp import db, metrics
 from webapp.downloads import csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
 from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
@@ -134,6 +134,7 @@ def prediction_view(module: str, serve: Serve, csv_name: str, **doc) -> Callable
         with recording_failures(module), heavy_slot():
             out = serve(predictor, request)
         run_id = record(module, out)
+        metrics.record_prediction(module, out.model_version, out.n_items, out.n_flagged)
         after = out.after_record(run_id) if out.after_record else {}
         if wants_csv(request):
             return csv_download(out.csv.data(), csv_name)

@@ -24,6 +24,7 @@ EXPECTED = {
     "auth.login": PUBLIC, "auth.logout": PUBLIC,
     "pages.index": "viewer", "pages.history": "viewer", "pages.models": "viewer",
     "api.models": "viewer", "api.openapi": PUBLIC, "api.docs": PUBLIC,
+    "metrics.metrics": PUBLIC,  # its own token or network rule: tests/webapp/test_metrics.py
     "runs.results": "viewer",
     "events.list_events": "viewer", "events.page": "viewer",
     "events.acknowledge_api": "engineer", "events.acknowledge_many_api": "engineer",
