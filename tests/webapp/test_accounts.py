@@ -306,6 +306,10 @@ def test_on_starting_migrates_then_creates_the_admin(tmp_path, monkeypatch, caps
     url = sqlite_url(tmp_path)
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.delenv("FABLENS_AUTH", raising=False)
+    # on_starting points Prometheus at a multiprocess directory for the workers it would
+    # fork; keep that out of this test process (monkeypatch restores the variable after)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    (tmp_path / "metrics").mkdir()
     messages = []
 
     class Server:
