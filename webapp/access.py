@@ -70,6 +70,8 @@ RULES: dict[str, str] = {
     "events.acknowledge_many_api": "engineer",
     "events.acknowledge_page": "engineer",
     "events.acknowledge_selected_page": "engineer",
+    "versions.list_versions": "viewer",
+    "versions.set_live": "engineer",  # switch or roll back the live model version
     "auth.users": "admin",
     "auth.add_user": "admin",
     "auth.update_user": "admin",

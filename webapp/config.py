@@ -33,7 +33,10 @@ def defaults() -> dict:
         "HEAVY_SLOTS": 1,  # large requests scored at once per worker
         "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
         "LOG_FORMAT": "json",  # JSON lines on stdout (webapp/logs.py); "text" for plain lines
-        "READY_WAIT_SECONDS": 0.5,  # /health/ready waits at most this for the model loader
+        "READY_WAIT_SECONDS": 0.5,
+        # model versions made at run time (pipelines.core.versions); never inside the package
+        "MODEL_STORE": str(locations.instance_dir() / "models"),
+        "LIVE_CHECK_SECONDS": 2.0,  # how often a worker asks which version is live  # /health/ready waits at most this for the model loader
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
         # accounts (webapp/access.py): "on", or "open" (no accounts, loopback clients only);
@@ -95,6 +98,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_MAX_UPLOAD_MB": ("MAX_CONTENT_LENGTH", _megabytes),
     "FABLENS_MAX_ROWS": ("MAX_ROWS", _positive_int),
     "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
+    "FABLENS_MODEL_STORE": ("MODEL_STORE", str),
     "FABLENS_LOG_FORMAT": ("LOG_FORMAT", _log_format),
     "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),

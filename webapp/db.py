@@ -58,6 +58,7 @@ runs = Table(
     # pattern, photos in a defect folder); NULL: the upload carried no labels
     Column("labelled_faulty", Integer),
     Column("user", String(128)),  # who ran it (webapp.access.current_actor); NULL before 0006
+    Column("release", String(12)),  # the model version (pipelines.core.versions) that scored it
 )
 
 run_results = Table(
@@ -128,6 +129,17 @@ tokens = Table(
     Column("expires", DateTime(timezone=True)),
     Column("revoked", DateTime(timezone=True)),
     Column("last_used", DateTime(timezone=True)),
+)
+
+# which version each module serves: the newest row per module (append-only: the history)
+live_versions = Table(
+    "live_versions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("module", String(32), nullable=False),
+    Column("version", String(12), nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(128)),
+    Column("reason", String(500)),
 )
 
 logins = Table(
@@ -239,6 +251,30 @@ def actor() -> str:
     return current_actor()
 
 
+def set_live(module: str, version: str, reason: str | None = None) -> dict:
+    """Make ``version`` the live one of ``module`` (recorded with who, when and why)."""
+    row = {"module": module, "version": version, "set_at": _now(), "set_by": actor(),
+           "reason": (reason or "")[:500] or None}
+    with engine().begin() as conn:
+        row["id"] = int(conn.execute(insert(live_versions).values(**row))
+                        .inserted_primary_key[0])
+    return row
+
+
+def live_history(module: str, limit: int = 50) -> list[dict]:
+    """The live versions set for ``module``, newest (the live one) first."""
+    with engine().connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(live_versions).where(live_versions.c.module == module)
+            .order_by(live_versions.c.id.desc()).limit(limit)).mappings()]
+
+
+def live_version(module: str) -> str | None:
+    """The version set live for ``module``; None: none was ever set (the committed release)."""
+    history = live_history(module, limit=1)
+    return history[0]["version"] if history else None
+
+
 def record_run(module: str, model: str, model_version: str | None, source: str | None,
                rows: int, flagged: int, threshold: float | None, *,
                default_threshold: float | None = None, input_sha256: str | None = None,
@@ -246,7 +282,7 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
                warnings: list[str] | None = None, status: str = "ok",
                error: str | None = None, results: tuple[str, bytes] | None = None,
                keep: int = 100, labelled_faulty: int | None = None,
-               user: str | None = None) -> int:
+               user: str | None = None, release: str | None = None) -> int:
     """Store one prediction run (or a failed one, with its reason); return its id.
 
     ``results`` (score column, gzipped results CSV) are stored in the same transaction, and
@@ -264,7 +300,7 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
             warnings="\n".join(warnings or [])[:4000] or None, status=status,
             error=(error or "")[:500] or None,
             labelled_faulty=None if labelled_faulty is None else int(labelled_faulty),
-            user=user))
+            user=user, release=release))
         run_id = int(result.inserted_primary_key[0])
         if results is not None:
             _store_results(conn, run_id, *results, keep=keep)

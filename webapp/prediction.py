@@ -105,14 +105,15 @@ class PredictAnswer(BaseModel):
     predictions: list[PredictedItem]
 
 
-def record(module: str, out: Prediction) -> int:
-    """Store the run and its results for History; its id."""
+def record(module: str, out: Prediction, release: str | None = None) -> int:
+    """Store the run and its results for History, with the model version (``release``) that
+    scored it; its id."""
     return db.record_run(
         module, out.model, out.model_version, out.source, out.n_items, out.n_flagged,
         out.threshold, default_threshold=out.default_threshold, input_sha256=out.input_sha256,
         edited_cells=out.edited_cells, removed_rows=out.removed_rows, warnings=out.warnings,
         results=(out.score_column, out.csv.gzipped()), keep=current_app.config["RESULTS_KEEP"],
-        labelled_faulty=out.labelled_faulty)
+        labelled_faulty=out.labelled_faulty, release=release)
 
 
 def with_flagged(pages: Iterable[list[dict]], flag: str) -> Iterable[list[dict]]:
@@ -133,7 +134,7 @@ def prediction_view(module: str, serve: Serve, csv_name: str, **doc) -> Callable
         predictor = get_predictor(module)
         with recording_failures(module), heavy_slot():
             out = serve(predictor, request)
-        run_id = record(module, out)
+        run_id = record(module, out, getattr(predictor, "release_version", None))
         metrics.record_prediction(module, out.model_version, out.n_items, out.n_flagged)
         after = out.after_record(run_id) if out.after_record else {}
         if wants_csv(request):
@@ -141,7 +142,8 @@ def prediction_view(module: str, serve: Serve, csv_name: str, **doc) -> Callable
         head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
                     model=out.model, model_version=out.model_version, threshold=out.threshold,
                     default_threshold=out.default_threshold, n_items=out.n_items,
-                    n_flagged=out.n_flagged) | out.head | after
+                    n_flagged=out.n_flagged,
+                    release=getattr(predictor, "release_version", None)) | out.head | after
         return json_stream(head, "predictions",
                            with_flagged(out.pages, get_module(module).decision.flag))
 

@@ -4,18 +4,24 @@ A served worker loads every ready module in a background thread as it starts
 (:func:`start_loading`, called from gunicorn's ``post_worker_init``), so readiness only reports
 how far that got (:func:`loading_state`) and no health check waits on a model load. A request
 that needs a predictor before then loads it itself (:func:`get_predictor`); both take the same
-lock, so nothing is loaded twice.
+lock, so nothing is loaded twice. Which version is loaded is the live one (``live_versions``
+in the database, set from the registry API): each worker looks every few seconds and loads
+a newly set version without a restart.
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
 
 from flask import Flask, current_app
+from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import metrics
+from pipelines.core.artifacts import BundleError
+from pipelines.core.versions import module_versions, version_id
+from webapp import db, metrics
 from webapp.registry import get_module, ready_modules
 
 logger = logging.getLogger(__name__)
@@ -23,31 +29,90 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()  # held while a predictor loads
 _start_lock = threading.Lock()  # held only to start the loader, so readiness never waits on a load
 CACHE, STATES, LOADER = "fablens_predictors", "fablens_predictor_states", "fablens_loader"
+LIVE = "fablens_live_checked"  # module -> (when the database was asked, the live version)
+
+
+def _live_wanted(name: str) -> str | None:
+    """The version set live for module ``name`` (None: never set, serve the committed
+    release), read from the database at most every ``LIVE_CHECK_SECONDS`` per worker."""
+    checked = current_app.extensions.setdefault(LIVE, {})
+    now = time.monotonic()
+    at, version = checked.get(name, (-math.inf, None))
+    if now - at >= float(current_app.config["LIVE_CHECK_SECONDS"]):
+        try:
+            version = db.live_version(name)
+        except SQLAlchemyError:  # no schema yet (a test app, a fresh install): the committed one
+            version = None
+        checked[name] = (now, version)
+    return version
+
+
+def _release_dir(name: str, version: str | None) -> Path:
+    """Where version ``version`` of module ``name`` lives: the committed release when None or
+    its id, else the model store's copy with that id."""
+    committed = Path(current_app.config["ARTIFACTS_DIR"]) / name
+    if version is None:
+        return committed
+    for found in module_versions(name, committed, Path(current_app.config["MODEL_STORE"])):
+        if found.id == version:
+            return found.path
+    raise LookupError(f"{name}: version {version} is set live but is in no release "
+                      f"(committed or in the model store)")
+
+
+def _version_of(directory: Path) -> str | None:
+    """The content id of the release a predictor was loaded from (None for a module whose
+    predictor reads no release manifest, e.g. one defined in a test)."""
+    try:
+        return version_id(directory)
+    except BundleError:
+        return None
+
+
+def _load(name: str, version: str | None):
+    states = current_app.extensions[STATES]
+    states[name] = {"state": "loading"}
+    spec = get_module(name)
+    start = time.perf_counter()
+    try:
+        directory = _release_dir(name, version)
+        predictor = spec.predictor(directory, n_jobs=int(current_app.config["MODEL_THREADS"]))
+        predictor.release_version = _version_of(directory)
+    except Exception as exc:
+        states[name] = {"state": "failed", "error": str(exc) or type(exc).__name__}
+        raise
+    metrics.record_model_load(name, time.perf_counter() - start)
+    states[name] = {"state": "ready"}
+    logger.info("serving %s version %s", name, predictor.release_version)
+    return predictor
 
 
 def get_predictor(name: str):
-    """The ready module's predictor for this app, loaded from ``ARTIFACTS_DIR/<name>`` on first use.
+    """The ready module's predictor for this app: the live version (``webapp.db.live_version``;
+    the committed release ``ARTIFACTS_DIR/<name>`` until one is set), loaded on first use and
+    again whenever another version is set live (seen within ``LIVE_CHECK_SECONDS``).
 
-    Models use ``MODEL_THREADS`` threads each (config), whatever they were trained with. The
-    outcome (ready, or failed with the reason) is what readiness reports for the module.
+    A request keeps the predictor it was handed, so one already running finishes on the
+    version it started with. Models use ``MODEL_THREADS`` threads each (config). The outcome
+    (ready, or failed with the reason) is what readiness reports for the module.
     """
     cache = current_app.extensions[CACHE]
-    if name not in cache:
+    wanted = _live_wanted(name)
+
+    def stale(held) -> bool:
+        return held is None or (wanted is not None and held.release_version != wanted)
+
+    if stale(cache.get(name)):
         with _lock:
-            if name not in cache:
-                states = current_app.extensions[STATES]
-                states[name] = {"state": "loading"}
-                spec = get_module(name)
-                directory = Path(current_app.config["ARTIFACTS_DIR"]) / name
-                start = time.perf_counter()
+            if stale(cache.get(name)):
                 try:
-                    cache[name] = spec.predictor(
-                        directory, n_jobs=int(current_app.config["MODEL_THREADS"]))
-                except Exception as exc:
-                    states[name] = {"state": "failed", "error": str(exc) or type(exc).__name__}
-                    raise
-                metrics.record_model_load(name, time.perf_counter() - start)
-                states[name] = {"state": "ready"}
+                    cache[name] = _load(name, wanted)
+                except Exception:
+                    if name not in cache:
+                        raise
+                    logger.exception("%s: keeping version %s", name,
+                                     cache[name].release_version)
+                    current_app.extensions[STATES][name] = {"state": "ready"}
     return cache[name]
 
 
