@@ -44,6 +44,8 @@ def test_sign_in_predict_and_sign_out(page, base_url):
     page.get_by_label("Password").press("Enter")
     expect(page).to_have_url(f"{base_url}/sensor/")
     expect(page.locator(".user-name")).to_contain_text("erin")
+    # the URL changes before the page's scripts have run: a click then finds no handler
+    page.wait_for_load_state("load")
 
     page.get_by_role("button", name="Try a sample").click()
     page.locator("#row-count").wait_for()
