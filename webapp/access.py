@@ -72,6 +72,8 @@ RULES: dict[str, str] = {
     "events.acknowledge_selected_page": "engineer",
     "versions.list_versions": "viewer",
     "versions.set_live": "engineer",  # switch or roll back the live model version
+    "versions.page": "viewer",
+    "versions.set_live_page": "engineer",
     "auth.users": "admin",
     "auth.add_user": "admin",
     "auth.update_user": "admin",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import (Blueprint, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, url_for)
+from pydantic import ValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.core.versions import Version, module_versions
@@ -57,14 +59,42 @@ def list_versions(module: str):
     return jsonify(_listing(module, _versions(module)))
 
 
+def _switch(module: str, versions: list[Version], body: LiveBody) -> None:
+    if body.version not in {v.id for v in versions}:
+        raise InputError(f"version: {module} has no version '{body.version}'; choose one of "
+                         f"{', '.join(v.id for v in versions)}")
+    db.set_live(module, body.version, body.reason)
+
+
+@bp.get("/registry")
+def page():
+    """Every module's versions: which is live, who set it and why; switch or roll back."""
+    listings = [_listing(spec.name, _versions(spec.name)) for spec in ready_modules()]
+    return render_template("registry.html", listings=listings)
+
+
+@bp.post("/registry/<module>/live")
+def set_live_page(module: str):
+    """The page's switch: the same rule as the API, then back to the module's section."""
+    versions = _versions(module)
+    try:
+        body = LiveBody(version=request.form.get("version", ""),
+                        reason=request.form.get("reason", "").strip())
+        _switch(module, versions, body)
+    except ValidationError:
+        flash(f"{module}: say why you switch (a reason is required).", "error")
+    except InputError as exc:
+        flash(exc.description, "error")
+    else:
+        flash(f"{module}: version {body.version} is live; every worker serves it within "
+              f"{current_app.config['LIVE_CHECK_SECONDS']:g} s.", "notice")
+    return redirect(url_for("versions.page") + f"#registry-{module}")
+
+
 @bp.post("/api/v1/registry/<module>/live")
 @documented(body=LiveBody, errors=(*COMMON_ERRORS, 404), tags=("registry",))
 def set_live(module: str):
     """Make a version live (and later ones see it within seconds); a rollback is the same."""
     versions = _versions(module)
-    body = validate_envelope(LiveBody, read_json(request))
-    if body.version not in {v.id for v in versions}:
-        raise InputError(f"version: {module} has no version '{body.version}'; choose one of "
-                         f"{', '.join(v.id for v in versions)}")
-    db.set_live(module, body.version, body.reason)
+    _switch(module, versions, validate_envelope(LiveBody, read_json(request)))
     return jsonify(_listing(module, versions))

@@ -30,6 +30,7 @@ EXPECTED = {
     "events.acknowledge_api": "engineer", "events.acknowledge_many_api": "engineer",
     "events.acknowledge_page": "engineer", "events.acknowledge_selected_page": "engineer",
     "versions.list_versions": "viewer", "versions.set_live": "engineer",
+    "versions.page": "viewer", "versions.set_live_page": "engineer",
     "auth.users": "admin", "auth.add_user": "admin", "auth.update_user": "admin",
     "auth.revoke_token": "admin", "auth.create_token": "admin",
 }

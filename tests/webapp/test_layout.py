@@ -54,7 +54,7 @@ def test_history_events_and_models_fit_1366_by_768(page, tmp_path):
     expect(page.locator("#load-status")).to_contain_text("Loaded", timeout=60_000)
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#results-body tr").first).to_be_visible(timeout=60_000)
-    for path in ("/history", "/history/events", "/models"):
+    for path in ("/history", "/history/events", "/models", "/registry"):
         page.goto(path)
         page.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '_')}.png"), full_page=True)
         assert page.evaluate(OVERFLOW) == [], path

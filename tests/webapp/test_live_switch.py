@@ -83,3 +83,22 @@ def test_an_unknown_version_or_module_is_refused(two_workers):
     assert bad.status_code == 400 and "has no version 'nope'" in bad.get_json()["message"]
     assert client.post("/api/v1/registry/sensor/live", json={"version": "x"}).status_code == 400
     assert client.get("/api/v1/registry/nosuch").status_code == 404
+
+
+def test_the_registry_page_switches_and_rolls_back(two_workers):
+    first, second, candidate = two_workers
+    committed = version_id(ARTIFACTS / "sensor")
+    client = first.test_client()
+    html = client.get("/registry").get_data(as_text=True)
+    assert f'id="version-sensor-{candidate}"' in html and "Never switched" in html
+    assert f'value="{candidate}"' in html  # a Make live form for the candidate
+    refused = client.post("/registry/sensor/live", data={"version": candidate, "reason": ""},
+                          follow_redirects=True)
+    assert "say why you switch" in refused.get_data(as_text=True)
+    done = client.post("/registry/sensor/live", data={"version": candidate,
+                                                      "reason": "lot 7"}, follow_redirects=True)
+    page = done.get_data(as_text=True)
+    assert f"version {candidate} is live" in page and ": lot 7" in page
+    until(lambda: predict(second)["release"] == candidate)
+    client.post("/registry/sensor/live", data={"version": committed, "reason": "rollback"})
+    until(lambda: predict(second)["release"] == committed)
