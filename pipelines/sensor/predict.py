@@ -16,12 +16,12 @@ import pandas as pd
 from pipelines.core.predictor import Predictor
 from pipelines.core.thresholds import flagged
 from pipelines.sensor.ingest.table import SensorTable
-from pipelines.sensor.rows import DriftCounter, drift, in_sample
+from pipelines.core.rowhash import in_sample, read_row_hashes, read_row_keys
+from pipelines.sensor.rows import DriftCounter, drift
 from pipelines.sensor.samples import SAMPLE_MODEL_FILE
 from pipelines.sensor.schema import SENSOR_COLUMNS
 from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, ROW_KEYS_FILE, headline,
-                                    read_row_hashes, read_row_keys, score_meaning,
-                                    threshold_note)
+                                    score_meaning, threshold_note)
 from pipelines.sensor.transform import training_range
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,6 @@ from typing import Sequence
 
 import numpy as np
 
-from pipelines.core.rowhash import (canonical_codes, in_sample, key_columns,  # noqa: F401
-                                     row_hashes, row_keys)
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,6 @@ training rows (their format: :mod:`pipelines.core.rowhash`).
 """
 from __future__ import annotations
 
-from pipelines.core.rowhash import (read_row_hashes, read_row_keys,  # noqa: F401 (re-exported)
-                                     write_row_hashes, write_row_keys)
-
 PROFILE_FILE = "training_profile.json"
 ROW_HASHES_FILE = "training_rows.npy"
 ROW_KEYS_FILE = "training_row_keys.npz"

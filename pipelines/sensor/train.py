@@ -33,12 +33,13 @@ from pipelines.core.thresholds import false_alarm_rate, score_quantiles
 from pipelines.sensor.ingest.batches import load_sensor_fault
 from pipelines.sensor.ingest.secom import load_secom
 from pipelines.sensor.ingest.table import SensorTable
-from pipelines.sensor.rows import key_columns, row_hashes, row_keys, training_profile
+from pipelines.core.rowhash import (key_columns, row_hashes, row_keys, write_row_hashes,
+                                     write_row_keys)
+from pipelines.sensor.rows import training_profile
 from pipelines.sensor.samples import SAMPLE_MODEL_FILE, fit_sample_model
 from pipelines.sensor.schema import SENSOR_COLUMNS
 from pipelines.sensor.story import (PROFILE_FILE, ROW_HASHES_FILE, ROW_KEYS_FILE, ROW_KEYS_ROLE,
-                                    later_period, threshold_note, write_row_hashes,
-                                    write_row_keys)
+                                    later_period, threshold_note)
 
 logger = logging.getLogger(__name__)
 

@@ -133,8 +133,9 @@ def test_extra_trees_walk_matches_scikit_learn_and_contributions_add_up():
 
 
 # -- training rows: canonical hashes, profile, drift ----------------------------------------
-from pipelines.sensor.rows import (canonical_codes, drift, in_sample, key_columns,  # noqa: E402
-                                  row_hashes, row_keys, training_profile)
+from pipelines.core.rowhash import (canonical_codes, in_sample, key_columns,  # noqa: E402
+                                     row_hashes, row_keys)
+from pipelines.sensor.rows import drift, training_profile  # noqa: E402
 
 
 def test_row_hash_ignores_how_numbers_are_written():
