@@ -10,8 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from pipelines.timeseries.ingest import read_cmapss, write_cmapss
-from pipelines.timeseries.train import find_data
+from pipelines.timeseries.ingest import find_data, read_cmapss, write_cmapss
 from tests.browser import base_url, browser, open_page, playwright_sync  # noqa: F401 (fixtures)
 from tests.conftest import DATA_DIR
 

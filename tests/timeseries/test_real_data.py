@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from pipelines.core import locations
+from pipelines.timeseries.ingest import find_data
 from pipelines.timeseries.pseudo_test import write_pseudo_test
-from pipelines.timeseries.train import find_data
 from tests.conftest import DATA_DIR, ROOT
 
 ARTIFACTS = ROOT / "artifacts" / "timeseries"

@@ -13,9 +13,8 @@ import pytest
 from pipelines.core.locations import artifacts_dir
 from pipelines.inspection.examples import synthetic_parts
 from pipelines.inspection.predict import InspectionPredictor
-from pipelines.timeseries.ingest import read_cmapss, write_cmapss
+from pipelines.timeseries.ingest import find_data, read_cmapss, write_cmapss
 from pipelines.timeseries.predict import TimeseriesPredictor
-from pipelines.timeseries.train import find_data
 from tests.browser import base_url, browser, open_page, playwright_sync  # noqa: F401 (fixtures)
 from tests.conftest import DATA_DIR
 from tests.inspection.conftest import png
