@@ -13,10 +13,15 @@ items the upload's own labels mark faulty);
 holds one row per episode of the time-series module: a machine's unbroken stretch of flagged
 cycles, unique per module, machine, model, version and start (``webapp/events.py``), and who
 acknowledged it. ``users``, ``tokens`` and ``logins`` hold the accounts (``webapp/access.py``).
+``registry_events`` is the model registry's audit log (live switches, threshold changes, shadow
+candidates; the newest ``live`` row of a module is its live version) and ``shadow_scores`` a
+candidate's scores of live runs (``webapp/versions.py``, ``webapp/shadow.py``). Each run keeps
+its ``drift`` against the training data, as its module measured it.
 Who did something is read from :func:`webapp.access.current_actor` here, never passed by callers.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,6 +64,7 @@ runs = Table(
     Column("labelled_faulty", Integer),
     Column("user", String(128)),  # who ran it (webapp.access.current_actor); NULL before 0006
     Column("release", String(12)),  # the model version (pipelines.core.versions) that scored it
+    Column("drift", Text),  # JSON: the batch against the training data (statistic, value, ...)
 )
 
 run_results = Table(
@@ -131,15 +137,44 @@ tokens = Table(
     Column("last_used", DateTime(timezone=True)),
 )
 
-# which version each module serves: the newest row per module (append-only: the history)
-live_versions = Table(
-    "live_versions", metadata,
+# every change to a module's registry, newest last (append-only: the audit log): ``live``
+# (version made live), ``threshold`` (a version derived from ``base_version`` with ``model``'s
+# threshold ``previous`` -> ``value``), ``shadow`` (candidate attached) and ``detach``
+REGISTRY_KINDS = ("live", "threshold", "shadow", "detach")
+registry_events = Table(
+    "registry_events", metadata,
     Column("id", Integer, primary_key=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("module", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("version", String(12)),
+    Column("base_version", String(12)),
+    Column("model", String(64)),
+    Column("value", Float),
+    Column("previous", Float),
+    Column("user", String(128)),
+    Column("reason", String(500)),
+)
+
+# a shadow candidate's scores of a live run: its counts, how many decisions agree with the
+# live ones, its figures on the items the upload labelled, how long after the live answer
+shadow_scores = Table(
+    "shadow_scores", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
     Column("module", String(32), nullable=False),
     Column("version", String(12), nullable=False),
-    Column("set_at", DateTime(timezone=True), nullable=False),
-    Column("set_by", String(128)),
-    Column("reason", String(500)),
+    Column("model", String(64)),
+    Column("threshold", Float),
+    Column("status", String(16), nullable=False),
+    Column("error", String(500)),
+    Column("n_items", Integer),
+    Column("n_flagged", Integer),
+    Column("n_agree", Integer),
+    Column("labelled", Text),  # JSON: {"n", "live": {...}, "shadow": {...}}
+    Column("lag_seconds", Float),
+    Column("csv_gz", LargeBinary),
 )
 
 logins = Table(
@@ -251,28 +286,96 @@ def actor() -> str:
     return current_actor()
 
 
-def set_live(module: str, version: str, reason: str | None = None) -> dict:
-    """Make ``version`` the live one of ``module`` (recorded with who, when and why)."""
-    row = {"module": module, "version": version, "set_at": _now(), "set_by": actor(),
-           "reason": (reason or "")[:500] or None}
+def record_registry_event(module: str, kind: str, version: str | None, *,
+                          reason: str | None = None, base_version: str | None = None,
+                          model: str | None = None, value: float | None = None,
+                          previous: float | None = None) -> dict:
+    """Record one registry change of ``module`` (``REGISTRY_KINDS``) with who, when and why."""
+    if kind not in REGISTRY_KINDS:
+        raise ValueError(f"unknown registry change '{kind}'")
+    row = {"module": module, "kind": kind, "version": version, "created": _now(),
+           "user": actor(), "reason": (reason or "")[:500] or None,
+           "base_version": base_version, "model": model, "value": value, "previous": previous}
     with engine().begin() as conn:
-        row["id"] = int(conn.execute(insert(live_versions).values(**row))
+        row["id"] = int(conn.execute(insert(registry_events).values(**row))
                         .inserted_primary_key[0])
     return row
 
 
-def live_history(module: str, limit: int = 50) -> list[dict]:
-    """The live versions set for ``module``, newest (the live one) first."""
+def set_live(module: str, version: str, reason: str | None = None) -> dict:
+    """Make ``version`` the live one of ``module`` (recorded with who, when and why)."""
+    return record_registry_event(module, "live", version, reason=reason)
+
+
+def registry_log(module: str | None = None, kinds: tuple[str, ...] = REGISTRY_KINDS,
+                 limit: int = 200) -> list[dict]:
+    """Registry changes (of ``module``, or every module), newest first."""
+    query = select(registry_events).where(registry_events.c.kind.in_(kinds))
+    if module is not None:
+        query = query.where(registry_events.c.module == module)
     with engine().connect() as conn:
         return [dict(r) for r in conn.execute(
-            select(live_versions).where(live_versions.c.module == module)
-            .order_by(live_versions.c.id.desc()).limit(limit)).mappings()]
+            query.order_by(registry_events.c.id.desc()).limit(limit)).mappings()]
+
+
+def live_history(module: str, limit: int = 50) -> list[dict]:
+    """The live versions set for ``module``, newest (the live one) first."""
+    return registry_log(module, ("live",), limit)
 
 
 def live_version(module: str) -> str | None:
     """The version set live for ``module``; None: none was ever set (the committed release)."""
     history = live_history(module, limit=1)
     return history[0]["version"] if history else None
+
+
+def shadow_version(module: str) -> str | None:
+    """The candidate attached to ``module`` for shadow scoring, or None."""
+    last = registry_log(module, ("shadow", "detach"), limit=1)
+    return last[0]["version"] if last and last[0]["kind"] == "shadow" else None
+
+
+def shadowed_modules() -> dict[str, str]:
+    """Every module with a shadow candidate attached: module -> candidate version."""
+    with engine().connect() as conn:
+        modules = [r[0] for r in conn.execute(select(registry_events.c.module).distinct())]
+    return {m: v for m in modules if (v := shadow_version(m)) is not None}
+
+
+def record_shadow(run_id: int, module: str, version: str, *, status: str = "ok",
+                  error: str | None = None, model: str | None = None,
+                  threshold: float | None = None, n_items: int | None = None,
+                  n_flagged: int | None = None, n_agree: int | None = None,
+                  labelled: dict | None = None, lag_seconds: float | None = None,
+                  csv_gz: bytes | None = None) -> int:
+    """Store a shadow candidate's scores of run ``run_id`` (or why it could not score it)."""
+    with engine().begin() as conn:
+        return int(conn.execute(insert(shadow_scores).values(
+            run_id=run_id, created=_now(), module=module, version=version, status=status,
+            error=(error or "")[:500] or None, model=model, threshold=threshold,
+            n_items=n_items, n_flagged=n_flagged, n_agree=n_agree,
+            labelled=None if labelled is None else json.dumps(labelled),
+            lag_seconds=lag_seconds, csv_gz=csv_gz)).inserted_primary_key[0])
+
+
+def shadow_runs(module: str, version: str, limit: int = 500) -> list[dict]:
+    """The candidate's shadow scores of ``module``'s runs, newest first, each with the live
+    run's counts (``live_flagged``, ``live_items``, ``live_release``)."""
+    query = (select(shadow_scores.c.id, shadow_scores.c.run_id, shadow_scores.c.created,
+                    shadow_scores.c.status, shadow_scores.c.error, shadow_scores.c.model,
+                    shadow_scores.c.threshold, shadow_scores.c.n_items,
+                    shadow_scores.c.n_flagged, shadow_scores.c.n_agree,
+                    shadow_scores.c.labelled, shadow_scores.c.lag_seconds,
+                    runs.c.rows.label("live_items"), runs.c.flagged.label("live_flagged"),
+                    runs.c.release.label("live_release"))
+             .join(runs, runs.c.id == shadow_scores.c.run_id)
+             .where(shadow_scores.c.module == module, shadow_scores.c.version == version)
+             .order_by(shadow_scores.c.id.desc()).limit(limit))
+    with engine().connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    for r in rows:
+        r["labelled"] = json.loads(r["labelled"]) if r["labelled"] else None
+    return rows
 
 
 def record_run(module: str, model: str, model_version: str | None, source: str | None,
@@ -282,13 +385,15 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
                warnings: list[str] | None = None, status: str = "ok",
                error: str | None = None, results: tuple[str, bytes] | None = None,
                keep: int = 100, labelled_faulty: int | None = None,
-               user: str | None = None, release: str | None = None) -> int:
+               user: str | None = None, release: str | None = None,
+               drift: dict | None = None) -> int:
     """Store one prediction run (or a failed one, with its reason); return its id.
 
     ``results`` (score column, gzipped results CSV) are stored in the same transaction, and
     only the latest ``keep`` runs keep theirs. ``labelled_faulty``: how many items the
     upload's own labels mark faulty (None when it carried no labels). ``user``: who made the
-    run, by default the request's principal (:func:`webapp.access.current_actor`).
+    run, by default the request's principal (:func:`webapp.access.current_actor`). ``drift``:
+    the module's drift figures of the batch (JSON-able, no NaN).
     """
     user = actor() if user is None else user
     with engine().begin() as conn:
@@ -300,7 +405,8 @@ def record_run(module: str, model: str, model_version: str | None, source: str |
             warnings="\n".join(warnings or [])[:4000] or None, status=status,
             error=(error or "")[:500] or None,
             labelled_faulty=None if labelled_faulty is None else int(labelled_faulty),
-            user=user, release=release))
+            user=user, release=release,
+            drift=None if drift is None else json.dumps(drift, allow_nan=False)))
         run_id = int(result.inserted_primary_key[0])
         if results is not None:
             _store_results(conn, run_id, *results, keep=keep)

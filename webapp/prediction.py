@@ -73,6 +73,9 @@ class Prediction:
     edited_cells: int | None = None
     removed_rows: int | None = None
     labelled_faulty: int | None = None  # items the upload's own labels mark faulty
+    # the batch against the training data: {"statistic", "value", "summary", ...} (JSON-able),
+    # stored with the run and charted on the dashboard
+    drift: dict | None = None
     # run once the run is recorded (its id): more head fields, e.g. the events it stored
     after_record: Callable[[int], dict] | None = None
 
@@ -113,7 +116,7 @@ def record(module: str, out: Prediction, release: str | None = None) -> int:
         out.threshold, default_threshold=out.default_threshold, input_sha256=out.input_sha256,
         edited_cells=out.edited_cells, removed_rows=out.removed_rows, warnings=out.warnings,
         results=(out.score_column, out.csv.gzipped()), keep=current_app.config["RESULTS_KEEP"],
-        labelled_faulty=out.labelled_faulty, release=release)
+        labelled_faulty=out.labelled_faulty, release=release, drift=out.drift)
 
 
 def with_flagged(pages: Iterable[list[dict]], flag: str) -> Iterable[list[dict]]:

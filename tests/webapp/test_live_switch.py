@@ -69,7 +69,7 @@ def test_a_switch_through_one_worker_is_served_by_the_other_and_rolled_back(two_
     assert run["release"] == candidate and run["default_threshold"] == 0.9
     assert (history[0]["version"], history[0]["reason"]) == (candidate, "stricter threshold "
                                                                         "for lot 7")
-    assert history[0]["set_by"]  # who
+    assert history[0]["user"]  # who
 
     first.test_client().post("/api/v1/registry/sensor/live", json={
         "version": committed, "reason": "rollback"})
