@@ -11,7 +11,7 @@ from flask import Blueprint
 from pipelines.sensor.predict import results_to_records
 from webapp.modules.sensor.parsing import (SensorPredictBody, SensorPredictForm,
                                            sensor_request)
-from webapp.modules.sensor.service import ScoredRun, score_request
+from webapp.modules.sensor.service import ScoredRun, run_drift, score_request
 from webapp.prediction import Prediction, prediction_view
 
 bp = Blueprint("sensor_api", __name__, url_prefix="/api/v1/sensor")
@@ -57,7 +57,8 @@ def serve(predictor, request) -> Prediction:
         n_flagged=run.n_flagged, csv=run.csv, score_column=run.score_column, source=req.source,
         pages=_pages(run), head=head, input_sha256=req.sha256, warnings=run.warnings,
         edited_cells=req.edited_cells, removed_rows=req.removed_rows,
-        labelled_faulty=int(run.results["label"].sum()) if run.has_labels else None)
+        labelled_faulty=int(run.results["label"].sum()) if run.has_labels else None,
+        drift=run_drift(run.drift))
 
 
 bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.detectors import InvalidInputError
+from pipelines.core.drift import drift_record
 from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
 from webapp.downloads import ChunkedCsv, with_flagged
@@ -147,6 +148,20 @@ def scoring_warnings(results: pd.DataFrame, drift: dict) -> list[str]:
                    f"data's 1st-99th percentile range (about 2% would be usual); scores may be "
                    f"unreliable. Most drifted: {names}.")
     return out
+
+
+def run_drift(report: dict) -> dict:
+    """The run's drift record (:func:`pipelines.core.drift.drift_record`) from the batch's
+    drift report (:class:`pipelines.sensor.rows.DriftCounter`): statistic
+    ``share_outside_range``, the share of observed readings outside their sensor's training
+    1st-99th percentile range, alerting at ``DRIFT_WARNING`` (the level of the warning too);
+    detail: the share imputed and the most drifted sensors."""
+    share = report["share_outside"]
+    return drift_record(
+        "share_outside_range", share, DRIFT_WARNING,
+        f"readings outside the training 1st-99th percentile range: {100 * share:.1f}% "
+        f"(alert at {100 * DRIFT_WARNING:.0f}%)",
+        {"share_imputed": report["share_imputed"], "top_drifted": report["top_drifted"]})
 
 
 def results_csv_frame(results: pd.DataFrame, threshold: float, model_version: str) -> pd.DataFrame:
