@@ -13,11 +13,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from pipelines.core.drift import REFERENCE_FILE
 from pipelines.core.predictor import Predictor
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.core.rowhash import read_row_hashes
 from pipelines.timeseries.fingerprint import TRAINING_ROWS_FILE, in_sample_machines
 from pipelines.timeseries.ingest import Series
+from pipelines.timeseries.reference import range_drift
 from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.schema import ANOMALY_RUL, MAX_Z, WINDOW
 from pipelines.timeseries.transform import (SCALER_FILE, history_slopes, iter_series_windows,
@@ -91,6 +93,19 @@ class TimeseriesPredictor(Predictor):
         if self._training_rows is None:
             return None
         return in_sample_machines(series, self.sensors, self._training_rows)
+
+    @cached_property
+    def _drift_reference(self) -> dict | None:
+        if REFERENCE_FILE not in self.release.get("files", {}):  # a release from before it
+            return None
+        return self.module_json(REFERENCE_FILE)
+
+    def drift(self, series: Series) -> dict | None:
+        """The drift record of ``series``: its readings outside the training range per sensor
+        (:func:`pipelines.timeseries.reference.range_drift`); None for a release without the
+        training ranges."""
+        reference = self._drift_reference
+        return None if reference is None else range_drift(reference, series)
 
     def check_sensors(self, sensors: list[str], source: str | None = None) -> None:
         """Every sensor the models use must be among ``sensors``."""

@@ -49,6 +49,7 @@ from pipelines.timeseries.evaluate import (evaluation_windows, pooled_cuts, pseu
 from pipelines.timeseries.fingerprint import (TRAINING_ROWS_FILE, TRAINING_ROWS_ROLE,
                                               write_fingerprint)
 from pipelines.timeseries.ingest import Series, find_data, read_cmapss, rul_per_row, subset
+from pipelines.timeseries.reference import REFERENCE_FILE, REFERENCE_ROLE, write_range_reference
 from pipelines.timeseries.schema import ANOMALY_RUL, RUL_CAP, WINDOW
 from pipelines.timeseries.selection import OOF_SPLITS, SELECTION_CUTS, select_level
 from pipelines.timeseries.split import split_machines
@@ -341,8 +342,8 @@ def evaluation_document(protocol: str, engines: Engines, metrics: dict, threshol
 def write_timeseries_release(directory: Path, fitted: dict, engines: Engines, scaler: dict,
                              thresholds: dict, metrics: dict, timings: dict, evaluation: dict,
                              protocol: str) -> None:
-    """One bundle per model, the scaler, the evaluation and the training rows' fingerprint,
-    written in one step."""
+    """One bundle per model, the scaler, the evaluation, the training rows' fingerprint and
+    the training ranges drift is measured against, written in one step."""
     reference = data_reference(engines)
     version = time.strftime("%Y%m%d")
     with atomic_directory(directory) as release:
@@ -353,12 +354,14 @@ def write_timeseries_release(directory: Path, fitted: dict, engines: Engines, sc
         (release / SCALER_FILE).write_text(json.dumps(scaler, indent=1) + "\n")
         (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
         write_fingerprint(release, engines.series, scaler["sensors"])
+        write_range_reference(release, engines.series, scaler["sensors"])
         write_release(release, module=MODULE, models=list(fitted),
                       default_model=evaluation["best_detector"],
                       files={SCALER_FILE: "sensors kept and z-score statistics (training "
                                           "engines)",
                              EVALUATION_FILE: "validation metrics and thresholds",
-                             TRAINING_ROWS_FILE: TRAINING_ROWS_ROLE},
+                             TRAINING_ROWS_FILE: TRAINING_ROWS_ROLE,
+                             REFERENCE_FILE: REFERENCE_ROLE},
                       fields={"training_data": reference, "window": WINDOW,
                               "rul_model": RUL_MODEL, "rul_cap": RUL_CAP})
 

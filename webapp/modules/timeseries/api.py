@@ -81,7 +81,8 @@ def serve(predictor, request) -> Prediction:
         input_sha256=req.sha256, warnings=warnings,
         # training engines ran to failure: a run holding them holds faults, so the Models
         # page's false-alarm check leaves it out
-        labelled_faulty=len(in_sample) or None, after_record=store_events)
+        labelled_faulty=len(in_sample) or None, after_record=store_events,
+        drift=predictor.drift(req.series))
 
 
 bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(

@@ -1,0 +1,108 @@
+"""Drift of an uploaded history: its readings against the training file's range per sensor.
+
+The release keeps, in ``drift_reference.json`` (:mod:`pipelines.core.drift`), the smallest and
+largest reading of every sensor the models use over the whole training file (every engine:
+the fitted ones and the validation ones the thresholds were set on). A scored history's
+drift (:func:`range_drift`) is the statistic ``share_outside_range``: the share of its
+readings of those sensors outside that range, alerting at ``RANGE_ALERT``; the detail names
+the sensors with the largest share outside. The training file itself scores 0.
+
+``python -m pipelines.timeseries.reference [--data DIR] [--artifacts DIR]`` adds the file to
+an existing release (checked against the training file's sha256 in the manifest) without
+retraining; training writes it too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.core.artifacts import add_release_files, read_manifest, sha256
+from pipelines.core.drift import REFERENCE_FILE, drift_record, write_reference
+from pipelines.timeseries.ingest import Series
+
+REFERENCE_ROLE = "each model sensor's training range (smallest, largest reading), for drift"
+RANGE_ALERT = 0.05  # share of readings outside the training range that counts as drifted
+TOP_SENSORS = 5
+
+
+def _columns(series: Series, sensors: list[str]) -> np.ndarray:
+    index = {s: j for j, s in enumerate(series.sensors)}
+    return series.values[:, [index[s] for s in sensors]]
+
+
+def training_ranges(series: Series, sensors: list[str]) -> dict:
+    """``{"statistic": "training_range", "sensors", "low", "high"}``: each sensor's smallest
+    and largest observed reading in ``series`` (the training file)."""
+    X = _columns(series, sensors)
+    return {"statistic": "training_range", "sensors": list(sensors),
+            "low": [float(v) for v in np.nanmin(X, axis=0)],
+            "high": [float(v) for v in np.nanmax(X, axis=0)]}
+
+
+def range_drift(reference: dict, series: Series, top: int = TOP_SENSORS) -> dict:
+    """The drift record of ``series`` (:func:`pipelines.core.drift.drift_record`): the share
+    of its observed readings of the reference's sensors outside their training range.
+
+    Detail: ``worst_sensors`` (at most ``top`` with any reading outside, largest share first:
+    ``{"sensor", "share_outside", "min", "max", "train_low", "train_high"}``) and
+    ``n_readings``.
+    """
+    sensors = reference["sensors"]
+    X = _columns(series, sensors)
+    low, high = np.asarray(reference["low"]), np.asarray(reference["high"])
+    observed = ~np.isnan(X)
+    outside = (X < low) | (X > high)  # NaN: False
+    n = int(observed.sum())
+    share = float(outside.sum() / n) if n else 0.0
+    per_sensor = outside.sum(axis=0) / np.maximum(observed.sum(axis=0), 1)
+    worst = [int(j) for j in np.argsort(-per_sensor, kind="stable")[:top] if per_sensor[j] > 0]
+    detail = {"n_readings": n, "worst_sensors": [
+        {"sensor": sensors[j], "share_outside": float(per_sensor[j]),
+         "min": float(np.nanmin(X[:, j])), "max": float(np.nanmax(X[:, j])),
+         "train_low": float(low[j]), "train_high": float(high[j])} for j in worst]}
+    named = f"; most: {', '.join(d['sensor'] for d in detail['worst_sensors'][:3])}" \
+        if worst else ""
+    return drift_record(
+        "share_outside_range", share, RANGE_ALERT,
+        f"readings outside the training range per sensor: {100 * share:.1f}% "
+        f"(alert at {100 * RANGE_ALERT:.0f}%){named}", detail)
+
+
+def write_range_reference(release: Path, series: Series, sensors: list[str]) -> Path:
+    """Write the training ranges into ``release`` (not yet listed in its manifest)."""
+    return write_reference(release, training_ranges(series, sensors))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.core.locations import artifacts_dir, data_dir
+    from pipelines.timeseries import MODULE
+    from pipelines.timeseries.ingest import find_data, read_cmapss
+    from pipelines.timeseries.transform import SCALER_FILE
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=data_dir(os.environ),
+                        help="a folder holding cmapss/train_FD001.txt.gz (or the file)")
+    parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
+    args = parser.parse_args(argv)
+    release = Path(args.artifacts) / MODULE.name
+    manifest = read_manifest(release)
+    file = find_data(args.data)
+    if sha256(file) != manifest["training_data"]["sha256"]:
+        print(f"{file} is not the file the release was trained on (sha256 differs)",
+              file=sys.stderr)
+        return 2
+    sensors = json.loads((release / SCALER_FILE).read_text())["sensors"]
+    series = read_cmapss(file)
+    path = write_range_reference(release, series, sensors)
+    add_release_files(release, {REFERENCE_FILE: REFERENCE_ROLE})
+    print(f"{path}: training ranges of {len(sensors)} sensors over {len(series):,} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
