@@ -9,10 +9,12 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
+from pipelines.core.drift import REFERENCE_FILE
 from pipelines.core.problems import SchemaError
 from pipelines.core.predictor import Predictor
 from pipelines.core.thresholds import flagged
 from pipelines.wafermap.ingest import check_grid
+from pipelines.wafermap.reference import map_drift
 from pipelines.wafermap.schema import MODEL_SIZE
 from pipelines.wafermap.transform import resize_map, to_source_grid
 
@@ -67,6 +69,14 @@ class WafermapPredictor(Predictor):
                 f"calibration error on validation {calibration.get('val_ece_before', float('nan')):.4f} "
                 f"before, {calibration.get('val_ece_after', float('nan')):.4f} after.")
         return card
+
+    def drift(self, predicted: Sequence[str], maps: Sequence[np.ndarray]) -> dict | None:
+        """The drift record of a scored batch, its predicted classes and maps
+        (:func:`pipelines.wafermap.reference.map_drift`: the larger of the class-mix and the
+        fail-die density PSI); None for a release without the training reference."""
+        if REFERENCE_FILE not in self.release.get("files", {}):  # a release from before it
+            return None
+        return map_drift(self.module_json(REFERENCE_FILE), predicted, maps)
 
     def model_input(self, maps: Sequence[np.ndarray], names: Sequence[str] | None = None
                     ) -> np.ndarray:

@@ -26,6 +26,7 @@ from pipelines.core.artifacts import atomic_directory, save_bundle, sha256, writ
 from pipelines.core.evaluation import multiclass_metrics
 from pipelines.wafermap.detectors.cnn import CNNDetector
 from pipelines.wafermap.ingest import WaferMaps, read_npz
+from pipelines.wafermap.reference import REFERENCE_FILE, REFERENCE_ROLE, write_map_reference
 from pipelines.wafermap.schema import CLASSES, MODEL_SIZE
 
 MODULE = "wafermap"
@@ -195,8 +196,10 @@ def train_wafermap(data: Path, artifacts_dir: Path | None, *, params: dict | Non
                         "fit_seconds": evaluation["fit_seconds"]},
         })
         (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
+        write_map_reference(release, train.maps, train.labels, CLASSES)
         write_release(release, module=MODULE, models=[MODEL], default_model=MODEL,
-                      files={EVALUATION_FILE: "validation metrics, calibration, review level"},
+                      files={EVALUATION_FILE: "validation metrics, calibration, review level",
+                             REFERENCE_FILE: REFERENCE_ROLE},
                       fields={"training_data": reference})
     progress(f"release written to {Path(artifacts_dir) / MODULE}")
     return evaluation

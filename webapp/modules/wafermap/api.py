@@ -56,7 +56,8 @@ def serve(predictor, request) -> Prediction:
         pages=_pages(run, req), head=head, input_sha256=req.sha256,
         warnings=req.rejected.warnings(),
         labelled_faulty=None if req.labels is None else
-        sum(1 for label in req.labels if label and label != NO_PATTERN))
+        sum(1 for label in req.labels if label and label != NO_PATTERN),
+        drift=predictor.drift([r["class"] for r in run.records], req.maps))
 
 
 bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(
