@@ -44,7 +44,7 @@ def rss_mib() -> float:
 def load_maps(data: Path, n: int):
     """``n`` val maps at original size (cycled if the split is smaller)."""
     from pipelines.wafermap.ingest import read_npz
-    from pipelines.wafermap.train import find_data
+    from pipelines.wafermap.ingest import find_data
 
     maps = read_npz(find_data(data), split="val").maps
     return [maps[i % len(maps)] for i in range(n)]

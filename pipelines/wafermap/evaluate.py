@@ -9,7 +9,7 @@ import numpy as np
 from pipelines.core.evaluation import multiclass_metrics
 from pipelines.wafermap.ingest import read_npz
 from pipelines.wafermap.predict import CHUNK, WafermapPredictor
-from pipelines.wafermap.train import find_data
+from pipelines.wafermap.ingest import find_data
 
 
 def evaluate_npz(data: Path, module_dir: Path, *, split: str | None = None,

@@ -44,6 +44,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pipelines.core.artifacts import sha256
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.wafermap.schema import CLASSES, FAIL, MAX_SIDE, MODEL_SIZE, OFF, PASS
 from pipelines.wafermap.transform import resize_map
@@ -624,3 +625,52 @@ def read_maps(source, file: str | None = None, *, max_maps: int | None = None,
     if kind == ".json":
         return read_json_maps(source, file, max_maps=max_maps)
     return read_image(source, file)
+
+
+# --- the training data: WM-811K's npz, its splits and its reference -------------------------
+
+DATA_FILES = ("wafer_maps_orig.npz", "wafer_maps_64.npz")
+
+
+def find_data(path: Path) -> Path:
+    """The npz to train on: ``path`` itself, or WM-811K's file in it or in its ``wm811k/``."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    for folder in (path, path / "wm811k"):
+        for name in DATA_FILES:
+            if (folder / name).is_file():
+                return folder / name
+    raise FileNotFoundError(f"no {' or '.join(DATA_FILES)} in {path} or {path / 'wm811k'}")
+
+
+def class_counts(labels: np.ndarray) -> dict[str, int]:
+    """Maps per class, in the model's class order."""
+    return {c: int(np.sum(labels == c)) for c in CLASSES}
+
+
+def load_training_data(path: Path, subset: int | None = None, seed: int = 0
+                       ) -> tuple[WaferMaps, WaferMaps, dict]:
+    """The train and val splits and the data reference (name, sha256, counts; no path).
+
+    ``subset`` keeps a stratified random sample of that many train maps (quick experiments).
+    """
+    file = find_data(path)
+    train = read_npz(file, split="train")
+    val = read_npz(file, split="val")
+    if train.labels is None:
+        raise ValueError(f"{file.name} has no labels ('y'); cannot train")
+    if subset is not None and subset < len(train):
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(train), size=subset, replace=False))
+        train = WaferMaps([train.maps[i] for i in keep], [train.names[i] for i in keep],
+                          train.labels[keep], train.split[keep], train.layout)
+    reference = {"name": "WM-811K labelled subset (MIR Lab, NTU)" if file.name in DATA_FILES
+                 else file.stem,
+                 "file": file.name, "sha256": sha256(file), "layout": train.layout,
+                 "rows": {"train": len(train), "val": len(val)},
+                 "class_counts": {"train": class_counts(train.labels),
+                                  "val": class_counts(val.labels)}}
+    if subset is not None:
+        reference["train_subset"] = {"maps": len(train), "seed": seed}
+    return train, val, reference

@@ -80,7 +80,7 @@ def write_map_reference(release: Path, maps: Sequence[np.ndarray], labels: Seque
 
 def main(argv: list[str] | None = None) -> int:
     from pipelines.core.locations import artifacts_dir, data_dir
-    from pipelines.wafermap.train import MODULE, find_data, load_training_data
+    from pipelines.wafermap.ingest import find_data, load_training_data
     from pipelines.wafermap.schema import CLASSES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a folder holding wm811k/wafer_maps_orig.npz (or the file)")
     parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
     args = parser.parse_args(argv)
-    release = Path(args.artifacts) / MODULE
+    release = Path(args.artifacts) / "wafermap"
     manifest = read_manifest(release)
     file = find_data(args.data)
     if sha256(file) != manifest["training_data"]["sha256"]:

@@ -22,64 +22,20 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines.core.artifacts import atomic_directory, save_bundle, sha256, write_release
+from pipelines.core.artifacts import atomic_directory, save_bundle, write_release
 from pipelines.core.evaluation import multiclass_metrics
 from pipelines.wafermap.detectors.cnn import CNNDetector
-from pipelines.wafermap.ingest import WaferMaps, read_npz
+from pipelines.wafermap.ingest import (DATA_FILES, WaferMaps, class_counts, find_data,  # noqa: F401
+                                       load_training_data, read_npz)
 from pipelines.wafermap.reference import REFERENCE_FILE, REFERENCE_ROLE, write_map_reference
 from pipelines.wafermap.schema import CLASSES, MODEL_SIZE
 
 MODULE = "wafermap"
 MODEL = "cnn"
 EVALUATION_FILE = "evaluation.json"
-DATA_FILES = ("wafer_maps_orig.npz", "wafer_maps_64.npz")
 REVIEW_BAND = 250
 # the shipped network's parameters (CNNDetector's defaults, spelled out for the manifest)
 RELEASE_PARAMS: dict = {}
-
-
-def find_data(path: Path) -> Path:
-    """The npz to train on: ``path`` itself, or WM-811K's file in it or in its ``wm811k/``."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    for folder in (path, path / "wm811k"):
-        for name in DATA_FILES:
-            if (folder / name).is_file():
-                return folder / name
-    raise FileNotFoundError(f"no {' or '.join(DATA_FILES)} in {path} or {path / 'wm811k'}")
-
-
-def class_counts(labels: np.ndarray) -> dict[str, int]:
-    """Maps per class, in the model's class order."""
-    return {c: int(np.sum(labels == c)) for c in CLASSES}
-
-
-def load_training_data(path: Path, subset: int | None = None, seed: int = 0
-                       ) -> tuple[WaferMaps, WaferMaps, dict]:
-    """The train and val splits and the data reference (name, sha256, counts; no path).
-
-    ``subset`` keeps a stratified random sample of that many train maps (quick experiments).
-    """
-    file = find_data(path)
-    train = read_npz(file, split="train")
-    val = read_npz(file, split="val")
-    if train.labels is None:
-        raise ValueError(f"{file.name} has no labels ('y'); cannot train")
-    if subset is not None and subset < len(train):
-        rng = np.random.default_rng(seed)
-        keep = np.sort(rng.choice(len(train), size=subset, replace=False))
-        train = WaferMaps([train.maps[i] for i in keep], [train.names[i] for i in keep],
-                          train.labels[keep], train.split[keep], train.layout)
-    reference = {"name": "WM-811K labelled subset (MIR Lab, NTU)" if file.name in DATA_FILES
-                 else file.stem,
-                 "file": file.name, "sha256": sha256(file), "layout": train.layout,
-                 "rows": {"train": len(train), "val": len(val)},
-                 "class_counts": {"train": class_counts(train.labels),
-                                  "val": class_counts(val.labels)}}
-    if subset is not None:
-        reference["train_subset"] = {"maps": len(train), "seed": seed}
-    return train, val, reference
 
 
 def review_level(probabilities: np.ndarray, y: np.ndarray, target_accuracy: float = 0.9,
