@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def photo_bytes(data: Path, n: int) -> list[tuple[str, bytes]]:
     """``n`` test photos (PNG bytes) from the bottle category, cycled."""
     from pipelines.inspection.ingest import image_files
-    from pipelines.inspection.train import find_category
+    from pipelines.inspection.ingest import find_category
 
     test = find_category(data) / "test"
     files = [p for kind in sorted(test.iterdir()) if kind.is_dir() for p in image_files(kind)]

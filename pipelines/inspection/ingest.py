@@ -7,6 +7,7 @@ same size (nearest neighbour).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import warnings
@@ -15,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from pipelines.core.artifacts import sha256
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.inspection.schema import EXTENSIONS, IMAGE_SIZE, MAX_SIDE
 
@@ -180,3 +182,28 @@ def read_test_set(root: Path, size: int = IMAGE_SIZE) -> TestSet:
     if not images:
         raise FileNotFoundError(f"no test images under {test}")
     return TestSet(np.stack(images), names, types, np.stack(masks))
+
+
+# --- the training photos: the category folder and the hash of what was trained on -----------
+
+def find_category(path: Path) -> Path:
+    """The category folder: ``path`` itself (MVTec AD layout or plain folder), or
+    ``path/mvtec/bottle`` (the project's data directory)."""
+    path = Path(path)
+    for candidate in (path, path / "mvtec" / "bottle"):
+        if (candidate / "train" / "good").is_dir():
+            return candidate
+    if path.is_dir() and image_files(path):
+        return path
+    raise FileNotFoundError(f"no train/good folder (MVTec AD layout) nor images in {path} or "
+                            f"{path / 'mvtec' / 'bottle'}")
+
+
+def data_reference(folder: Path, names: list[str]) -> dict:
+    """Name and content hash of the good images trained on (no machine path)."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode())
+        digest.update(sha256(folder / name).encode())
+    return {"folder": f"{folder.parent.parent.name}/train/good" if folder.name == "good"
+            else folder.name, "images": len(names), "sha256_of_file_hashes": digest.hexdigest()}

@@ -11,8 +11,10 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from pipelines.core.cards import protocol_columns
+from pipelines.core.drift import REFERENCE_FILE
 from pipelines.core.predictor import LoadedModel, Predictor
 from pipelines.inspection.ingest import LoadedImage
+from pipelines.inspection.reference import photo_drift
 from pipelines.inspection.schema import IMAGE_SIZE
 
 TEST_EVALUATION_FILE = "test_evaluation.json"  # written by pipelines.inspection.evaluate
@@ -99,6 +101,16 @@ class InspectionPredictor(Predictor):
         if TEST_EVALUATION_FILE in files:
             card["columns"] += test_columns(self.module_json(TEST_EVALUATION_FILE), name)
         return card
+
+    def drift(self, images: Sequence[LoadedImage | np.ndarray]) -> dict | None:
+        """The drift record of a batch of photos at model size
+        (:func:`pipelines.inspection.reference.photo_drift`: the larger PSI of mean intensity
+        and contrast against the good training photos); None for a release without the
+        reference."""
+        if REFERENCE_FILE not in self.release.get("files", {}):  # a release from before it
+            return None
+        return photo_drift(self.module_json(REFERENCE_FILE),
+                           [im.pixels if isinstance(im, LoadedImage) else im for im in images])
 
     def model_input(self, images: Sequence[LoadedImage | np.ndarray]) -> np.ndarray:
         """(N, IMAGE_SIZE, IMAGE_SIZE, 3) float32 from loaded images or RGB arrays."""

@@ -21,13 +21,15 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines.core.artifacts import atomic_directory, save_bundle, sha256, write_release
+from pipelines.core.artifacts import atomic_directory, save_bundle, write_release
 from pipelines.core.thresholds import (false_alarm_rate, score_quantiles,
                                        threshold_at_false_alarm_rate)
 from pipelines.inspection.detectors.autoencoder import AutoencoderDetector
 from pipelines.inspection.detectors.radial import RadialGaussianDetector
-from pipelines.inspection.ingest import good_folder, image_files, read_folder
+from pipelines.inspection.ingest import (data_reference, find_category, good_folder,  # noqa: F401
+                                         read_folder)
 from pipelines.inspection.metrics import evaluate_maps
+from pipelines.inspection.reference import REFERENCE_FILE, REFERENCE_ROLE, write_photo_reference
 from pipelines.inspection.schema import CHANNELS, IMAGE_SIZE
 from pipelines.inspection.synthetic import make_defects
 from pipelines.inspection.transform import random_angles, rotate_batch
@@ -36,19 +38,6 @@ MODULE = "inspection"
 MODELS = {"radial": RadialGaussianDetector, "autoencoder": AutoencoderDetector}
 EVALUATION_FILE = "evaluation.json"
 SYNTHETIC_SEED = 1
-
-
-def find_category(path: Path) -> Path:
-    """The category folder: ``path`` itself (MVTec AD layout or plain folder), or
-    ``path/mvtec/bottle`` (the project's data directory)."""
-    path = Path(path)
-    for candidate in (path, path / "mvtec" / "bottle"):
-        if (candidate / "train" / "good").is_dir():
-            return candidate
-    if path.is_dir() and image_files(path):
-        return path
-    raise FileNotFoundError(f"no train/good folder (MVTec AD layout) nor images in {path} or "
-                            f"{path / 'mvtec' / 'bottle'}")
 
 
 def split_good(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,16 +49,6 @@ def split_good(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.n
     if n - n_val < 2:
         raise ValueError(f"{n} good images are too few to fit and validate")
     return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def data_reference(folder: Path, names: list[str]) -> dict:
-    """Name and content hash of the good images trained on (no machine path)."""
-    digest = __import__("hashlib").sha256()
-    for name in names:
-        digest.update(name.encode())
-        digest.update(sha256(folder / name).encode())
-    return {"folder": f"{folder.parent.parent.name}/train/good" if folder.name == "good"
-            else folder.name, "images": len(names), "sha256_of_file_hashes": digest.hexdigest()}
 
 
 def _explainer(detector) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -240,23 +219,28 @@ def train_inspection(data: Path, artifacts_dir: Path | None, *, models: tuple[st
              f"{', '.join(f'{n} {merit(r):.4f}' for n, r in results.items())})")
     if artifacts_dir is None:
         return evaluation
-    write_inspection_release(Path(artifacts_dir) / MODULE, detectors, evaluation)
+    write_inspection_release(Path(artifacts_dir) / MODULE, detectors, evaluation,
+                             np.concatenate([good.fit, good.val]))
     progress(f"release written to {Path(artifacts_dir) / MODULE}")
     return evaluation
 
 
-def write_inspection_release(directory: Path, detectors: dict, evaluation: dict) -> None:
-    """One bundle per model and the evaluation document, written in one step."""
+def write_inspection_release(directory: Path, detectors: dict, evaluation: dict,
+                             good_images: np.ndarray) -> None:
+    """One bundle per model, the evaluation document and the drift reference of the good
+    training photos (``good_images``, fit and validation parts), written in one step."""
     reference = evaluation["training_data"]
     with atomic_directory(directory) as release:
         for name, detector in detectors.items():
             save_bundle(detector, release / name, module=MODULE, manifest_fields=bundle_fields(
                 name, evaluation["models"][name], reference))
         (release / EVALUATION_FILE).write_text(json.dumps(evaluation, indent=2) + "\n")
+        write_photo_reference(release, good_images)
         write_release(release, module=MODULE, models=list(detectors),
                       default_model=evaluation["default_model"],
                       files={EVALUATION_FILE: "validation (synthetic defect) metrics, "
-                                              "thresholds, timings"},
+                                              "thresholds, timings",
+                             REFERENCE_FILE: REFERENCE_ROLE},
                       fields={"training_data": reference})
 
 

@@ -47,7 +47,7 @@ def serve(predictor, request) -> Prediction:
         n_flagged=run.n_anomalies, csv=CsvBytes(data), score_column="anomaly_score",
         source=req.source, pages=pages(), head=head, input_sha256=req.sha256,
         warnings=warnings + req.rejected.warnings(),
-        labelled_faulty=labelled_defective(req.names))
+        labelled_faulty=labelled_defective(req.names), drift=predictor.drift(req.images))
 
 
 bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(
