@@ -42,8 +42,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.request_class = SpooledRequest
     app.config.update(settings)
 
-    from webapp import (access, api, db, errors, events, limits, logs, pages, predictors,
-                        runs, versions)
+    from webapp import (access, api, dashboard, db, errors, events, limits, logs, pages,
+                        predictors, runs, versions)
     from pipelines.core.problems import plural
     from webapp.params import IdConverter
     from webapp.registry import check_pipelines, registered
@@ -62,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(runs.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(versions.bp)
+    app.register_blueprint(dashboard.bp)
     modules = registered()
     check_pipelines(modules)  # a web module without its pipeline, or the reverse: no app
     for spec in modules:

@@ -59,6 +59,7 @@ RULES: dict[str, str] = {
     "pages.index": "viewer",
     "pages.history": "viewer",
     "pages.models": "viewer",
+    "dashboard.api": "viewer",
     "api.models": "viewer",
     "api.openapi": PUBLIC,  # the API description (no data): scripts read it before signing in
     "api.docs": PUBLIC,

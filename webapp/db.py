@@ -493,6 +493,43 @@ def recent_flag_rate(module: str, model: str, limit: int = 20,
             "other_threshold": len(rows) - len(at_default)}
 
 
+DASHBOARD_ROWS = 20_000  # runs one dashboard query reads at most (the newest, if more)
+
+
+def runs_per_day_since(module: str, since: datetime,
+                       limit: int = DASHBOARD_ROWS) -> tuple[list[dict], bool]:
+    """``module``'s successful runs created at or after ``since``, oldest first, for the
+    dashboard's days (``id``, ``created``, ``rows``, ``flagged``; bucketed by the caller, so no
+    dialect's date functions), and whether ``limit`` cut older ones off."""
+    query = (select(runs.c.id, runs.c.created, runs.c.rows, runs.c.flagged)
+             .where(runs.c.module == module, runs.c.status == "ok", runs.c.created >= since)
+             .order_by(runs.c.created.desc(), runs.c.id.desc()).limit(limit + 1))
+    with engine().connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    return rows[:limit][::-1], len(rows) > limit
+
+
+def drift_since(module: str, since: datetime,
+                limit: int = DASHBOARD_ROWS) -> tuple[list[dict], bool]:
+    """``module``'s successful runs since ``since`` that stored a drift record, oldest first
+    (``id``, ``created``, ``drift`` parsed), and whether ``limit`` cut older ones off."""
+    query = (select(runs.c.id, runs.c.created, runs.c.drift)
+             .where(runs.c.module == module, runs.c.status == "ok", runs.c.created >= since,
+                    runs.c.drift.is_not(None))
+             .order_by(runs.c.created.desc(), runs.c.id.desc()).limit(limit + 1))
+    with engine().connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    out = []
+    for r in rows[:limit][::-1]:
+        try:
+            r["drift"] = json.loads(r["drift"])
+        except ValueError:
+            continue
+        if isinstance(r["drift"], dict) and isinstance(r["drift"].get("value"), (int, float)):
+            out.append(r)
+    return out, len(rows) > limit
+
+
 def count_runs() -> int:
     """How many runs are recorded."""
     with engine().connect() as conn:

@@ -1,10 +1,12 @@
 """Site pages that belong to no single module: home, history and the models."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from pipelines.core.thresholds import flag_rate_check
 from webapp import db
+from webapp.dashboard import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, parse_days
+from webapp.errors import InputError
 from webapp.registry import ready_modules
 from webapp.predictors import get_predictor
 
@@ -13,8 +15,21 @@ bp = Blueprint("pages", __name__)
 
 @bp.get("/")
 def index():
-    """Home page: one card per registered module (navigation comes from the same registry)."""
-    return render_template("index.html")
+    """Home page: one card per registered module (navigation comes from the same registry)
+    and the dashboard of the ready ones over ``?days=`` (``webapp.dashboard``; its script
+    fetches ``/api/v1/dashboard``, so the page itself loads no model). A wrong ``days`` shows
+    the default and says why, rather than an error page."""
+    try:
+        days, days_problem = parse_days(request.args.get("days")), None
+    except InputError as exc:
+        days, days_problem = DEFAULT_DAYS, exc.description
+    choices = sorted({7, 30, 90, 365, days})
+    plotly = ("timeseries.plotly" in current_app.view_functions
+              and url_for("timeseries.plotly"))
+    return render_template("index.html", days=days, days_problem=days_problem,
+                           day_choices=choices, plotly_url=plotly or None,
+                           dashboard_api=url_for("dashboard.api"), min_days=MIN_DAYS,
+                           max_days=MAX_DAYS)
 
 
 @bp.get("/history")

@@ -26,6 +26,7 @@ EXPECTED = {
     "api.models": "viewer", "api.openapi": PUBLIC, "api.docs": PUBLIC,
     "metrics.metrics": PUBLIC,  # its own token or network rule: tests/webapp/test_metrics.py
     "runs.results": "viewer",
+    "dashboard.api": "viewer",
     "events.list_events": "viewer", "events.page": "viewer",
     "events.acknowledge_api": "engineer", "events.acknowledge_many_api": "engineer",
     "events.acknowledge_page": "engineer", "events.acknowledge_selected_page": "engineer",
