@@ -62,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(runs.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(versions.bp)
+    versions.init_app(app)  # flask registry add
     app.register_blueprint(dashboard.bp)
     modules = registered()
     check_pipelines(modules)  # a web module without its pipeline, or the reverse: no app

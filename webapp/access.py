@@ -75,6 +75,18 @@ RULES: dict[str, str] = {
     "versions.set_live": "engineer",  # switch or roll back the live model version
     "versions.page": "viewer",
     "versions.set_live_page": "engineer",
+    "versions.set_threshold": "engineer",  # a model's threshold: a new version
+    "versions.set_threshold_page": "engineer",
+    "versions.attach_shadow": "engineer",  # shadow candidates: attach, detach, promote
+    "versions.attach_shadow_page": "engineer",
+    "versions.detach_shadow": "engineer",
+    "versions.detach_shadow_page": "engineer",
+    "versions.promote_shadow": "engineer",
+    "versions.promote_page": "engineer",
+    "versions.upload_page": "admin",  # a release archive from outside: admins only
+    "versions.audit_api": "viewer",
+    "versions.audit_page": "viewer",
+    "versions.shadow_results": "viewer",
     "auth.users": "admin",
     "auth.add_user": "admin",
     "auth.update_user": "admin",

@@ -37,6 +37,12 @@ def defaults() -> dict:
         # model versions made at run time (pipelines.core.versions); never inside the package
         "MODEL_STORE": str(locations.instance_dir() / "models"),
         "LIVE_CHECK_SECONDS": 2.0,  # how often a worker asks which version is live  # /health/ready waits at most this for the model loader
+        # shadow scoring (webapp/shadow.py): candidates loaded at once on the server (the
+        # 512 MiB budget holds every live version and one), the largest request body copied
+        # for a candidate (larger ones are skipped, and say so), requests waiting per worker
+        "SHADOW_MAX_CANDIDATES": 1,
+        "SHADOW_MAX_BYTES": 8 * 1024 * 1024,
+        "SHADOW_QUEUE": 2,
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
         # accounts (webapp/access.py): "on", or "open" (no accounts, loopback clients only);
@@ -100,6 +106,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
     "FABLENS_MODEL_STORE": ("MODEL_STORE", str),
     "FABLENS_LOG_FORMAT": ("LOG_FORMAT", _log_format),
+    "FABLENS_SHADOW_MAX_CANDIDATES": ("SHADOW_MAX_CANDIDATES", _positive_int),
+    "FABLENS_SHADOW_MAX_MB": ("SHADOW_MAX_BYTES", _megabytes),
     "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),

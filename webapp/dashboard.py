@@ -23,7 +23,7 @@ from pipelines.core.artifacts import BundleError
 from pipelines.core.versions import version_id
 from webapp import db
 from webapp.errors import InputError
-from webapp.openapi import COMMON_ERRORS, documented
+from webapp.openapi import documented
 from webapp.registry import ready_modules
 
 bp = Blueprint("dashboard", __name__)

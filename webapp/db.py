@@ -358,6 +358,15 @@ def record_shadow(run_id: int, module: str, version: str, *, status: str = "ok",
             lag_seconds=lag_seconds, csv_gz=csv_gz)).inserted_primary_key[0])
 
 
+def shadow_result(shadow_id: int) -> dict | None:
+    """One shadow score's run, module, version and results CSV (gzipped), or None."""
+    query = select(shadow_scores.c.run_id, shadow_scores.c.module, shadow_scores.c.version,
+                   shadow_scores.c.csv_gz).where(shadow_scores.c.id == shadow_id)
+    with engine().connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return dict(row) if row else None
+
+
 def shadow_runs(module: str, version: str, limit: int = 500) -> list[dict]:
     """The candidate's shadow scores of ``module``'s runs, newest first, each with the live
     run's counts (``live_flagged``, ``live_items``, ``live_release``)."""

@@ -13,6 +13,9 @@ What is counted, each in one place:
   them): by the one prediction service, ``webapp.prediction``, once a run is recorded.
 - ``fablens_model_load_seconds`` (label ``module``): how long a worker took to load the module's
   predictor, most recent load (``webapp.predictors``).
+- ``fablens_shadow_runs_total`` (labels ``module``, ``version``, ``status``: ok, skipped,
+  failed) and ``fablens_shadow_lag_seconds`` (label ``module``): shadow scoring of live runs
+  by a candidate, and how long after the live run its scores were stored (``webapp.shadow``).
 
 Under gunicorn every worker is its own process, so the counters live in prometheus_client's
 multiprocess mode: ``webapp/gunicorn_conf.py`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
@@ -56,6 +59,12 @@ FLAGGED = Counter("fablens_flagged_items", "Items flagged at the run's threshold
 MODEL_LOAD = Gauge("fablens_model_load_seconds", "Time the most recent load of the module's "
                    "predictor took", ("module",), multiprocess_mode="mostrecent")
 
+SHADOW = Counter("fablens_shadow_runs", "Live runs a shadow candidate was asked to score, by "
+                 "outcome (ok, skipped, failed)", ("module", "version", "status"))
+SHADOW_LAG = Histogram("fablens_shadow_lag_seconds", "Time from the live run being recorded to "
+                       "the candidate's scores being stored", ("module",),
+                       buckets=LATENCY_BUCKETS)
+
 bp = Blueprint("metrics", __name__)
 START = "fablens_metrics_start"  # attribute of the request: perf_counter at its start
 
@@ -66,6 +75,13 @@ def record_prediction(module: str, version: str | None, n_items: int, n_flagged:
     RUNS.labels(*labels).inc()
     ITEMS.labels(*labels).inc(n_items)
     FLAGGED.labels(*labels).inc(n_flagged)
+
+
+def record_shadow(module: str, version: str, status: str, lag: float | None) -> None:
+    """Count one shadow scoring of a live run and its lag (called by ``webapp.shadow``)."""
+    SHADOW.labels(module, version, status).inc()
+    if lag is not None:
+        SHADOW_LAG.labels(module).observe(lag)
 
 
 def record_model_load(module: str, seconds: float) -> None:

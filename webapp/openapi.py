@@ -34,7 +34,9 @@ STATUS_TEXT = {200: "OK", 400: "The input is wrong: the message says what to fix
                "where (file, row, column, or JSON path)",
                401: "No credential, or a wrong, expired or revoked one",
                403: "The credential's role does not allow this",
-               404: "Nothing found at this address", 413: "Too large: too many bytes, rows, "
+               404: "Nothing found at this address",
+               409: "Not now: the registry's state does not allow it (the message says which "
+               "version is in the way)", 413: "Too large: too many bytes, rows, "
                "maps, images or windows (checked before anything is parsed)",
                415: "A kind of file that is not accepted",
                503: "Busy or not ready: try again shortly"}

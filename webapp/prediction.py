@@ -6,7 +6,9 @@ threshold, how many items and how many flagged) and what its JSON answer adds. T
 owns the rest, the same way for every module: the time budget of large requests
 (:func:`webapp.limits.heavy_slot`), error translation and failed runs
 (:func:`webapp.runs.recording_failures`), the run record with its stored results for History,
-the CSV download (``?format=csv``) and the streamed JSON answer.
+the CSV download (``?format=csv``) and the streamed JSON answer, and shadow scoring: with a
+candidate attached in the registry, the request is copied before it is parsed and scored
+again by the candidate on a background thread after the run is recorded (``webapp.shadow``).
 
 Every answer carries the same flag vocabulary: ``n_items`` and ``n_flagged`` (and the module's
 older names for them, ``n_rows``/``n_maps``/``n_images`` and ``n_review``/``n_anomalies``,
@@ -23,7 +25,7 @@ from typing import Callable, Iterable, Protocol
 from flask import Request, current_app, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
-from webapp import db, metrics
+from webapp import db, metrics, shadow
 from webapp.downloads import csv_download, json_stream, wants_csv
 from webapp.limits import heavy_slot
 from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
@@ -135,18 +137,24 @@ def prediction_view(module: str, serve: Serve, csv_name: str, **doc) -> Callable
     answer every module gives (:class:`PredictAnswer`)."""
     def predict():
         predictor = get_predictor(module)
+        release = getattr(predictor, "release_version", None)
+        candidate = shadow.wanted(module)
+        if candidate == release:  # promoted: it is the live version now
+            candidate = None
+        copy = shadow.snapshot(request) if candidate else None
         with recording_failures(module), heavy_slot():
             out = serve(predictor, request)
-        run_id = record(module, out, getattr(predictor, "release_version", None))
+        run_id = record(module, out, release)
         metrics.record_prediction(module, out.model_version, out.n_items, out.n_flagged)
         after = out.after_record(run_id) if out.after_record else {}
+        if candidate:  # scored by the candidate on the shadow thread, after this answer
+            shadow.submit(module, candidate, copy, out.csv.data(), run_id, serve)
         if wants_csv(request):
             return csv_download(out.csv.data(), csv_name)
         head = dict(run_id=run_id, results_url=url_for("runs.results", run_id=run_id),
                     model=out.model, model_version=out.model_version, threshold=out.threshold,
                     default_threshold=out.default_threshold, n_items=out.n_items,
-                    n_flagged=out.n_flagged,
-                    release=getattr(predictor, "release_version", None)) | out.head | after
+                    n_flagged=out.n_flagged, release=release) | out.head | after
         return json_stream(head, "predictions",
                            with_flagged(out.pages, get_module(module).decision.flag))
 

@@ -69,15 +69,27 @@ def _version_of(directory: Path) -> str | None:
         return None
 
 
+def load_from(name: str, directory: Path):
+    """A new predictor of module ``name`` from the release in ``directory``, its
+    ``release_version`` set; nothing cached."""
+    predictor = get_module(name).predictor(Path(directory),
+                                           n_jobs=int(current_app.config["MODEL_THREADS"]))
+    predictor.release_version = _version_of(Path(directory))
+    return predictor
+
+
+def load_version(name: str, version: str | None):
+    """A new predictor of module ``name`` for ``version`` (None: the committed release);
+    nothing cached (the live cache and the shadow thread hold it)."""
+    return load_from(name, _release_dir(name, version))
+
+
 def _load(name: str, version: str | None):
     states = current_app.extensions[STATES]
     states[name] = {"state": "loading"}
-    spec = get_module(name)
     start = time.perf_counter()
     try:
-        directory = _release_dir(name, version)
-        predictor = spec.predictor(directory, n_jobs=int(current_app.config["MODEL_THREADS"]))
-        predictor.release_version = _version_of(directory)
+        predictor = load_version(name, version)
     except Exception as exc:
         states[name] = {"state": "failed", "error": str(exc) or type(exc).__name__}
         raise

@@ -57,6 +57,11 @@ class ResultsDecision:
     # an optional column that words the decision (flagged word, normal word), re-worded too
     verdict: str | None = None
     verdict_words: tuple[str, str] = ("flagged", "normal")
+    # the column holding the upload's own label, where it gave one (shadow scoring compares
+    # each version with it, webapp/shadow.py), and the column compared with it: None for a
+    # binary module (the flag, against a label meaning faulty), else a class column
+    label: str | None = "label"
+    predicted: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ EXPECTED = {
     "events.acknowledge_page": "engineer", "events.acknowledge_selected_page": "engineer",
     "versions.list_versions": "viewer", "versions.set_live": "engineer",
     "versions.page": "viewer", "versions.set_live_page": "engineer",
+    "versions.set_threshold": "engineer", "versions.set_threshold_page": "engineer",
+    "versions.attach_shadow": "engineer", "versions.attach_shadow_page": "engineer",
+    "versions.detach_shadow": "engineer", "versions.detach_shadow_page": "engineer",
+    "versions.promote_shadow": "engineer", "versions.promote_page": "engineer",
+    "versions.upload_page": "admin", "versions.audit_api": "viewer",
+    "versions.audit_page": "viewer", "versions.shadow_results": "viewer",
     "auth.users": "admin", "auth.add_user": "admin", "auth.update_user": "admin",
     "auth.revoke_token": "admin", "auth.create_token": "admin",
 }

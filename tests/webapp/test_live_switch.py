@@ -94,7 +94,7 @@ def test_the_registry_page_switches_and_rolls_back(two_workers):
     assert f'value="{candidate}"' in html  # a Make live form for the candidate
     refused = client.post("/registry/sensor/live", data={"version": candidate, "reason": ""},
                           follow_redirects=True)
-    assert "say why you switch" in refused.get_data(as_text=True)
+    assert "say why (a reason is required" in refused.get_data(as_text=True)
     done = client.post("/registry/sensor/live", data={"version": candidate,
                                                       "reason": "lot 7"}, follow_redirects=True)
     page = done.get_data(as_text=True)

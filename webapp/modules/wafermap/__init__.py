@@ -38,5 +38,6 @@ MODULE = ModuleSpec(
     page="wafermap.page",
     predict="wafermap_api.predict",
     examples=examples,
-    decision=ResultsDecision(flag="needs_review", threshold="review_level", below=True),
+    decision=ResultsDecision(flag="needs_review", threshold="review_level", below=True,
+                             predicted="class"),
 )
