@@ -80,13 +80,17 @@ def read_version(directory: Path, source: str | None = None) -> Version:
     """The version in ``directory``; its source from ``source.json`` unless given."""
     directory = Path(directory)
     release = read_manifest(directory)
+    try:
+        recorded = json.loads((directory / SOURCE_FILE).read_text())
+        recorded = recorded if isinstance(recorded, dict) else {}
+    except (OSError, ValueError):
+        recorded = {}
     if source is None:
-        try:
-            source = json.loads((directory / SOURCE_FILE).read_text()).get("source", "model store")
-        except (OSError, ValueError):
-            source = "model store"
+        source = str(recorded.get("source", "model store"))
+    # when it became a version (a threshold change copies an older release's manifest)
+    created = recorded.get("created") or release.get("created")
     return Version(id=version_id(directory), module=release.get("module", directory.parent.name),
-                   path=directory, source=source, created=release.get("created"),
+                   path=directory, source=source, created=created,
                    default_model=release.get("default_model"),
                    models=list(release.get("models", [])))
 
@@ -154,7 +158,7 @@ def with_threshold(version: Version, store: Path, model: str, value: float, *, b
             bundle["threshold"], value, by=by, reason=reason, base=version.id)})
         (draft / SOURCE_FILE).write_text(json.dumps(
             {"source": f"threshold change of {version.id}", "base_version": version.id,
-             "model": model, "by": by}) + "\n")
+             "model": model, "by": by, "created": now()}) + "\n")
         final = folder / version_id(draft)
         if not final.exists():
             os.rename(draft, final)
@@ -214,7 +218,7 @@ def add_to_store(directory: Path, store: Path, module: str, source: dict) -> Ver
         draft = tmp / "release"
         shutil.copytree(directory, draft, ignore=shutil.ignore_patterns(SOURCE_FILE))
         check_release(draft, module)  # the copy, as it will be served
-        (draft / SOURCE_FILE).write_text(json.dumps(source) + "\n")
+        (draft / SOURCE_FILE).write_text(json.dumps({"created": now()} | source) + "\n")
         final = folder / version_id(draft)
         if not final.exists():
             os.rename(draft, final)

@@ -2,7 +2,7 @@
 threshold changes make versions, shadow candidates score live requests beside the live
 version without changing its answer, promotion and rollback are one step each, the server
 refuses a candidate it has no room for, releases are added from a zip or the command line,
-and every change is in the audit log with who and why."""
+and every change is in the audit log with who and why; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import html
@@ -29,11 +29,11 @@ COMMITTED = version_id(ARTIFACTS / "sensor")
 
 
 @pytest.fixture
-def app(tmp_path):
-    url = sqlite_url(tmp_path)
-    upgrade(url)
-    app = create_app({"TESTING": True, "DATABASE_URL": url, "MODEL_STORE": str(tmp_path / "store"),
-                      "LIVE_CHECK_SECONDS": 0.0})
+def app(tmp_path, database_url):
+    """Every test here runs on SQLite and on the PostgreSQL server."""
+    upgrade(database_url)
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url,
+                      "MODEL_STORE": str(tmp_path / "store"), "LIVE_CHECK_SECONDS": 0.0})
     yield app
     shadow.shutdown(app)
 
