@@ -122,6 +122,7 @@ class RenderServer:
         self.master = 0
         self.idle: dict = {}
         self.auth: dict = {}  # the Authorization header of a viewer's token (accounts are on)
+        self.engineer_auth: dict = {}  # and of an engineer's (registry changes)
 
     @property
     def url(self) -> str:
@@ -172,22 +173,61 @@ class RenderServer:
                 return
         raise RuntimeError(f"not every worker loaded its models; see {self.log_path}")
 
-    def _viewer_token(self) -> dict:
-        """Migrate the fresh database and make a viewer with a token, as an admin would with
-        the CLI: the server runs with accounts on, exactly as render.yaml starts it."""
+    def _tokens(self) -> tuple[dict, dict]:
+        """Migrate the fresh database and make a viewer and an engineer with a token each, as
+        an admin would with the CLI: the server runs with accounts on, exactly as render.yaml
+        starts it. Their Authorization headers."""
         import secrets
 
         env = self._environment()
         flask = [sys.executable, "-m", "flask", "--app", "webapp"]
-        for command in (["db", "upgrade"], ["users", "create", "bench", "--role", "viewer"]):
-            subprocess.run(flask + command, cwd=ROOT, check=True, capture_output=True,
+        subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, check=True, capture_output=True,
+                       env=env)
+        headers = []
+        for name, role in (("bench", "viewer"), ("bench-engineer", "engineer")):
+            subprocess.run(flask + ["users", "create", name, "--role", role], cwd=ROOT,
+                           check=True, capture_output=True,
                            env={**env, "FABLENS_PASSWORD": secrets.token_urlsafe(16)})
-        token = subprocess.run(flask + ["tokens", "create", "bench"], cwd=ROOT, check=True,
-                               capture_output=True, text=True, env=env).stdout.strip()
-        return {"Authorization": f"Bearer {token}"}
+            token = subprocess.run(flask + ["tokens", "create", name], cwd=ROOT, check=True,
+                                   capture_output=True, text=True, env=env).stdout.strip()
+            headers.append({"Authorization": f"Bearer {token}"})
+        return headers[0], headers[1]
+
+    def post_json(self, path: str, body: dict, engineer: bool = True) -> dict:
+        """POST ``body`` to ``path`` as the engineer (or the viewer); the JSON answer."""
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json",
+                     **(self.engineer_auth if engineer else self.auth)})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+
+    def get_json(self, path: str) -> dict:
+        request = urllib.request.Request(f"{self.url}{path}", headers=self.auth)
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+
+    def attach_shadow(self, module: str) -> str:
+        """Make a candidate of ``module`` (its live version with the default model's threshold
+        moved a little: the same models, so the same memory as a retrained one) and attach it
+        as the shadow candidate; its id."""
+        release = json.loads((ROOT / "artifacts" / module / "manifest.json").read_text())
+        model = release["default_model"]
+        bundle = json.loads((ROOT / "artifacts" / module / model / "manifest.json").read_text())
+        created = self.post_json(f"/api/v1/registry/{module}/threshold", {
+            "model": model, "value": bundle["threshold"]["value"] * 0.999, "live": False,
+            "reason": "benchmark candidate"})["created"]
+        self.post_json(f"/api/v1/registry/{module}/shadow",
+                       {"version": created, "reason": "benchmark"})
+        return created
+
+    def shadow_runs(self, module: str) -> int:
+        """How many live runs the attached candidate has scored so far."""
+        comparison = self.get_json(f"/api/v1/registry/{module}")["comparison"] or {}
+        return int(comparison.get("runs") or 0)
 
     def __enter__(self) -> "RenderServer":
-        self.auth = self._viewer_token()
+        self.auth, self.engineer_auth = self._tokens()
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(start_command(), shell=True, cwd=ROOT,
                                      env=self._environment(), start_new_session=True,
@@ -295,9 +335,27 @@ def timeseries_upload(server: RenderServer, machines: int) -> dict | None:
                 for name in release["models"]}}
 
 
+def load_candidate(server: RenderServer, module: str) -> dict:
+    """Attach a shadow candidate of ``module`` and send its example request until the
+    candidate has scored one (so its models are loaded in the worker)."""
+    from benchmarks.shadow_latency import example, timed
+
+    candidate = server.attach_shadow(module)
+    path, body, content_type = example(module)
+    deadline = time.time() + 300
+    while server.shadow_runs(module) < 1:
+        if time.time() > deadline:
+            raise RuntimeError(f"{module}: the candidate scored nothing in 300 s")
+        timed(server, path, body, content_type, 1)
+        time.sleep(0.5)
+    return {"candidate": candidate}
+
+
 def markdown(result: dict) -> list[str]:
     """The table for BENCHMARKS.md."""
-    lines = [f"Command: `{result['command']}` ({result['workers']} workers)", "",
+    shadow = result.get("shadow")
+    note = f", a shadow candidate of {shadow['module']} loaded" if shadow else ""
+    lines = [f"Command: `{result['command']}` ({result['workers']} workers{note})", "",
              "| state | PSS summed (master + workers) | RSS summed | peak PSS during | "
              "largest worker peak RSS |", "| --- | --- | --- | --- | --- |"]
 
@@ -308,7 +366,8 @@ def markdown(result: dict) -> list[str]:
                 f"{snap['largest_worker_peak_rss_mib']:.0f} MiB |")
 
     lines.append(row("started, nothing loaded", result["idle"]))
-    lines.append(row("every module loaded in every worker", result["models_loaded"]))
+    lines.append(row("every module loaded in every worker"
+                     + (" and the candidate" if shadow else ""), result["models_loaded"]))
     for i, upload in enumerate(result["uploads"], 1):
         lines.append(row(f"after upload {i}: {result['rows']}-row CSV ({upload['csv_mb']} MB, "
                          f"{upload['seconds']} s, HTTP {upload['status']})", upload))
@@ -334,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uploads", type=int, default=3, help="uploads of --rows rows (3)")
     parser.add_argument("--big-rows", type=int, default=100_000,
                         help="rows of the large upload that fits the size limit (0: skip)")
+    parser.add_argument("--shadow", metavar="MODULE", default=None,
+                        help="attach a shadow candidate of MODULE first and have it loaded "
+                             "(the budget with every live version and one candidate)")
     parser.add_argument("--series-machines", type=int, default=100,
                         help="machines in the time-series history scored last (0: skip)")
     add_markdown_option(parser)
@@ -344,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     model = sample_model()
     payload = sensor_csv(args.rows, model=model)
     with RenderServer() as server:
+        shadow = None
+        if args.shadow:
+            shadow = {"module": args.shadow, **load_candidate(server, args.shadow)}
         loaded = snapshot(server.master)
         uploads = [upload_and_measure(server, payload) for _ in range(args.uploads)]
         big = None
@@ -355,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.series_machines else None
         result = {"command": start_command(), "workers": server.workers(), "rows": args.rows,
                   "idle": server.idle, "models_loaded": loaded, "uploads": uploads, "big": big,
-                  "timeseries": series}
+                  "timeseries": series, "shadow": shadow}
     runs = [*uploads, *([big] if big else []), *(series or {}).get("models", {}).values()]
     final = runs[-1]["total_pss_mib"] if runs else loaded["total_pss_mib"]
     highest = max([loaded["total_pss_mib"], *(r["peak_total_pss_mib"] for r in runs)])

@@ -57,6 +57,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     limits.init_app(app)
     from webapp import metrics  # /metrics; every request counted (webapp/metrics.py)
     metrics.init_app(app)
+    from webapp import shadow  # requests in flight, so shadow scoring uses only spare time
+    shadow.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(runs.bp)

@@ -43,6 +43,10 @@ def defaults() -> dict:
         "SHADOW_MAX_CANDIDATES": 1,
         "SHADOW_MAX_BYTES": 8 * 1024 * 1024,
         "SHADOW_QUEUE": 2,
+        # the shadow thread starts a request only after the worker has answered none for this
+        # long, and gives up (skipped) after waiting this long for such a moment
+        "SHADOW_QUIET_SECONDS": 0.05,
+        "SHADOW_MAX_WAIT_SECONDS": 30.0,
         "MODEL_THREADS": 2,  # threads each loaded model may use per request (2 cores here)
         "SECRET_KEY": "dev-only-change-me",
         # accounts (webapp/access.py): "on", or "open" (no accounts, loopback clients only);

@@ -69,19 +69,20 @@ def _version_of(directory: Path) -> str | None:
         return None
 
 
-def load_from(name: str, directory: Path):
-    """A new predictor of module ``name`` from the release in ``directory``, its
-    ``release_version`` set; nothing cached."""
-    predictor = get_module(name).predictor(Path(directory),
-                                           n_jobs=int(current_app.config["MODEL_THREADS"]))
+def load_from(name: str, directory: Path, threads: int | None = None):
+    """A new predictor of module ``name`` from the release in ``directory`` whose models use
+    ``threads`` threads (default ``MODEL_THREADS``), its ``release_version`` set; nothing
+    cached."""
+    threads = int(current_app.config["MODEL_THREADS"]) if threads is None else threads
+    predictor = get_module(name).predictor(Path(directory), n_jobs=threads)
     predictor.release_version = _version_of(Path(directory))
     return predictor
 
 
-def load_version(name: str, version: str | None):
+def load_version(name: str, version: str | None, threads: int | None = None):
     """A new predictor of module ``name`` for ``version`` (None: the committed release);
     nothing cached (the live cache and the shadow thread hold it)."""
-    return load_from(name, _release_dir(name, version))
+    return load_from(name, _release_dir(name, version), threads)
 
 
 def _load(name: str, version: str | None):

@@ -5,15 +5,19 @@ An engineer attaches a candidate to a module (``webapp.versions``; the registry'
 event). While one is attached, the prediction service (``webapp.prediction``) copies each
 request it serves (:func:`snapshot`, before the module parses it: the body at most
 ``SHADOW_MAX_BYTES``), answers from the live version as always, records the run, and only
-then hands the copy to this worker's shadow thread (:func:`submit`). That one thread, at a
-lower CPU priority than the request threads, rebuilds the request, has the module's own
+then hands the copy to this worker's shadow thread (:func:`submit`). That one thread waits
+until the worker has answered every request and stayed idle for ``SHADOW_QUIET_SECONDS``
+(the shadow work uses only spare time: sharing the interpreter with a live request would
+slow it), then, at a lower CPU priority and with its models on one thread (the other cores
+stay free for a live request that arrives meanwhile), rebuilds the request, has the module's own
 ``serve`` score it with the candidate, and stores the candidate's counts beside the live run
 (``shadow_scores``): items, flagged, how many decisions agree with the live ones, the
 confusion matrices of both on the items the upload labelled, its results CSV, and the lag
 after the live answer. The live answer is never changed or waited for; a request that cannot
-be copied (too large, a body of unknown length) or that finds the thread's queue full
-(``SHADOW_QUEUE``) is stored as ``skipped`` with the reason, so the comparison says what it
-left out.
+be copied (too large, a body of unknown length), that finds the thread's queue full
+(``SHADOW_QUEUE``), or that waits ``SHADOW_MAX_WAIT_SECONDS`` for a quiet moment, is stored
+as ``skipped`` with the reason, so the comparison says what it left out: under a saturating
+load the candidate scores a sample, never at the live answers' expense.
 
 Memory: the candidate is loaded once per worker, lazily, by the shadow thread; at most
 ``SHADOW_MAX_CANDIDATES`` (default 1) are attached on the server at once, and attaching one
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from flask import Flask, Request, current_app
+from flask import Flask, Request, current_app, g
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipelines.core.confusion import multiclass_report
@@ -46,6 +50,7 @@ from webapp.registry import ResultsDecision, get_module
 logger = logging.getLogger(__name__)
 
 EXECUTOR, PREDICTORS, CHECKED = "fablens_shadow", "fablens_shadow_predictors", "fablens_shadow_at"
+QUIET = "fablens_shadow_quiet"  # the worker's requests in flight, for the shadow thread
 NICE = 10  # how much lower the shadow thread's CPU priority is than the request threads'
 TRUE = frozenset({"1", "true", "yes", "fail", "faulty", "bad", "anomalous", "defective"})
 _made = threading.Lock()  # held while a worker makes its shadow thread
@@ -81,6 +86,9 @@ def wanted(module: str) -> str | None:
         except SQLAlchemyError:
             version = None
         checked[module] = (now, version)
+        held = current_app.extensions.get(PREDICTORS, {})
+        for key in [k for k in held if k[0] == module and k[1] != version]:
+            held.pop(key, None)  # detached or replaced: its memory goes back
     return version
 
 
@@ -96,6 +104,58 @@ def capacity_problem(module: str, version: str) -> str | None:
             f"(its memory budget of 512 MiB fits every live version and "
             f"{limit} more); {attached} {'is' if len(others) == 1 else 'are'} attached: "
             f"promote or detach {'it' if len(others) == 1 else 'one'} first")
+
+
+# -- spare time ------------------------------------------------------------------------------------
+class Quiet:
+    """How many requests this worker is answering, and since when it has answered none."""
+
+    def __init__(self):
+        self.in_flight = 0
+        self.idle_since = time.monotonic()
+        self.changed = threading.Condition()
+
+    def started(self) -> None:
+        with self.changed:
+            self.in_flight += 1
+
+    def finished(self) -> None:
+        with self.changed:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self.idle_since = time.monotonic()
+            self.changed.notify_all()
+
+    def wait(self, quiet: float, timeout: float) -> bool:
+        """Until no request has been in flight for ``quiet`` seconds (True), or ``timeout``
+        seconds have passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                now = time.monotonic()
+                if self.in_flight == 0 and now - self.idle_since >= quiet:
+                    return True
+                if now >= deadline:
+                    return False
+                wake = self.idle_since + quiet if self.in_flight == 0 else deadline
+                self.changed.wait(max(0.001, min(wake, deadline) - now))
+
+
+def _request_started() -> None:
+    g.shadow_counted = True
+    current_app.extensions[QUIET].started()
+
+
+def _request_finished(_exc) -> None:
+    if g.pop("shadow_counted", False):  # the shadow thread's own rebuilt requests are not
+        current_app.extensions[QUIET].finished()
+
+
+def init_app(app: Flask) -> None:
+    """Count the worker's requests in flight, so the shadow thread works only in quiet times."""
+    app.extensions[QUIET] = Quiet()
+    app.before_request(_request_started)
+    app.teardown_request(_request_finished)
 
 
 # -- the request path ------------------------------------------------------------------------------
@@ -183,12 +243,18 @@ def candidate_predictor(app: Flask, module: str, version: str):
     key = (module, version)
     if key not in held:
         held.clear()
-        held[key] = load_version(module, version)
+        held[key] = load_version(module, version, threads=1)  # a core left to live requests
     return held[key]
 
 
 def _score(app: Flask, module: str, version: str, copy: Snapshot, live_csv: bytes,
            run_id: int, queued: float, serve) -> None:
+    waited = float(app.config["SHADOW_MAX_WAIT_SECONDS"])
+    if not app.extensions[QUIET].wait(float(app.config["SHADOW_QUIET_SECONDS"]), waited):
+        with app.app_context():
+            _store_skip(module, version, run_id, f"the server was never idle within "
+                                                 f"{waited:g} s of the live answer")
+        return
     builder = dict(path=copy.path, method=copy.method, query_string=copy.query_string,
                    headers=list(copy.headers))
     if copy.body is not None:

@@ -214,6 +214,28 @@ def test_a_request_too_large_to_copy_is_skipped_and_says_so(app):
     assert comparison["skipped"] == 1 and comparison["runs"] == 0
 
 
+def test_the_candidate_scores_only_when_the_worker_is_quiet(app):
+    """A request still in flight holds the shadow thread back; past SHADOW_MAX_WAIT_SECONDS
+    the copy is skipped, saying why; once the worker is quiet the candidate scores."""
+    app.config["SHADOW_MAX_WAIT_SECONDS"] = 0.5
+    client = app.test_client()
+    candidate = threshold(client, 0.9, live=False)["created"]
+    attach(client, candidate)
+    quiet = app.extensions[shadow.QUIET]
+    quiet.started()  # another client's long request
+    try:
+        predict(client)
+        shadow.drain(app)
+    finally:
+        quiet.finished()
+    predict(client)
+    shadow.drain(app)
+    with app.app_context():
+        rows = db.shadow_runs("sensor", candidate)
+    assert [r["status"] for r in rows] == ["ok", "skipped"]
+    assert rows[1]["error"] == "the server was never idle within 0.5 s of the live answer"
+
+
 def test_shadow_scoring_moves_the_metrics(app):
     client = app.test_client()
     candidate = threshold(client, 0.9, live=False)["created"]
