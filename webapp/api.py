@@ -38,8 +38,12 @@ def ready():
     It never loads a model itself: it waits at most ``READY_WAIT_SECONDS`` for the worker's
     loader, then reports each module's state. 503 while a module is still loading, or with the
     list of what is missing, so a deploy that would serve empty fails its health check instead.
+    A module with one broken model still serves the others: it is ready but ``degraded``,
+    each model that did not load named with its reason under ``unavailable`` and in
+    ``degraded``, and the answer stays 200 (``status`` says "degraded").
     """
     problems: list[str] = []
+    degraded: list[str] = []
     modules = {}
     loading = []
     cache = current_app.extensions["fablens_predictors"]
@@ -48,8 +52,13 @@ def ready():
     for name, state in states.items():
         modules[name] = {"ready": state["state"] == "ready", "state": state["state"]}
         if state["state"] == "ready":
+            unavailable = [m | {"reason": _without_paths(m["reason"])}
+                           for m in state.get("unavailable", [])]
             modules[name] |= {"models": sorted(cache[name].models),
-                              "default_model": cache[name].default_model}
+                              "default_model": cache[name].default_model,
+                              "degraded": bool(unavailable), "unavailable": unavailable}
+            degraded += [f"{name}: model '{m['name']}'{' (the default)' if m['default'] else ''}"
+                         f" is unavailable: {m['reason']}" for m in unavailable]
         elif state["state"] == "failed":
             problems.append(f"{name}: {_without_paths(state['error'])}")
         else:
@@ -58,9 +67,11 @@ def ready():
     if database:
         problems.append(f"database: {database}")
     status = 503 if problems or loading else 200
-    word = "ready" if status == 200 else "not ready" if problems else "loading"
+    word = ("degraded" if degraded else "ready") if status == 200 else \
+        "not ready" if problems else "loading"
     return jsonify(status=word, version=__version__, modules=modules, loading=loading,
-                   database={"ready": database is None}, problems=problems), status
+                   database={"ready": database is None}, problems=problems,
+                   degraded=degraded), status
 
 
 MODEL_FIELDS = ("module", "name", "model", "role", "version", "created", "params",

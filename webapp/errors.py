@@ -2,7 +2,9 @@
 
 The core's exceptions are translated here, once, for every module (:func:`as_http_error`): a
 :class:`SchemaError` (located problems; a :class:`LimitError` is a 413) and an
-:class:`UnknownDetectorError` are 400s, whichever view or parser raised them. Unexpected
+:class:`UnknownDetectorError` are 400s, whichever view or parser raised them; a
+:class:`ModelUnavailableError` (a model whose bundle did not load) is a 503 naming the model
+and why, since the request was right and the other models still serve. Unexpected
 exceptions are logged with their traceback and answered with a plain 500 that shows no
 internals.
 """
@@ -11,9 +13,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
+from werkzeug.exceptions import (HTTPException, InternalServerError, RequestEntityTooLarge,
+                                 ServiceUnavailable)
 
 from pipelines.core.detectors import UnknownDetectorError
+from pipelines.core.predictor import ModelUnavailableError
 from pipelines.core.problems import LimitError, SchemaError
 
 logger = logging.getLogger(__name__)
@@ -48,13 +52,16 @@ def schema_error(exc: SchemaError) -> InputError:
 
 def as_http_error(exc: Exception) -> HTTPException | None:
     """The HTTP error a user gets for ``exc``: itself when it is one, the 400/413 for a core
-    input exception, None for an unexpected one (a 500)."""
+    input exception, the 503 for a model that did not load, None for an unexpected one (a
+    500)."""
     if isinstance(exc, HTTPException):
         return exc
     if isinstance(exc, SchemaError):
         return schema_error(exc)
     if isinstance(exc, UnknownDetectorError):  # a KeyError: its message without repr quotes
         return InputError(exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc))
+    if isinstance(exc, ModelUnavailableError):
+        return ServiceUnavailable(str(exc))
     return None
 
 
@@ -90,6 +97,6 @@ def handle_unexpected(error: Exception):
 def init_app(app: Flask) -> None:
     """Register the handlers."""
     app.register_error_handler(HTTPException, handle_http_error)
-    for core in (SchemaError, UnknownDetectorError):
+    for core in (SchemaError, UnknownDetectorError, ModelUnavailableError):
         app.register_error_handler(core, lambda exc: handle_http_error(as_http_error(exc)))
     app.register_error_handler(Exception, handle_unexpected)

@@ -15,11 +15,16 @@ from webapp.uploads import BINARY_SIGNATURES, CSV_EXTENSIONS, SPREADSHEET_EXTENS
 
 
 def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
-    """The JSON config a module page script starts from (models, limits, rules, URLs)."""
+    """The JSON config a module page script starts from (models, limits, rules, URLs).
+
+    ``models`` holds the models that loaded; ``unavailable`` those whose bundle did not, with
+    the reason (``Predictor.unavailable_models``), which the page states above the model
+    choice instead of offering them."""
     return {
         "module": spec.name,
         "models": predictor.describe(),
         "default_model": predictor.default_model,
+        "unavailable": predictor.unavailable_models(),
         "max_upload_mb": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
         "max_rows": current_app.config["MAX_ROWS"],
         "number_pattern": NUMBER_PATTERN,

@@ -1,6 +1,8 @@
 """Site pages that belong to no single module: home, history and the models."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, current_app, render_template, request, url_for
 
 from pipelines.core.thresholds import flag_rate_check
@@ -10,6 +12,7 @@ from webapp.errors import InputError
 from webapp.registry import ready_modules
 from webapp.predictors import get_predictor
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
 
@@ -43,15 +46,26 @@ def history():
 def models():
     """Every released model's card (``Predictor.cards``): data, each evaluation protocol's
     metrics with their intervals, the threshold and its false-alarm figure, versions; and the
-    flag rate of recent runs on this server."""
-    cards = []
+    flag rate of recent runs on this server.
+
+    A model whose bundle did not load is listed with its reason
+    (``Predictor.unavailable_models``) beside the others' cards, and a module that cannot load
+    at all is named (readiness says why), so one broken model never takes the page down."""
+    cards, unavailable, failed = [], [], []
     for spec in ready_modules():
-        predictor = get_predictor(spec.name)
+        try:
+            predictor = get_predictor(spec.name)
+        except Exception:  # recorded in the module's state; /health/ready names the reason
+            logger.exception("the Models page shows no %s models", spec.name)
+            failed.append({"module": spec.name, "module_title": spec.title})
+            continue
         cards += [card | {"module": spec.name, "module_title": spec.title,
                           "recent": recalibration_check(spec.name, card,
                                                         predictor.recalibrate_command)}
                   for card in predictor.cards()]
-    return render_template("models.html", models=cards)
+        unavailable += [m | {"module": spec.name, "module_title": spec.title}
+                        for m in predictor.unavailable_models()]
+    return render_template("models.html", models=cards, unavailable=unavailable, failed=failed)
 
 
 def recalibration_check(module: str, card: dict, command: str | None) -> dict | None:

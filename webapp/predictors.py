@@ -85,6 +85,13 @@ def load_version(name: str, version: str | None, threads: int | None = None):
     return load_from(name, _release_dir(name, version), threads)
 
 
+def _ready_state(predictor) -> dict:
+    """A loaded module's state: ``ready``, and ``degraded`` with the models that did not load
+    and why (``Predictor.unavailable_models``) when its release has a broken bundle."""
+    broken = getattr(predictor, "unavailable_models", list)()
+    return {"state": "ready", "degraded": bool(broken), "unavailable": broken}
+
+
 def _load(name: str, version: str | None):
     states = current_app.extensions[STATES]
     states[name] = {"state": "loading"}
@@ -95,7 +102,7 @@ def _load(name: str, version: str | None):
         states[name] = {"state": "failed", "error": str(exc) or type(exc).__name__}
         raise
     metrics.record_model_load(name, time.perf_counter() - start)
-    states[name] = {"state": "ready"}
+    states[name] = _ready_state(predictor)
     logger.info("serving %s version %s", name, predictor.release_version)
     return predictor
 
@@ -125,7 +132,7 @@ def get_predictor(name: str):
                         raise
                     logger.exception("%s: keeping version %s", name,
                                      cache[name].release_version)
-                    current_app.extensions[STATES][name] = {"state": "ready"}
+                    current_app.extensions[STATES][name] = _ready_state(cache[name])
     return cache[name]
 
 
@@ -151,8 +158,9 @@ def start_loading(app: Flask) -> threading.Thread:
 
 
 def loading_state(app: Flask, wait: float = 0.0) -> dict[str, dict]:
-    """Each ready module's state, ``waiting``, ``loading``, ``ready`` or ``failed`` (with its
-    ``error``), after waiting at most ``wait`` seconds for the loader (started if it was not)."""
+    """Each ready module's state, ``waiting``, ``loading``, ``ready`` (``degraded`` and the
+    ``unavailable`` models when some did not load) or ``failed`` (with its ``error``), after
+    waiting at most ``wait`` seconds for the loader (started if it was not)."""
     start_loading(app).join(wait)
     states = app.extensions[STATES]
     return {spec.name: dict(states.get(spec.name, {"state": "waiting"}))

@@ -256,18 +256,43 @@ def add_release_files(directory: Path, files: dict[str, str]) -> dict:
     return write_manifest(directory, manifest)
 
 
-def load_release(directory: Path, expected_features: list[str] | None = None, **overrides
+def load_release(directory: Path, expected_features: list[str] | None = None,
+                 broken: dict[str, str] | None = None, **overrides
                  ) -> tuple[dict, dict[str, tuple[object, dict]]]:
     """Load a module release: its manifest (files checked) and every model bundle in it.
 
     ``expected_features`` and ``overrides`` go to :func:`load_bundle` for every model.
     Returns ``(release_manifest, {model: (detector, bundle_manifest)})``.
+
+    Without ``broken``, one bad bundle fails the whole release. Given a dict, a bundle that
+    does not load (a file altered or missing, an unreadable manifest, a detector that refuses
+    its files) is left out and recorded there instead, ``{model: reason}``, so one corrupt
+    model costs only itself; the reason names the file relative to the release (no machine
+    path). The release manifest and its module-level files are shared by every model, so
+    they still fail the whole load.
     """
     directory = Path(directory)
     release = read_manifest(directory)
     if "models" not in release:
         raise BundleError(f"{directory / MANIFEST} is not a module release manifest")
     verify_files(directory, release)
-    models = {name: load_bundle(directory / name, expected_features, **overrides)
-              for name in release["models"]}
+    models = {}
+    for name in release["models"]:
+        try:
+            models[name] = load_bundle(directory / name, expected_features, **overrides)
+        except Exception as exc:
+            if broken is None:
+                raise
+            broken[name] = _broken_reason(exc, directory / name, release.get("module"))
+            logger.warning("%s/%s is left out: %s", release.get("module"), name, broken[name])
     return release, models
+
+
+def _broken_reason(exc: Exception, bundle: Path, module: str | None) -> str:
+    """Why ``bundle`` did not load, its paths relative to the release (``<module>/<model>/...``)."""
+    reason = str(exc) if isinstance(exc, BundleError) else \
+        f"{bundle} did not load ({type(exc).__name__}: {exc})"
+    release = bundle.parent
+    for where in sorted({str(release.resolve()), str(release)}, key=len, reverse=True):
+        reason = reason.replace(where, module or release.name)
+    return reason

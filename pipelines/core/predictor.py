@@ -17,6 +17,21 @@ from pipelines.core.thresholds import (false_alarm_curve, measured_false_alarm_r
 logger = logging.getLogger(__name__)
 
 
+class ModelUnavailableError(RuntimeError):
+    """A model of the release did not load (its bundle is broken), so it cannot score.
+
+    The rest of the release serves: the web app answers this with a 503 naming the model and
+    the reason, not a 500, and not a 400 (the request itself was right)."""
+
+    def __init__(self, model: str, reason: str, others: list[str] | None = None):
+        message = f"model '{model}' is unavailable: {reason}"
+        if others is not None:
+            message += (f"; the default model cannot serve, name another: {', '.join(others)}"
+                        if others else "; no other model of this release can serve")
+        super().__init__(message)
+        self.model, self.reason = model, reason
+
+
 @dataclass
 class LoadedModel:
     """A fitted detector with its bundle manifest."""
@@ -92,6 +107,11 @@ class LoadedModel:
 class Predictor:
     """Loads every model of a module's release from ``artifacts/<module>/``.
 
+    A model whose bundle does not load costs only itself: it is left out of ``models`` and
+    kept in ``unavailable`` (``{model: reason}``); asking for it (by name, or by default when
+    it is the default) raises :class:`ModelUnavailableError`, while the other models serve as
+    before. A release none of whose models loads, or whose shared files are broken, fails.
+
     Subclasses set ``module`` (and ``feature_names`` when every model must take the same
     schema) and add the module's ``predict``. ``overrides`` replace detector parameters at
     load time (the serving thread count).
@@ -106,7 +126,9 @@ class Predictor:
 
     def __init__(self, module_dir: Path, **overrides):
         self.module_dir = Path(module_dir)
-        release, loaded = load_release(self.module_dir, self.feature_names, **overrides)
+        broken: dict[str, str] = {}
+        release, loaded = load_release(self.module_dir, self.feature_names, broken=broken,
+                                       **overrides)
         if release.get("module") != self.module:
             raise BundleError(f"{self.module_dir} holds module '{release.get('module')}', "
                               f"not '{self.module}'")
@@ -114,18 +136,34 @@ class Predictor:
         self.models: dict[str, LoadedModel] = {
             name: LoadedModel(name, detector, manifest)
             for name, (detector, manifest) in loaded.items()}
+        self.unavailable: dict[str, str] = broken
         if not self.models:
-            raise BundleError(f"the {self.module} release in {self.module_dir} lists no models")
-        self.default_model = release.get("default_model") or next(iter(self.models))
+            raise BundleError(f"the {self.module} release in {self.module_dir} lists no models"
+                              if not broken else "no model of the release loads: " +
+                              "; ".join(f"{n}: {r}" for n, r in broken.items()))
+        # the release's choice even when it is broken: then a default request is a 503, never
+        # silently another model
+        self.default_model = release.get("default_model") or release["models"][0]
         logger.info("loaded %s models %s", self.module, sorted(self.models))
 
     def get(self, name: str | None) -> LoadedModel:
-        """The model that decides: ``name`` or the release's default."""
-        name = name or self.default_model
-        if not isinstance(name, str) or name not in self.models:
-            raise UnknownDetectorError(f"unknown model '{name}'; choose one of: "
+        """The model that decides: ``name`` or the release's default; a
+        :class:`ModelUnavailableError` when its bundle did not load."""
+        chosen = name or self.default_model
+        if isinstance(chosen, str) and chosen in self.unavailable:
+            raise ModelUnavailableError(chosen, self.unavailable[chosen],
+                                        None if name else sorted(self.models))
+        if not isinstance(chosen, str) or chosen not in self.models:
+            raise UnknownDetectorError(f"unknown model '{chosen}'; choose one of: "
                                        f"{', '.join(sorted(self.models))}")
-        return self.models[name]
+        return self.models[chosen]
+
+    def unavailable_models(self) -> list[dict]:
+        """Each model that did not load, ``{"name", "reason", "default"}``, the default first:
+        what the pages and readiness say about it."""
+        order = sorted(self.unavailable, key=lambda n: n != self.default_model)
+        return [{"name": n, "reason": self.unavailable[n], "default": n == self.default_model}
+                for n in order]
 
     def module_file(self, name: str) -> Path:
         """A module-level file of the release (hash-checked when the release was loaded)."""

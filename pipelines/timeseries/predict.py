@@ -14,7 +14,8 @@ from typing import ClassVar
 import numpy as np
 
 from pipelines.core.drift import REFERENCE_FILE
-from pipelines.core.predictor import Predictor
+from pipelines.core.artifacts import BundleError
+from pipelines.core.predictor import LoadedModel, Predictor
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.core.rowhash import read_row_hashes
 from pipelines.timeseries.fingerprint import TRAINING_ROWS_FILE, in_sample_machines
@@ -57,7 +58,16 @@ class TimeseriesPredictor(Predictor):
         super().__init__(module_dir, **overrides)
         self.scaler = self.module_json(SCALER_FILE)
         self.window = int(self.release.get("window", WINDOW))
-        self.rul_model = self.get(RUL_MODEL)
+        if RUL_MODEL not in self.release["models"]:
+            raise BundleError(f"the timeseries release in {self.module_dir} has no "
+                              f"'{RUL_MODEL}' model; every answer carries its RUL")
+
+    @property
+    def rul_model(self) -> LoadedModel:
+        """The RUL regressor whose RUL every answer carries, asked for when needed: a broken
+        one makes each answer that needs it a ``ModelUnavailableError`` naming it (a 503),
+        not the whole release fail to load."""
+        return self.get(RUL_MODEL)
 
     @property
     def input_sensors(self) -> list[str]:

@@ -71,17 +71,19 @@ def test_missing_artifacts_or_templates_refuse_to_start(tmp_path):
         create_app({"HOME_DIR": str(tmp_path)})
 
 
-def test_readiness_names_a_broken_bundle(tmp_path):
+def test_readiness_names_a_broken_release_file(tmp_path):
+    """A file every model shares fails the module (one model's broken bundle only degrades it:
+    tests/webapp/test_broken_model.py)."""
     artifacts = tmp_path / "artifacts"
     shutil.copytree(locations.artifacts_dir(os.environ), artifacts)  # the releases served
-    (artifacts / "sensor" / "autoencoder" / "preprocessor.json").write_text("{}")
+    (artifacts / "sensor" / "training_profile.json").write_text("{}")
     upgrade(sqlite_url(tmp_path))
     client = create_app({"TESTING": True, "DATABASE_URL": sqlite_url(tmp_path),
                          "ARTIFACTS_DIR": str(artifacts)}).test_client()
     response = settled_readiness(client)
     assert response.status_code == 503
     problems = response.get_json()["problems"]
-    assert problems == ["sensor: artifacts/sensor/autoencoder/preprocessor.json does not match "
+    assert problems == ["sensor: artifacts/sensor/training_profile.json does not match "
                         "the sha256 in its manifest; retrain or restore the committed file"]
     assert client.get("/health").status_code == 200
 
