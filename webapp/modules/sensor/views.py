@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request, url_for
 from pipelines.sensor.ingest.table import chunk_frame
 from pipelines.sensor.samples import sensor_sample, sensor_template
 from pipelines.sensor.schema import LABEL_COLUMNS
-from webapp.downloads import csv_response
+from webapp.downloads import csv_bytes, csv_response
 from webapp.limits import heavy_slot
 from webapp.modules import get_module
 from webapp.modules.sensor.parsing import file_warnings, open_sensor_upload
@@ -51,7 +51,8 @@ def _check():
         ids.extend(table.ids)
         if normalise:
             parts.append(chunk_frame(table, req.label_column))
-    text = pd.concat(parts, ignore_index=True).to_csv(index=False) if parts else None
+    text = csv_bytes(pd.concat(parts, ignore_index=True), float_decimals=None,
+                     formula_guard=False).decode() if parts else None
     return jsonify(file=req.source, n_rows=rows, n_missing=missing, id_column=req.id_name,
                    layout=req.detected.layout, has_labels=labelled, problems=[],
                    detected=req.detected.to_dict(),
