@@ -21,6 +21,13 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+# No control socket. gunicorn (25.1+) opens one for its ``gunicornc`` tool at one path per
+# user ($XDG_RUNTIME_DIR/gunicorn.ctl, else ~/.gunicorn/gunicorn.ctl), so a second server on
+# the machine took it over and stopping either deleted it for the other. FabLens never uses it
+# (Render and the Makefile drive gunicorn by signals), and the master would stop and restart
+# its thread around every worker fork (--max-requests recycles workers).
+control_socket_disable = True
+
 # mallopt(3) parameters
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 
