@@ -29,6 +29,20 @@ def defaults() -> dict:
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
         "MAX_ROWS": 100_000,
         "RESULTS_KEEP": 100,
+        # retention (webapp.db.prune, at start and at most every PRUNE_MINUTES per worker): runs
+        # older than this (longer than the dashboard's 365 days) or beyond the newest
+        # RETAIN_RUNS go with their results; refused runs (a 4xx: bad input, too large) are
+        # kept to the newest RETAIN_REFUSED; events carried on longer ago, or beyond the newest
+        # RETAIN_EVENTS, go
+        "RETAIN_RUNS_DAYS": 400,
+        "RETAIN_RUNS": 100_000,
+        "RETAIN_REFUSED": 1000,
+        "RETAIN_EVENTS_DAYS": 400,
+        "RETAIN_EVENTS": 100_000,
+        "PRUNE_MINUTES": 10,
+        # a run still "running" after this long is marked failed (its worker must have died;
+        # a dead worker's runs on this host are closed as soon as it is seen gone)
+        "STALE_RUN_MINUTES": 60,
         "HEAVY_REQUEST_MB": 1,  # requests larger than this take turns (webapp/limits.py)
         "HEAVY_SLOTS": 1,  # large requests scored at once per worker
         "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
@@ -113,6 +127,13 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_SHADOW_MAX_CANDIDATES": ("SHADOW_MAX_CANDIDATES", _positive_int),
     "FABLENS_SHADOW_MAX_MB": ("SHADOW_MAX_BYTES", _megabytes),
     "FABLENS_RESULTS_KEEP": ("RESULTS_KEEP", _positive_int),
+    "FABLENS_RETAIN_RUNS_DAYS": ("RETAIN_RUNS_DAYS", _positive_int),
+    "FABLENS_RETAIN_RUNS": ("RETAIN_RUNS", _positive_int),
+    "FABLENS_RETAIN_REFUSED": ("RETAIN_REFUSED", _positive_int),
+    "FABLENS_RETAIN_EVENTS_DAYS": ("RETAIN_EVENTS_DAYS", _positive_int),
+    "FABLENS_RETAIN_EVENTS": ("RETAIN_EVENTS", _positive_int),
+    "FABLENS_PRUNE_MINUTES": ("PRUNE_MINUTES", _positive_int),
+    "FABLENS_STALE_RUN_MINUTES": ("STALE_RUN_MINUTES", _positive_int),
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
     "SECRET_KEY": ("SECRET_KEY", str),
     "FABLENS_AUTH": ("AUTH", _auth),

@@ -7,7 +7,11 @@ never race to do it; ``/health/ready`` reports a database that is not at the lat
 
 ``runs`` records each prediction run, failed ones too, with who made it and what it used (model version,
 threshold, the input's sha256, how many cells the user edited and rows removed, and how many
-items the upload's own labels mark faulty);
+items the upload's own labels mark faulty). A run is written when it starts (``running``, with
+the worker serving it) and closed when it ends, ``ok`` or ``failed`` with its reason and the
+HTTP status it answered (a 4xx: *refused*), so a worker that dies mid-run leaves a row that is
+closed for it later (:func:`close_worker_runs`, :func:`close_abandoned_runs`). Retention
+(:func:`prune`) keeps the records bounded;
 ``run_results`` keeps the results of recent runs so History can download them again, and
 ``run_downloads`` records each download, by whom, and the threshold it was decided at. ``events``
 holds one row per episode of the time-series module: a machine's unbroken stretch of flagged
@@ -23,15 +27,19 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+import os
+import socket
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable, Mapping
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
-                        LargeBinary, MetaData, String, Table, Text, create_engine, delete, event,
-                        func, inspect, insert, select, text)
+                        LargeBinary, MetaData, String, Table, Text, and_, case, create_engine,
+                        delete, event, func, inspect, insert, not_, or_, select, text,
+                        true, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,6 +73,10 @@ runs = Table(
     Column("user", String(128)),  # who ran it (webapp.access.current_actor); NULL before 0006
     Column("release", String(12)),  # the model version (pipelines.core.versions) that scored it
     Column("drift", Text),  # JSON: the batch against the training data (statistic, value, ...)
+    Column("worker", String(128)),  # the process that serves it (worker_marker: host:pid)
+    Column("http_status", Integer),  # a failed run: the 4xx/5xx it answered (NULL: none)
+    Index("ix_runs_status", "status", "id"),
+    Index("ix_runs_created", "created"),
 )
 
 run_results = Table(
@@ -84,6 +96,7 @@ run_downloads = Table(
     Column("rows", Integer, nullable=False),
     Column("flagged_only", Boolean, nullable=False, server_default="0"),
     Column("user", String(128)),
+    Index("ix_run_downloads_run_id", "run_id"),
 )
 
 events = Table(
@@ -111,6 +124,8 @@ events = Table(
     Column("updated", DateTime(timezone=True)),
     Index("uq_events_episode", "module", "machine_id", "model", "model_version", "start_key",
           unique=True),
+    Index("ix_events_created", "created"),
+    Index("ix_events_run_id", "run_id"),
 )
 
 # accounts (webapp/access.py): roles viewer < engineer < admin; API tokens are stored as the
@@ -175,6 +190,7 @@ shadow_scores = Table(
     Column("labelled", Text),  # JSON: {"n", "live": {...}, "shadow": {...}}
     Column("lag_seconds", Float),
     Column("csv_gz", LargeBinary),
+    Index("ix_shadow_scores_run_id", "run_id"),
 )
 
 logins = Table(
@@ -387,38 +403,124 @@ def shadow_runs(module: str, version: str, limit: int = 500) -> list[dict]:
     return rows
 
 
-def record_run(module: str, model: str, model_version: str | None, source: str | None,
+# -- runs: started, then closed ------------------------------------------------------------------
+# A run is written when its work begins (``running``) and closed when it ends: ``ok`` with its
+# counts and results, or ``failed`` with its reason and the HTTP status it answered. A failed
+# run that answered a 4xx was *refused*: the request's own input was wrong (400), too large
+# (413), of the wrong type (415). History keeps those apart and retention prunes them sooner.
+RUN_STATUSES = ("running", "ok", "failed")  # what ``runs.status`` holds
+OUTCOMES = ("ok", "failed", "running", "refused")  # how History sorts runs (refused: a 4xx)
+WORKER_STOPPED = "the worker stopped before the run finished"
+
+
+def worker_marker(pid: int | None = None) -> str:
+    """The process that serves a run, as ``host:pid`` (this process, or worker ``pid``), so
+    the one place that can tell whether it still lives (its master, or a restart on the same
+    host) can close its runs when it died."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"[:128]
+
+
+def _refused():
+    return and_(runs.c.status == "failed",
+                func.coalesce(runs.c.http_status, 0).between(400, 499))
+
+
+def _outcome_clause(outcome: str):
+    """The one rule that sorts a run into an outcome (``OUTCOMES``)."""
+    if outcome == "refused":
+        return _refused()
+    if outcome == "failed":
+        return and_(runs.c.status == "failed", not_(_refused()))
+    if outcome in RUN_STATUSES:
+        return runs.c.status == outcome
+    raise ValueError(f"unknown outcome '{outcome}'")
+
+
+def _run_outcome():
+    return case((_refused(), "refused"), else_=runs.c.status).label("outcome")
+
+
+def _closing_values(model: str, model_version: str | None, source: str | None, rows: int,
+                    flagged: int, threshold: float | None, *,
+                    default_threshold: float | None = None, input_sha256: str | None = None,
+                    edited_cells: int | None = None, removed_rows: int | None = None,
+                    warnings: list[str] | None = None, labelled_faulty: int | None = None,
+                    release: str | None = None, drift: dict | None = None) -> dict:
+    """The columns a run's end sets (what it used and what it found)."""
+    return dict(
+        model=model or "", model_version=model_version, source=(source or "")[:256],
+        rows=rows, flagged=flagged, threshold=threshold, default_threshold=default_threshold,
+        input_sha256=input_sha256, edited_cells=edited_cells, removed_rows=removed_rows,
+        warnings="\n".join(warnings or [])[:4000] or None,
+        labelled_faulty=None if labelled_faulty is None else int(labelled_faulty),
+        release=release, drift=None if drift is None else json.dumps(drift, allow_nan=False))
+
+
+def _start(conn, module: str, source: str | None, user: str | None) -> int:
+    return int(conn.execute(insert(runs).values(
+        created=_now(), module=module, model="", source=(source or "")[:256], rows=0,
+        flagged=0, status="running", user=actor() if user is None else user,
+        worker=worker_marker())).inserted_primary_key[0])
+
+
+def start_run(module: str, source: str | None, *, user: str | None = None) -> int:
+    """Record that a run of ``module`` on ``source`` (the upload's file name) has begun, by
+    ``user`` (default: the request's principal), on this worker; its id.
+
+    Written before the work, so a worker that dies mid-run leaves a ``running`` row that says
+    so (:func:`close_worker_runs`, :func:`close_abandoned_runs`) rather than nothing.
+    """
+    with engine().begin() as conn:
+        return _start(conn, module, source, user)
+
+
+def _finish(conn, run_id: int, status: str, error: str | None, http_status: int | None,
+            results: tuple[str, bytes] | None, keep: int, values: dict) -> None:
+    conn.execute(update(runs).where(runs.c.id == run_id).values(
+        status=status, error=(error or "")[:500] or None, http_status=http_status, **values))
+    if results is not None:
+        _store_results(conn, run_id, *results, keep=keep)
+
+
+def finish_run(run_id: int, model: str, model_version: str | None, source: str | None,
                rows: int, flagged: int, threshold: float | None, *,
-               default_threshold: float | None = None, input_sha256: str | None = None,
-               edited_cells: int | None = None, removed_rows: int | None = None,
-               warnings: list[str] | None = None, status: str = "ok",
-               error: str | None = None, results: tuple[str, bytes] | None = None,
-               keep: int = 100, labelled_faulty: int | None = None,
-               user: str | None = None, release: str | None = None,
-               drift: dict | None = None) -> int:
-    """Store one prediction run (or a failed one, with its reason); return its id.
+               results: tuple[str, bytes] | None = None, keep: int = 100, **fields) -> None:
+    """Close run ``run_id`` as done (``ok``) with what it used and found, and its results.
 
     ``results`` (score column, gzipped results CSV) are stored in the same transaction, and
-    only the latest ``keep`` runs keep theirs. ``labelled_faulty``: how many items the
-    upload's own labels mark faulty (None when it carried no labels). ``user``: who made the
-    run, by default the request's principal (:func:`webapp.access.current_actor`). ``drift``:
-    the module's drift figures of the batch (JSON-able, no NaN).
+    only the latest ``keep`` runs keep theirs. ``fields``: ``default_threshold``,
+    ``input_sha256``, ``edited_cells``, ``removed_rows``, ``warnings``, ``labelled_faulty``
+    (items the upload's own labels mark faulty; None: no labels), ``release`` (the model
+    version that scored it), ``drift`` (the module's drift figures, JSON-able, no NaN). A run
+    a sweep had guessed dead is closed as done all the same: the work did finish.
     """
-    user = actor() if user is None else user
+    values = _closing_values(model, model_version, source, rows, flagged, threshold, **fields)
     with engine().begin() as conn:
-        result = conn.execute(insert(runs).values(
-            created=_now(), module=module, model=model or "", model_version=model_version,
-            source=(source or "")[:256], rows=rows, flagged=flagged, threshold=threshold,
-            default_threshold=default_threshold, input_sha256=input_sha256,
-            edited_cells=edited_cells, removed_rows=removed_rows,
-            warnings="\n".join(warnings or [])[:4000] or None, status=status,
-            error=(error or "")[:500] or None,
-            labelled_faulty=None if labelled_faulty is None else int(labelled_faulty),
-            user=user, release=release,
-            drift=None if drift is None else json.dumps(drift, allow_nan=False)))
-        run_id = int(result.inserted_primary_key[0])
-        if results is not None:
-            _store_results(conn, run_id, *results, keep=keep)
+        _finish(conn, run_id, "ok", None, None, results, keep, values)
+
+
+def fail_run(run_id: int, reason: str, http_status: int | None = None) -> bool:
+    """Close run ``run_id`` as failed with ``reason`` and the HTTP status it answered (a 4xx:
+    refused); a run already closed is left as it is. Whether it was closed now."""
+    with engine().begin() as conn:
+        return conn.execute(update(runs).where(runs.c.id == run_id,
+                                               runs.c.status == "running")
+                            .values(status="failed", error=(reason or "")[:500] or None,
+                                    http_status=http_status)).rowcount == 1
+
+
+def record_run(module: str, model: str, model_version: str | None, source: str | None,
+               rows: int, flagged: int, threshold: float | None, *, status: str = "ok",
+               error: str | None = None, http_status: int | None = None,
+               results: tuple[str, bytes] | None = None, keep: int = 100,
+               user: str | None = None, **fields) -> int:
+    """Store a run that is already over (``status`` ``ok``, or ``failed`` with ``error`` and
+    the ``http_status`` it answered) in one go, as :func:`start_run` then :func:`finish_run`
+    would; its id. For imports and seeding: a request records its run as it goes."""
+    values = _closing_values(model, model_version, source, rows, flagged, threshold, **fields)
+    with engine().begin() as conn:
+        run_id = _start(conn, module, source, user)
+        _finish(conn, run_id, status, error, http_status, results, keep, values)
         return run_id
 
 
@@ -450,25 +552,89 @@ def record_download(run_id: int, threshold: float, flagged: int, rows: int,
                                                   user=actor()))
 
 
-def recent_runs(limit: int = 50, run_id: int | None = None) -> list[dict]:
-    """The latest runs (or only run ``run_id``), newest first, each with ``downloads`` and
-    ``has_results``."""
-    query = (select(runs, run_results.c.run_id.is_not(None).label("has_results"))
-             .outerjoin(run_results, run_results.c.run_id == runs.c.id))
-    if run_id is not None:
-        query = query.where(runs.c.id == run_id)
+def _with_downloads(conn, rows: list[dict]) -> list[dict]:
+    ids = [r["id"] for r in rows]
+    downloads: dict[int, list[dict]] = {i: [] for i in ids}
+    if ids:
+        for d in conn.execute(select(run_downloads).where(run_downloads.c.run_id.in_(ids))
+                              .order_by(run_downloads.c.id)).mappings():
+            downloads[d["run_id"]].append(dict(d))
+    for r in rows:
+        r["downloads"] = downloads[r["id"]]
+    return rows
+
+
+def _run_filter(module: str | None = None, outcomes: tuple[str, ...] | None = None,
+                who: str | None = None):
+    clauses = []
+    if module:
+        clauses.append(runs.c.module == module)
+    if outcomes is not None:
+        # one expression over the rows in id order: a page stops at its last run, where an
+        # OR of statuses sends SQLite through the status index and a sort of every match
+        clauses.append(_run_outcome().in_(outcomes) if len(outcomes) > 1
+                       else _outcome_clause(outcomes[0]))
+    if who:  # a user, and the same user through a token ("vic (token 3)")
+        pattern = who.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(or_(runs.c.user == who,
+                           runs.c.user.like(pattern + " (token %", escape="\\")))
+    return and_(true(), *clauses)
+
+
+def list_runs(*, module: str | None = None, outcomes: tuple[str, ...] | None = None,
+              who: str | None = None, before: int | None = None, after: int | None = None,
+              limit: int = 50) -> dict:
+    """One page of runs matching the filters, newest first: the ``limit`` runs just older than
+    run ``before`` (or the newest), or with ``after`` the ``limit`` just newer than it. Each
+    run has its ``outcome`` (``OUTCOMES``), ``downloads`` and ``has_results``. Returns
+    ``{"runs", "older": another page follows, "newer": one comes before}``; pages are found
+    by id, so runs recorded meanwhile never shift them.
+    """
+    where = _run_filter(module, outcomes, who)
+    query = (select(runs, _run_outcome(), run_results.c.run_id.is_not(None).label("has_results"))
+             .outerjoin(run_results, run_results.c.run_id == runs.c.id).where(where))
+    if after is not None:
+        query = query.where(runs.c.id > after).order_by(runs.c.id.asc())
+    else:
+        if before is not None:
+            query = query.where(runs.c.id < before)
+        query = query.order_by(runs.c.id.desc())
     with engine().connect() as conn:
-        rows = [dict(r) for r in conn.execute(
-            query.order_by(runs.c.id.desc()).limit(limit)).mappings()]
-        ids = [r["id"] for r in rows]
-        downloads: dict[int, list[dict]] = {i: [] for i in ids}
-        if ids:
-            for d in conn.execute(select(run_downloads).where(run_downloads.c.run_id.in_(ids))
-                                  .order_by(run_downloads.c.id)).mappings():
-                downloads[d["run_id"]].append(dict(d))
-        for r in rows:
-            r["downloads"] = downloads[r["id"]]
-        return rows
+        rows = [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+        if after is not None:
+            rows.reverse()
+        older = newer = False
+        if rows:
+            def exists(clause) -> bool:
+                return conn.execute(select(runs.c.id).where(where, clause).limit(1)).first() \
+                    is not None
+            older = exists(runs.c.id < rows[-1]["id"])
+            newer = exists(runs.c.id > rows[0]["id"])
+        elif after is not None:  # past the newest: the newest page is older than here
+            older = True
+        return {"runs": _with_downloads(conn, rows), "older": older, "newer": newer}
+
+
+def recent_runs(limit: int = 50, run_id: int | None = None) -> list[dict]:
+    """The latest runs of every outcome (or only run ``run_id``), newest first, each with
+    ``outcome``, ``downloads`` and ``has_results``."""
+    if run_id is None:
+        return list_runs(limit=limit)["runs"]
+    query = (select(runs, _run_outcome(), run_results.c.run_id.is_not(None).label("has_results"))
+             .outerjoin(run_results, run_results.c.run_id == runs.c.id)
+             .where(runs.c.id == run_id))
+    with engine().connect() as conn:
+        return _with_downloads(conn, [dict(r) for r in conn.execute(query).mappings()])
+
+
+def run_users(recent: int = 5000, limit: int = 200) -> list[str]:
+    """Who made the latest ``recent`` runs (for History's picker: a hint, any name can be
+    typed), by name; reading only those keeps it cheap however many runs are kept."""
+    latest = select(runs.c.user).order_by(runs.c.id.desc()).limit(recent).subquery()
+    with engine().connect() as conn:
+        return [r[0] for r in conn.execute(select(latest.c.user).distinct()
+                                           .where(latest.c.user.is_not(None))
+                                           .order_by(latest.c.user).limit(limit))]
 
 
 def recent_flag_rate(module: str, model: str, limit: int = 20,
@@ -539,10 +705,144 @@ def drift_since(module: str, since: datetime,
     return out, len(rows) > limit
 
 
-def count_runs() -> int:
-    """How many runs are recorded."""
+def count_runs(module: str | None = None, outcomes: tuple[str, ...] | None = None,
+               who: str | None = None) -> int:
+    """How many runs are recorded (matching the filters of :func:`list_runs`): one count per
+    outcome, each a range of the status index."""
     with engine().connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(runs)).scalar())
+        return sum(int(conn.execute(select(func.count()).select_from(runs)
+                                    .where(_run_filter(module, part, who))).scalar())
+                   for part in ([None] if outcomes is None else [(o,) for o in outcomes]))
+
+
+# -- runs a dead worker left, and retention ------------------------------------------------------
+# Called with an engine (gunicorn's master has no app): at start, when a worker exits, and at
+# most every PRUNE_MINUTES in each worker (webapp.runs.keep_records_tidy).
+CHUNK = 500  # ids in one IN (...) list
+PRUNE_BATCH = 5000  # rows one pruning round removes at most, of runs and of events
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, and is someone else's
+        return True
+    return True
+
+
+def _close_dead(conn, ids: list[int]) -> int:
+    closed = 0
+    for start in range(0, len(ids), CHUNK):
+        closed += conn.execute(update(runs).where(runs.c.id.in_(ids[start:start + CHUNK]),
+                                                  runs.c.status == "running")
+                               .values(status="failed", error=WORKER_STOPPED)).rowcount
+    return closed
+
+
+def close_worker_runs(eng: Engine, marker: str) -> int:
+    """Mark failed the runs still ``running`` on the worker named ``marker``
+    (:func:`worker_marker`), which has exited; how many. Its master calls this: it knows."""
+    with eng.begin() as conn:
+        ids = [r[0] for r in conn.execute(select(runs.c.id).where(
+            runs.c.status == "running", runs.c.worker == marker))]
+        return _close_dead(conn, ids)
+
+
+def close_abandoned_runs(eng: Engine, stale_after: timedelta, *, now: datetime | None = None,
+                         serving: Callable[[int], bool] = _pid_alive) -> int:
+    """Mark failed (:data:`WORKER_STOPPED`) the runs left ``running`` by a worker that died;
+    how many.
+
+    Safe with several servers on one database: a run is closed only when its worker was on
+    this host and its process is gone (``serving(pid)`` is False), or when it started longer
+    than ``stale_after`` ago (no request lasts that long: a worker elsewhere that still serves
+    it has long been timed out). A run of a live worker elsewhere is never touched.
+    """
+    cutoff = (now or _now()) - stale_after
+    here = socket.gethostname() + ":"
+    with eng.begin() as conn:
+        found = conn.execute(select(runs.c.id, runs.c.worker, runs.c.created < cutoff)
+                             .where(runs.c.status == "running")).all()
+        dead = []
+        for run_id, worker, stale in found:
+            pid = (worker or "")[len(here):] if (worker or "").startswith(here) else ""
+            if stale or (pid.isdigit() and not serving(int(pid))):
+                dead.append(run_id)
+        return _close_dead(conn, dead)
+
+
+def _doomed_runs(conn, cutoff: datetime, keep: int, keep_refused: int, limit: int) -> list[int]:
+    finished = runs.c.status != "running"  # a run in progress is never pruned
+    ids: set[int] = set()
+    for query in (
+            select(runs.c.id).where(finished, runs.c.created < cutoff),
+            select(runs.c.id).where(finished).order_by(runs.c.id.desc()).offset(keep),
+            select(runs.c.id).where(_refused()).order_by(runs.c.id.desc()).offset(keep_refused)):
+        ids.update(r[0] for r in conn.execute(query.limit(limit)))
+    return sorted(ids)[:limit]
+
+
+def _delete_runs(conn, ids: list[int]) -> None:
+    """Delete runs with what hangs off them; their events stay, no longer naming them (the
+    foreign keys say so, but SQLite enforces none unless asked, so it is done here)."""
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start:start + CHUNK]
+        for table in (run_results, run_downloads, shadow_scores):
+            conn.execute(delete(table).where(table.c.run_id.in_(part)))
+        conn.execute(update(events).where(events.c.run_id.in_(part)).values(run_id=None))
+        conn.execute(delete(runs).where(runs.c.id.in_(part)))
+
+
+def _doomed_events(conn, cutoff: datetime, keep: int, limit: int) -> list[int]:
+    ids: set[int] = set()
+    for query in (
+            select(events.c.id).where(events.c.created < cutoff,
+                                      or_(events.c.updated.is_(None), events.c.updated < cutoff)),
+            select(events.c.id).order_by(events.c.id.desc()).offset(keep)):
+        ids.update(r[0] for r in conn.execute(query.limit(limit)))
+    return sorted(ids)[:limit]
+
+
+def prune(eng: Engine, settings: Mapping, *, now: datetime | None = None) -> dict:
+    """Apply the retention settings (``webapp.config``): runs older than ``RETAIN_RUNS_DAYS``,
+    beyond the newest ``RETAIN_RUNS``, and refused runs beyond the newest ``RETAIN_REFUSED``
+    go, with their results, downloads and shadow scores; events last carried on more than
+    ``RETAIN_EVENTS_DAYS`` ago, or beyond the newest ``RETAIN_EVENTS``, go. Runs in progress
+    stay. Each transaction removes at most ``PRUNE_BATCH`` runs and events, so the database
+    is never held long; it goes on until nothing is left to remove, so the work is what came
+    in since the last pass. Returns what was removed: ``{"runs", "events"}``."""
+    now = now or _now()
+    run_cutoff = now - timedelta(days=settings["RETAIN_RUNS_DAYS"])
+    event_cutoff = now - timedelta(days=settings["RETAIN_EVENTS_DAYS"])
+    removed = {"runs": 0, "events": 0}
+    while True:
+        with eng.begin() as conn:
+            run_ids = _doomed_runs(conn, run_cutoff, settings["RETAIN_RUNS"],
+                                   settings["RETAIN_REFUSED"], PRUNE_BATCH)
+            _delete_runs(conn, run_ids)
+            event_ids = _doomed_events(conn, event_cutoff, settings["RETAIN_EVENTS"],
+                                       PRUNE_BATCH)
+            for start in range(0, len(event_ids), CHUNK):
+                conn.execute(delete(events).where(events.c.id.in_(event_ids[start:start + CHUNK])))
+        removed["runs"] += len(run_ids)
+        removed["events"] += len(event_ids)
+        if len(run_ids) < PRUNE_BATCH and len(event_ids) < PRUNE_BATCH:
+            break
+    if removed["runs"] or removed["events"]:
+        logger.info("retention removed %d runs and %d events", removed["runs"], removed["events"])
+    return removed
+
+
+def tidy_records(eng: Engine, settings: Mapping) -> dict:
+    """Close the runs dead workers left (:func:`close_abandoned_runs`, ``STALE_RUN_MINUTES``),
+    then prune (:func:`prune`); ``{"closed", "runs", "events"}``."""
+    closed = close_abandoned_runs(eng, timedelta(minutes=settings["STALE_RUN_MINUTES"]))
+    if closed:
+        logger.warning("%d runs left running by a worker that stopped were marked failed",
+                       closed)
+    return {"closed": closed, **prune(eng, settings)}
 
 
 db_cli = AppGroup("db", help="Database commands.")

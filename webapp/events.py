@@ -11,7 +11,9 @@ stretch further extends the stored event (``updated``). A window sent to the det
 its ``cycles`` continues the event of the same machine and model whose last cycle is the
 window's previous one. Storage goes
 through SQLAlchemy (``webapp.db``: a SQLite file by default, PostgreSQL with
-``DATABASE_URL``); the table comes from migrations 0003, 0004 and 0006.
+``DATABASE_URL``); the table comes from migrations 0003, 0004 and 0006. Retention
+(``webapp.db.prune``) removes events last carried on more than ``RETAIN_EVENTS_DAYS`` ago and
+beyond the newest ``RETAIN_EVENTS``; an event whose run was pruned stays, naming no run.
 
 ``GET /api/v1/events`` (filters ``machine``, ``model``, ``from``, ``to`` (ISO dates or times,
 UTC), ``acknowledged``; ``limit``/``offset``; ``?format=csv`` for every matching event),

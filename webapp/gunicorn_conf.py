@@ -2,9 +2,11 @@
 
 The database schema is created or migrated once, in the master process, before any worker
 forks, so two workers can never race to create the same table; on a database with no user,
-the same hook creates ``admin`` and logs its one-time password. It also gives the workers one
-directory for their Prometheus values (:func:`prometheus_directory`), which ``/metrics`` sums,
-and a worker that exits is marked dead there (:func:`child_exit`). Each worker then tunes glibc's
+the same hook creates ``admin`` and logs its one-time password, then closes the runs a
+stopped server's workers left ``running`` and applies retention (:func:`tidy_records`). It
+also gives the workers one directory for their Prometheus values (:func:`prometheus_directory`),
+which ``/metrics`` sums, and a worker that exits is marked dead there and has its unfinished
+runs marked failed (:func:`child_exit`). Each worker then tunes glibc's
 allocator so the memory of a large upload goes back to the system when it is scored (see
 :func:`tune_malloc`). Worker count, threads, timeout and bind stay on the command line
 (render.yaml, the Makefile).
@@ -75,7 +77,8 @@ def prometheus_directory(environ=os.environ) -> str:
 
 def on_starting(server) -> None:
     """Prepare the workers' metrics directory; migrate the database named by the app's
-    configuration (DATABASE_URL or the default), then, with accounts on and no user yet,
+    configuration (DATABASE_URL or the default), close the runs a stopped server left running
+    and apply retention (:func:`tidy_records`), then, with accounts on and no user yet,
     create ``admin`` and log its one-time password."""
     from webapp import config
 
@@ -86,8 +89,58 @@ def on_starting(server) -> None:
     url = settings["DATABASE_URL"]
     revision = upgrade(url)
     server.log.info("database schema at revision %s", revision)
+    _database[:] = [url]
+    tidy_records(settings, server.log)
     if settings.get("AUTH") != "open":
         announce_first_admin(url, server.log)
+
+
+_database: list[str] = []  # the database this master migrated, for child_exit
+
+
+def tidy_records(settings, log) -> dict:
+    """Before any worker serves: mark failed the runs a stopped server's workers left
+    ``running`` ("the worker stopped before the run finished"), then apply retention
+    (:func:`webapp.db.tidy_records`).
+
+    Several servers may share the database, so a run is closed only when its worker was on
+    this host and its process is gone, or when it started longer than ``STALE_RUN_MINUTES``
+    ago; a run another live server is serving is left alone. A failure is logged: the server
+    starts all the same, and its workers try again. Returns what was done.
+    """
+    from webapp.db import make_engine, tidy_records as tidy
+
+    engine = make_engine(settings["DATABASE_URL"])
+    try:
+        done = tidy(engine, settings)
+    except Exception:
+        log.exception("could not close abandoned runs or apply retention")
+        return {}
+    finally:
+        engine.dispose()
+    log.info("records: %(closed)d abandoned runs marked failed, %(runs)d runs and %(events)d "
+             "events past retention removed", done)
+    return done
+
+
+def close_worker_runs(pid: int, log) -> int:
+    """Mark failed the runs worker ``pid`` left ``running`` when it exited (killed for its
+    memory or its timeout, or recycled with a request still in hand); how many."""
+    from webapp.db import close_worker_runs as close, make_engine, worker_marker
+
+    if not _database:
+        return 0
+    engine = make_engine(_database[0])
+    try:
+        closed = close(engine, worker_marker(pid))
+    except Exception:
+        log.exception("could not close the runs of worker %s", pid)
+        return 0
+    finally:
+        engine.dispose()
+    if closed:
+        log.warning("worker %s stopped with %d runs unfinished: marked failed", pid, closed)
+    return closed
 
 
 def announce_first_admin(url: str, log) -> str | None:
@@ -128,10 +181,12 @@ def post_worker_init(worker) -> None:
 
 
 def child_exit(server, worker) -> None:
-    """A worker exited: drop its live gauges from ``/metrics`` (its counters stay summed)."""
+    """A worker exited: drop its live gauges from ``/metrics`` (its counters stay summed) and
+    mark failed the runs it left unfinished."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    close_worker_runs(worker.pid, server.log)
 
 
 def on_exit(server) -> None:

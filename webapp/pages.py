@@ -9,6 +9,7 @@ from pipelines.core.thresholds import flag_rate_check
 from webapp import db
 from webapp.dashboard import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, parse_days
 from webapp.errors import InputError
+from webapp.params import parse_count
 from webapp.registry import ready_modules
 from webapp.predictors import get_predictor
 
@@ -35,11 +36,47 @@ def index():
                            max_days=MAX_DAYS)
 
 
+HISTORY_PAGE = 50  # runs on one History page
+# History's ``status`` choices -> the run outcomes listed (webapp.db.OUTCOMES; None: every run).
+# By default refused requests (a 4xx: bad input, too large) are counted, not listed: however
+# many there are, they never push a run that worked, failed on the server or is running off
+# the first page, and one link lists them.
+HISTORY_STATUS = {"": ("ok", "failed", "running"), "all": None, "ok": ("ok",),
+                  "failed": ("failed",), "running": ("running",), "refused": ("refused",)}
+
+
 @bp.get("/history")
 def history():
-    """Recent prediction runs, or with ``?run=<id>`` that run alone (however old it is)."""
+    """Prediction runs, newest first, ``HISTORY_PAGE`` a page (``?before=<id>``: older ones,
+    ``?after=<id>``: newer ones; pages found by id stay put while runs come in), filtered by
+    ``module``, ``status`` (``HISTORY_STATUS``) and ``who`` (a user, with their tokens); or
+    with ``?run=<id>`` that run alone (however old it is). A bad filter is a 400 saying so."""
     run = request.args.get("run", type=int)
-    return render_template("history.html", runs=db.recent_runs(run_id=run), one_run=run)
+    if run is not None:
+        return render_template("history.html", runs=db.recent_runs(run_id=run), one_run=run)
+    names = [spec.name for spec in ready_modules()]
+    module = (request.args.get("module") or "").strip()
+    if module and module not in names:
+        raise InputError(f"module must be one of {', '.join(names)}, got '{module[:40]}'")
+    status = (request.args.get("status") or "").strip()
+    if status not in HISTORY_STATUS:
+        raise InputError(f"status must be one of {', '.join(k for k in HISTORY_STATUS if k)} "
+                         f"(or empty), got '{status[:40]}'")
+    who = (request.args.get("who") or "").strip()[:128] or None
+    before = parse_count(request.args.get("before"), "before")
+    after = parse_count(request.args.get("after"), "after")
+    filters = dict(module=module or None, outcomes=HISTORY_STATUS[status], who=who)
+    page = db.list_runs(**filters, before=None if after is not None else before, after=after,
+                        limit=HISTORY_PAGE)
+    if after is not None and not page["runs"]:  # nothing newer: the newest page
+        page = db.list_runs(**filters, limit=HISTORY_PAGE)
+    args = {k: v for k, v in (("module", module), ("status", status), ("who", who)) if v}
+    return render_template(
+        "history.html", runs=page["runs"], one_run=None, args=args, page=page,
+        page_size=HISTORY_PAGE, total=db.count_runs(**filters),
+        status_choices=[k for k in HISTORY_STATUS if k],
+        refused=None if status else db.count_runs(module or None, ("refused",), who),
+        users=db.run_users(), module_names=names)
 
 
 @bp.get("/models")

@@ -3,12 +3,14 @@
 A module supplies one function, ``serve(predictor, request) -> Prediction``: it parses the
 request into a batch and scores it, returning the results CSV, the decision (model, version,
 threshold, how many items and how many flagged) and what its JSON answer adds. The platform
-owns the rest, the same way for every module: the time budget of large requests
-(:func:`webapp.limits.heavy_slot`), error translation and failed runs
-(:func:`webapp.runs.recording_failures`), the run record with its stored results for History,
-the CSV download (``?format=csv``) and the streamed JSON answer, and shadow scoring: with a
-candidate attached in the registry, the request is copied before it is parsed and scored
-again by the candidate on a background thread after the run is recorded (``webapp.shadow``).
+owns the rest, the same way for every module: the run record, written as ``running`` before
+the work begins and closed as done with its stored results for History, or as failed with its
+reason (:func:`webapp.runs.recorded_run`: a worker that dies mid-run leaves a run that says
+so), the time budget of large requests (:func:`webapp.limits.heavy_slot`), error
+translation, the CSV download (``?format=csv``) and the streamed JSON answer, and shadow
+scoring: with a candidate attached in the registry, the request is copied before it is parsed
+and scored again by the candidate on a background thread after the run is closed
+(``webapp.shadow``).
 
 Every answer carries the same flag vocabulary: ``n_items`` and ``n_flagged`` (and the module's
 older names for them, ``n_rows``/``n_maps``/``n_images`` and ``n_review``/``n_anomalies``,
@@ -31,7 +33,7 @@ from webapp.limits import heavy_slot
 from webapp.openapi import PREDICT_ERRORS, PredictQuery, documented
 from webapp.predictors import get_predictor
 from webapp.registry import get_module
-from webapp.runs import recording_failures
+from webapp.runs import recorded_run
 
 
 class ResultsCsv(Protocol):
@@ -110,11 +112,11 @@ class PredictAnswer(BaseModel):
     predictions: list[PredictedItem]
 
 
-def record(module: str, out: Prediction, release: str | None = None) -> int:
-    """Store the run and its results for History, with the model version (``release``) that
-    scored it; its id."""
-    return db.record_run(
-        module, out.model, out.model_version, out.source, out.n_items, out.n_flagged,
+def record(run_id: int, out: Prediction, release: str | None = None) -> None:
+    """Close run ``run_id`` as done: what it used and found and its results for History, with
+    the model version (``release``) that scored it."""
+    db.finish_run(
+        run_id, out.model, out.model_version, out.source, out.n_items, out.n_flagged,
         out.threshold, default_threshold=out.default_threshold, input_sha256=out.input_sha256,
         edited_cells=out.edited_cells, removed_rows=out.removed_rows, warnings=out.warnings,
         results=(out.score_column, out.csv.gzipped()), keep=current_app.config["RESULTS_KEEP"],
@@ -141,10 +143,11 @@ def prediction_view(module: str, serve: Serve, csv_name: str, **doc) -> Callable
         candidate = shadow.wanted(module)
         if candidate == release:  # promoted: it is the live version now
             candidate = None
-        copy = shadow.snapshot(request) if candidate else None
-        with recording_failures(module), heavy_slot():
-            out = serve(predictor, request)
-        run_id = record(module, out, release)
+        with recorded_run(module) as run_id:
+            copy = shadow.snapshot(request) if candidate else None
+            with heavy_slot():
+                out = serve(predictor, request)
+            record(run_id, out, release)
         metrics.record_prediction(module, out.model_version, out.n_items, out.n_flagged)
         after = out.after_record(run_id) if out.after_record else {}
         if candidate:  # scored by the candidate on the shadow thread, after this answer

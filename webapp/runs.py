@@ -1,6 +1,10 @@
-"""A run's stored results, downloaded again from the page or History.
+"""A run's record as it happens, and its stored results, downloaded again from the page or
+History.
 
-Failed predict requests are recorded as runs too (:func:`recording_failures`).
+Every predict request is a run from its start (:func:`recorded_run`): ``running`` while it
+works, then done, or failed with its reason (a 4xx: refused), so a worker that dies mid-run
+leaves a run that is closed for it later. After a run closes, the worker keeps the records
+bounded at most every ``PRUNE_MINUTES`` (:func:`keep_records_tidy`).
 ``GET /runs/<id>/results.csv`` returns every row as scored; ``?threshold=<t>`` re-decides each
 row at ``t`` (the model's scores are stored, so nothing is re-scored) and ``&flagged=1`` keeps
 the flagged rows only. Each download is recorded with the threshold it was decided at, so
@@ -11,12 +15,14 @@ from __future__ import annotations
 import gzip
 import logging
 import io
+import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, abort, current_app, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from pipelines.core.thresholds import flagged
@@ -31,39 +37,74 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("runs", __name__)
 
 
-def _record_failure(module: str, reason: str) -> None:
-    """Record a failed run; a database that cannot take it is logged, never turned into the
-    answer (the user still gets the request's own 4xx or 500)."""
+def _source() -> str | None:
+    """The upload's file name ("json" for a body without files); None when the body itself
+    was refused (too large): there is no name to read."""
     try:
         files = [f.filename for f in request.files.getlist("file") if f.filename]
-    except HTTPException:  # the body itself was refused (too large): no file names to read
-        files = []
+    except HTTPException:
+        return None
+    return files[0] if files else "json"
+
+
+def _close_failed(run_id: int, reason: str, http_status: int) -> None:
+    """Close a run as failed; a database that cannot take it is logged, never turned into the
+    answer (the user still gets the request's own 4xx or 500)."""
     try:
-        db.record_run(module, "", None, files[0] if files else "json", 0, 0, None,
-                      status="failed", error=reason)
+        db.fail_run(run_id, reason, http_status)
     except Exception:
-        logger.exception("could not record the failed %s run (%s)", module, reason)
+        logger.exception("could not record run %s as failed (%s)", run_id, reason)
 
 
 @contextmanager
-def recording_failures(module: str) -> Iterator[None]:
-    """Record a predict request that fails as a failed run, with its reason, then let it answer.
+def recorded_run(module: str) -> Iterator[int]:
+    """A predict request of ``module`` as a run, from its start: recorded ``running`` (who,
+    the file's name, when, this worker) before the block, whose work closes it as done
+    (:func:`webapp.db.finish_run`); yields its id.
 
-    A refused request (400/413/415, the core's input errors translated as the app answers
-    them: :func:`webapp.errors.as_http_error`) keeps its message; an unexpected error is
+    A request that fails closes it as failed with its reason, then answers: a refused one
+    (400/413/415, the core's input errors translated as the app answers them:
+    :func:`webapp.errors.as_http_error`) keeps its message and code; an unexpected error is
     recorded as an HTTP 500 naming the exception's type only (the traceback goes to the log,
     not to History).
     """
+    run_id = db.start_run(module, _source())
     try:
-        yield
+        yield run_id
     except Exception as exc:
         error = as_http_error(exc)
         if error is None:
-            _record_failure(module, f"HTTP 500: unexpected {type(exc).__name__} on the server; "
-                                    f"the error was logged")
-            raise
-        _record_failure(module, f"HTTP {error.code}: {error.description or error.name}")
+            _close_failed(run_id, f"HTTP 500: unexpected {type(exc).__name__} on the server; "
+                                  f"the error was logged", 500)
+        else:
+            _close_failed(run_id, f"HTTP {error.code}: {error.description or error.name}",
+                          error.code)
         raise
+    finally:
+        keep_records_tidy()
+
+
+TIDIED, TIDYING = "fablens_tidied_at", "fablens_tidying"
+
+
+def keep_records_tidy() -> None:
+    """Close the runs dead workers left and apply retention (:func:`webapp.db.tidy_records`),
+    at most every ``PRUNE_MINUTES`` per worker and one thread at a time: each pass removes
+    only what came in since the last, so it stays a few cheap statements. Never fails the
+    request: a problem is logged, and the next pass tries again."""
+    app = current_app._get_current_object()
+    due = app.extensions.get(TIDIED, float("-inf")) + app.config["PRUNE_MINUTES"] * 60
+    lock = app.extensions.setdefault(TIDYING, threading.Lock())
+    if time.monotonic() < due or not lock.acquire(blocking=False):
+        return
+    try:
+        app.extensions[TIDIED] = time.monotonic()
+        db.tidy_records(db.engine(), app.config)
+    except Exception:
+        logger.exception("keeping the records tidy failed; trying again in %s minutes",
+                         app.config["PRUNE_MINUTES"])
+    finally:
+        lock.release()
 
 
 def run_url(run_id: int | None) -> str | None:
