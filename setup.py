@@ -9,7 +9,11 @@ SERVE = [line.strip() for line in (HERE / "requirements.txt").read_text().splitl
          if line.strip() and not line.startswith("#")]
 TRAIN = ["scikit-learn==1.9.1", "imbalanced-learn==0.14.2", "torch==2.13.0", "onnx==1.23.2",
          "onnxscript==0.7.2"]
-DEV = TRAIN + ["pytest==9.2.0", "pytest-xdist==3.8.0", "playwright==1.65.2",
+# batch scoring on Dask (python -m pipelines.score): dask.dataframe for tables and histories,
+# dask.bag for maps and photos, distributed for a LocalCluster or a scheduler by address;
+# pyarrow for parquet in and out. Never imported by the web app (its 512 MiB budget).
+SCALE = ["dask[dataframe]==2026.8.0", "distributed==2026.8.0", "pyarrow==26.0.1"]
+DEV = TRAIN + SCALE + ["pytest==9.2.0", "pytest-xdist==3.8.0", "playwright==1.65.2",
              "hypothesis==6.170.15", "schemathesis==4.32.5"]
 
 
@@ -34,5 +38,5 @@ setup(
     package_data={"webapp.migrations": ["script.py.mako"]},
     data_files=shared_files("templates", "static", "artifacts"),
     install_requires=SERVE,
-    extras_require={"train": TRAIN, "dev": DEV},
+    extras_require={"train": TRAIN, "scale": SCALE, "dev": DEV},
 )
