@@ -9,7 +9,8 @@ import pandas as pd
 from flask import current_app
 
 from pipelines.inspection.predict import InspectionPredictor, heatmap_rgba, png_bytes
-from webapp.downloads import with_flagged
+from pipelines.inspection.results import VERDICT_WORDS, verdict  # noqa: F401 (the module spec's)
+from pipelines.inspection.results import results_frame as image_results
 from webapp.errors import InputError
 from webapp.modules.inspection.parsing import InspectionRequest
 from webapp.params import check_threshold_range
@@ -49,14 +50,6 @@ def preview_jpeg(pixels: np.ndarray, quality: int = 85) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-VERDICT_WORDS = ("defective", "good")  # (flagged, not flagged): API, CSV and History
-
-
-def verdict(is_anomaly: bool) -> str:
-    """The word the API and the CSV give a decision."""
-    return VERDICT_WORDS[0] if is_anomaly else VERDICT_WORDS[1]
-
-
 def score_images(predictor: InspectionPredictor, req: InspectionRequest) -> ScoredImages:
     """Score every image of ``req`` at the request's threshold (or the model's)."""
     model = predictor.get(req.model)  # an unknown model: a 400 (webapp.errors)
@@ -88,15 +81,6 @@ def score_images(predictor: InspectionPredictor, req: InspectionRequest) -> Scor
 
 
 def results_frame(run: ScoredImages) -> pd.DataFrame:
-    """The results CSV: every image, its score, the threshold, the verdict, conversions."""
-    records = run.records
-    return with_flagged(pd.DataFrame({
-        "index": np.arange(1, len(records) + 1),
-        "file": pd.Series([r["name"] for r in records], dtype="string"),
-        "anomaly_score": [r["anomaly_score"] for r in records],
-        "threshold": run.threshold,
-        "is_anomaly": [r["is_anomaly"] for r in records],
-        "verdict": [r["verdict"] for r in records],
-        "notes": pd.Series(["; ".join(r["notes"]) for r in records], dtype="string"),
-        "model": run.model_version,
-    }), "is_anomaly")
+    """The results CSV: every image, its score, the threshold, the verdict, conversions
+    (``pipelines.inspection.results``)."""
+    return image_results(run.records, run.threshold, run.model_version)

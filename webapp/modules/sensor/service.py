@@ -18,7 +18,8 @@ from pipelines.core.detectors import InvalidInputError
 from pipelines.core.drift import drift_record
 from pipelines.sensor.ingest.table import SensorTable
 from pipelines.sensor.predict import SCORE_COLUMNS, SensorPredictor
-from webapp.downloads import ChunkedCsv, with_flagged
+from pipelines.sensor.results import results_csv_frame, with_extras
+from webapp.downloads import ChunkedCsv
 from webapp.errors import InputError
 from webapp.modules.sensor.parsing import SensorRequest, file_warnings
 from webapp.params import check_threshold_range
@@ -51,19 +52,6 @@ class ScoredRun:
     @property
     def n_flagged(self) -> int:
         return int(self.results["is_fault"].sum())
-
-
-def _with_extras(results: pd.DataFrame, table) -> pd.DataFrame:
-    """Labels and the file's extra columns (as text) beside the scores."""
-    if table.labels is not None:
-        results["label"] = table.labels.astype(np.int8)
-    if table.extra is not None:
-        at = 1
-        for column in table.extra.columns:
-            name = column if column not in results.columns else f"{column} (input)"
-            results.insert(at, name, table.extra[column].to_numpy())
-            at += 1
-    return results
 
 
 def _warnings(req: SensorRequest, results: pd.DataFrame) -> list[str]:
@@ -99,7 +87,7 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
             has_labels = table.labels is not None
             names = table.sensor_labels
             extra = [] if table.extra is None else list(table.extra.columns)
-            parts.append(_with_extras(results, table))
+            parts.append(with_extras(results, table))
             written.append(helper.submit(write, parts[-1]))  # in order, after the next chunk
         for future in written:
             future.result()
@@ -162,12 +150,3 @@ def run_drift(report: dict) -> dict:
         f"readings outside the training 1st-99th percentile range: {100 * share:.1f}% "
         f"(alert at {100 * DRIFT_WARNING:.0f}%)",
         {"share_imputed": report["share_imputed"], "top_drifted": report["top_drifted"]})
-
-
-def results_csv_frame(results: pd.DataFrame, threshold: float, model_version: str) -> pd.DataFrame:
-    """The results CSV's table: the rows, the threshold and model beside each decision."""
-    results = results.drop(columns=[c for c in results if c.endswith(("_low", "_high"))])
-    at = results.columns.get_loc("is_fault") + 1
-    results.insert(at, "threshold", threshold)
-    results.insert(at + 1, "model", model_version)
-    return with_flagged(results, "is_fault")

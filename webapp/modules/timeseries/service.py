@@ -5,13 +5,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from pipelines.core.problems import plural
 from pipelines.timeseries.episodes import flag_episodes
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.predict import Scored, TimeseriesPredictor
-from webapp.downloads import with_flagged
+from pipelines.timeseries.results import results_frame  # noqa: F401 (the API's results CSV)
 from webapp.params import check_threshold_range
 
 SCORE_DECIMALS = 6
@@ -30,27 +29,6 @@ def score_file(predictor: TimeseriesPredictor, series: Series, model: str | None
     return predictor.score_series(series, model, threshold)
 
 
-
-
-def results_frame(series: Series, scored: Scored) -> pd.DataFrame:
-    """The per-cycle results CSV: every row of the file, in file order."""
-    top = scored.top or [[] for _ in range(len(scored.scores))]
-    frame = pd.DataFrame({
-        "machine_id": pd.Series(series.machines, dtype="string"),
-        "cycle": series.cycles,
-    })
-    if series.timestamps is not None:
-        frame["timestamp"] = pd.Series(series.timestamps, dtype="string")
-    frame["padded_window"] = scored.padded
-    frame["score"] = scored.scores
-    frame["threshold"] = scored.threshold
-    frame["is_anomaly"] = scored.flagged
-    frame["rul"] = np.round(scored.rul, 1)
-    for k in range(3):
-        frame[f"top_sensor_{k + 1}"] = pd.Series([t[k] if len(t) > k else "" for t in top],
-                                                 dtype="string")
-    frame["model"] = scored.model_version
-    return with_flagged(frame, "is_anomaly")
 
 
 def flagged_events(machines, cycles, timestamps, scored: Scored, follows=None,

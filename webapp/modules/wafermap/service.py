@@ -11,7 +11,7 @@ from flask import current_app
 from pipelines.core.confusion import multiclass_report
 from pipelines.core.thresholds import flagged
 from pipelines.wafermap.predict import WafermapPredictor
-from webapp.downloads import with_flagged
+from pipelines.wafermap.results import results_frame as map_results
 from webapp.errors import InputError
 from webapp.modules.wafermap.parsing import WafermapRequest
 
@@ -92,19 +92,6 @@ def label_report(run: ScoredMaps, labels: list[str] | None) -> dict | None:
 def results_frame(run: ScoredMaps, names: list[str],
                   labels: list[str] | None = None) -> pd.DataFrame:
     """The results CSV: every map, its class (and true label, when the file has them),
-    confidence, review flag and all probabilities."""
-    records = run.records
-    frame = pd.DataFrame({
-        "index": np.arange(1, len(records) + 1),
-        "name": pd.Series(names, dtype="string"),
-        "class": [r["class"] for r in records],
-        "confidence": [r["confidence"] for r in records],
-        "needs_review": [r["needs_review"] for r in records],
-        "review_level": run.review_level,
-        "model": run.model_version,
-    })
-    if labels is not None:
-        frame.insert(3, "label", pd.Series(labels, dtype="string"))
-    for c in run.classes:
-        frame[f"p_{c}"] = [r["probabilities"][c] for r in records]
-    return with_flagged(frame, "needs_review")
+    confidence, review flag and all probabilities (``pipelines.wafermap.results``)."""
+    return map_results(run.records, names, run.classes, run.review_level, run.model_version,
+                       labels)
