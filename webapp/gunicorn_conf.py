@@ -118,8 +118,8 @@ def tidy_records(settings, log) -> dict:
         return {}
     finally:
         engine.dispose()
-    log.info("records: %(closed)d abandoned runs marked failed, %(runs)d runs and %(events)d "
-             "events past retention removed", done)
+    log.info("records: %d abandoned runs marked failed, %d runs and %d events past retention "
+             "removed", done["closed"], done["runs"], done["events"])
     return done
 
 
