@@ -112,15 +112,20 @@ class PredictAnswer(BaseModel):
     predictions: list[PredictedItem]
 
 
-def record(run_id: int, out: Prediction, release: str | None = None) -> None:
+def record(module: str, run_id: int | None, out: Prediction,
+           release: str | None = None) -> int:
     """Close run ``run_id`` as done: what it used and found and its results for History, with
-    the model version (``release``) that scored it."""
+    the model version (``release``) that scored it; its id. A run whose start the database
+    could not take (None) is recorded now, or the database's error is the answer (a 500)."""
+    if run_id is None:
+        run_id = db.start_run(module, out.source)
     db.finish_run(
         run_id, out.model, out.model_version, out.source, out.n_items, out.n_flagged,
         out.threshold, default_threshold=out.default_threshold, input_sha256=out.input_sha256,
         edited_cells=out.edited_cells, removed_rows=out.removed_rows, warnings=out.warnings,
         results=(out.score_column, out.csv.gzipped()), keep=current_app.config["RESULTS_KEEP"],
         labelled_faulty=out.labelled_faulty, release=release, drift=out.drift)
+    return run_id
 
 
 def with_flagged(pages: Iterable[list[dict]], flag: str) -> Iterable[list[dict]]:
@@ -147,7 +152,7 @@ def prediction_view(module: str, serve: Serve, csv_name: str, **doc) -> Callable
             copy = shadow.snapshot(request) if candidate else None
             with heavy_slot():
                 out = serve(predictor, request)
-            record(run_id, out, release)
+            run_id = record(module, run_id, out, release)
         metrics.record_prediction(module, out.model_version, out.n_items, out.n_flagged)
         after = out.after_record(run_id) if out.after_record else {}
         if candidate:  # scored by the candidate on the shadow thread, after this answer

@@ -57,26 +57,31 @@ def _close_failed(run_id: int, reason: str, http_status: int) -> None:
 
 
 @contextmanager
-def recorded_run(module: str) -> Iterator[int]:
+def recorded_run(module: str) -> Iterator[int | None]:
     """A predict request of ``module`` as a run, from its start: recorded ``running`` (who,
     the file's name, when, this worker) before the block, whose work closes it as done
-    (:func:`webapp.db.finish_run`); yields its id.
+    (:func:`webapp.db.finish_run`); yields its id (None: the database could not take the
+    start, which is logged; the block records the run when it is done, or fails then).
 
     A request that fails closes it as failed with its reason, then answers: a refused one
     (400/413/415, the core's input errors translated as the app answers them:
     :func:`webapp.errors.as_http_error`) keeps its message and code; an unexpected error is
     recorded as an HTTP 500 naming the exception's type only (the traceback goes to the log,
-    not to History).
+    not to History). A database that cannot take the record never changes the answer.
     """
-    run_id = db.start_run(module, _source())
+    try:
+        run_id = db.start_run(module, _source())
+    except Exception:
+        logger.exception("could not record the start of a %s run", module)
+        run_id = None
     try:
         yield run_id
     except Exception as exc:
         error = as_http_error(exc)
-        if error is None:
+        if run_id is not None and error is None:
             _close_failed(run_id, f"HTTP 500: unexpected {type(exc).__name__} on the server; "
                                   f"the error was logged", 500)
-        else:
+        elif run_id is not None:
             _close_failed(run_id, f"HTTP {error.code}: {error.description or error.name}",
                           error.code)
         raise

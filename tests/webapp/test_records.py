@@ -118,6 +118,31 @@ def test_a_refused_and_a_failed_request_close_their_run(db_app, monkeypatch):
     assert "ZeroDivisionError" in broke["error"] and broke["source"] == "boom.csv"
 
 
+def test_a_database_that_cannot_take_the_start_never_changes_the_answer(db_app, monkeypatch,
+                                                                         tmp_path):
+    start = db.start_run
+    calls = []
+
+    def once_down(*args, **kwargs):  # the first start of each request fails
+        calls.append(1)
+        if len(calls) % 2:
+            raise OSError("database is locked")
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(db, "start_run", once_down)
+    client = db_app.test_client()
+    body = upload(client, to_csv_bytes(make_batch_frame(2)), "late.csv").get_json()
+    run = all_runs(db_app)[body["run_id"]]  # recorded when done, all the same
+    assert (run["status"], run["rows"], run["source"]) == ("ok", 2, "late.csv")
+    calls.clear()
+    refuse(client)  # answered its 400, recorded nowhere
+    assert list(all_runs(db_app)) == [body["run_id"]]
+    # no tables at all: a refused request still gets its own answer, never a 500
+    bare = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'bare.db'}"})
+    monkeypatch.setattr(db, "start_run", start)
+    refuse(bare.test_client())
+
+
 def test_a_sweep_never_overrides_a_closed_run_and_a_late_finish_wins(db_app):
     with db_app.test_request_context():
         run = db.start_run("sensor", "late.csv")
