@@ -81,6 +81,22 @@ def defaults() -> dict:
         # (turned, some with synthetic defects), if present
         "INSPECTION_SAMPLE_DIR": str(locations.data_dir({}) / "mvtec" / "bottle" / "train"
                                      / "good"),
+        # jobs (webapp/jobs): training reads DATA_DIR (the shared data) unless given an upload
+        # or a file of JOBS_INPUT_DIR; uploads, results and Huey's queue file live in JOBS_DIR.
+        # With REDIS_URL the queue is on Redis and separate `fablens worker` processes work it;
+        # without, JOBS_THREADS threads in each web worker do (JOBS_EMBEDDED: None = that rule)
+        "DATA_DIR": str(locations.data_dir({})),
+        "JOBS_DIR": None,  # None: "jobs" beside the SQLite database file, else instance/jobs
+        "JOBS_INPUT_DIR": None,
+        "REDIS_URL": None,
+        "JOBS_EMBEDDED": None,
+        "JOBS_QUEUE": "fablens-jobs",  # the queue's name (several servers may share one Redis)
+        "JOBS_THREADS": 1,
+        "JOBS_HEARTBEAT_SECONDS": 2.0,  # how often a running job stores its progress and log
+        "JOBS_STALE_SECONDS": 60,  # a running job with no heartbeat this long has lost its worker
+        "JOBS_STOP_SECONDS": 30.0,  # a stopping worker waits this long for its job to step out
+        "JOBS_MAX_UPLOAD_BYTES": 8 * 1024 ** 3,  # one job's upload, sent in request-sized parts
+        "JOBS_TRAIN_COMMAND": [sys.executable, "-m", "pipelines.train"],
     }
 
 
@@ -115,6 +131,15 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _command(value: str) -> list[str]:
+    import shlex
+
+    words = shlex.split(value)
+    if not words:
+        raise ValueError("must name a command")
+    return words
+
+
 # environment variable -> (config key, parser)
 ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_ARTIFACTS_DIR": ("ARTIFACTS_DIR", str),
@@ -146,6 +171,16 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_TIMESERIES_MAX_WINDOWS": ("TIMESERIES_MAX_WINDOWS", _positive_int),
     "FABLENS_INSPECTION_MAX_IMAGES": ("INSPECTION_MAX_IMAGES", _positive_int),
     "FABLENS_INSPECTION_SAMPLE_DIR": ("INSPECTION_SAMPLE_DIR", str),
+    "FABLENS_DATA_DIR": ("DATA_DIR", str),
+    "FABLENS_JOBS_DIR": ("JOBS_DIR", str),
+    "FABLENS_JOBS_INPUT_DIR": ("JOBS_INPUT_DIR", str),
+    "REDIS_URL": ("REDIS_URL", str),
+    "FABLENS_JOBS_EMBEDDED": ("JOBS_EMBEDDED", _flag),
+    "FABLENS_JOBS_THREADS": ("JOBS_THREADS", _positive_int),
+    "FABLENS_JOBS_QUEUE": ("JOBS_QUEUE", str),
+    "FABLENS_JOBS_STALE_SECONDS": ("JOBS_STALE_SECONDS", _positive_int),
+    "FABLENS_JOBS_MAX_UPLOAD_MB": ("JOBS_MAX_UPLOAD_BYTES", _megabytes),
+    "FABLENS_JOBS_TRAIN_COMMAND": ("JOBS_TRAIN_COMMAND", _command),
 }
 
 

@@ -174,10 +174,23 @@ def post_fork(server, worker) -> None:
 
 def post_worker_init(worker) -> None:
     """Start loading every module's models in the background as soon as the worker has its app,
-    so the first request and Render's health check (``/health/ready``) never wait on a load."""
+    so the first request and Render's health check (``/health/ready``) never wait on a load;
+    start the embedded job worker."""
+    from webapp import jobs
     from webapp.predictors import start_loading
 
     start_loading(worker.wsgi)
+    if jobs.embedded(worker.wsgi):  # the job queue's worker threads (webapp/jobs)
+        jobs.start_worker(worker.wsgi)
+
+
+def worker_exit(server, worker) -> None:
+    """A worker stops: its running job goes back in the job queue (webapp/jobs)."""
+    from webapp import jobs
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and jobs.EXTENSION in getattr(app, "extensions", {}):
+        jobs.stop_worker(app)
 
 
 def child_exit(server, worker) -> None:

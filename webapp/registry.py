@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from flask import Blueprint
 
@@ -64,6 +64,32 @@ class ResultsDecision:
     predicted: str | None = None
 
 
+@dataclass
+class BatchChunk:
+    """One scored chunk of a batch job: its rows of the results CSV and their counts."""
+
+    frame: object  # a pandas DataFrame: the rows as the module's results CSV holds them
+    n_items: int
+    n_flagged: int
+    labelled_faulty: int | None = None  # items the file's own labels mark faulty (None: none)
+
+
+@dataclass
+class BatchScoring:
+    """A module's batch scorer over one file (``ModuleSpec.batch``): what decides, and the
+    scored chunks, read and scored one at a time. ``finish()``, after the last chunk, gives
+    the run's ``drift`` and ``warnings``. ``total``: items in the file, when known cheaply."""
+
+    model: str
+    model_version: str | None
+    threshold: float
+    default_threshold: float | None
+    unit: str  # what an item is: rows, maps, photos
+    chunks: Iterator[BatchChunk]
+    total: int | None = None
+    finish: Callable[[], dict] | None = None
+
+
 @dataclass(frozen=True)
 class ModuleSpec:
     """What the web app knows about a module."""
@@ -77,6 +103,9 @@ class ModuleSpec:
     predict: str | None = None  # endpoint of the predict API (multipart "file", ?format=csv)
     examples: Callable[[object], ModuleExamples] | None = field(default=None, repr=False)
     decision: ResultsDecision = ResultsDecision()
+    # (predictor, path, file name, {"model", "threshold"}) -> BatchScoring: the module's own
+    # parsing and scoring over a file on disk, chunk by chunk (batch jobs, webapp/jobs)
+    batch: Callable[..., BatchScoring] | None = field(default=None, repr=False)
 
     @property
     def ready(self) -> bool:

@@ -32,7 +32,7 @@ from pipelines.core.evaluation import (Bootstrap, ProtocolResult, choose_model,
 from pipelines.core.thresholds import false_alarm_rate, score_quantiles
 from pipelines.sensor.ingest.batches import load_sensor_fault
 from pipelines.sensor.ingest.secom import load_secom
-from pipelines.sensor.ingest.table import SensorTable
+from pipelines.sensor.ingest.table import SensorTable, read_sensor_csv
 from pipelines.core.rowhash import (key_columns, row_hashes, row_keys, write_row_hashes,
                                      write_row_keys)
 from pipelines.sensor.rows import training_profile
@@ -94,11 +94,18 @@ N_ORIGINS = 4
 
 
 def load_sensor_data(directory: Path) -> tuple[SensorTable, dict]:
-    """Load labelled wafers from a SECOM or sensor-fault directory; return table and data reference.
+    """Load labelled wafers from a SECOM or sensor-fault directory, or one labelled file (a
+    CSV or .xlsx with a label column); return table and data reference.
 
     The reference names the data set and its sha256 (no machine path).
     """
     directory = Path(directory)
+    if directory.is_file():  # one labelled CSV or .xlsx (any layout the sensor reader takes)
+        table = read_sensor_csv(directory, require_labels=True)
+        reference: dict = {"name": "labelled file", "file": directory.name,
+                           "sha256": sha256(directory)}
+        return table, reference | {"rows": len(table), "class_counts": {
+            "pass": int((table.labels == 0).sum()), "fail": int((table.labels == 1).sum())}}
     if (directory / "secom").is_dir():
         directory = directory / "secom"
     if any((directory / n).exists() for n in SECOM_FILES):

@@ -38,6 +38,11 @@ EXPECTED = {
     "versions.promote_shadow": "engineer", "versions.promote_page": "engineer",
     "versions.upload_page": "admin", "versions.audit_api": "viewer",
     "versions.audit_page": "viewer", "versions.shadow_results": "viewer",
+    # jobs: viewers watch, engineers start, cancel and upload (a viewer cannot start training)
+    "jobs.api_list": "viewer", "jobs.api_get": "viewer", "jobs.results": "viewer",
+    "jobs.page": "viewer", "jobs.job_page": "viewer", "jobs.api_create": "engineer",
+    "jobs.api_cancel": "engineer", "jobs.upload_create": "engineer",
+    "jobs.upload_get": "engineer", "jobs.upload_part": "engineer",
     "auth.users": "admin", "auth.add_user": "admin", "auth.update_user": "admin",
     "auth.revoke_token": "admin", "auth.create_token": "admin",
 }

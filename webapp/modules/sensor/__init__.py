@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipelines.sensor.predict import SensorPredictor
 from pipelines.sensor.samples import sensor_sample
 from webapp.modules import ModuleExamples, ModuleSpec, UploadExample
-from webapp.modules.sensor import api, views
+from webapp.modules.sensor import api, batch, views
 
 FORMULA_IDS = ["=1+1", "+SUM(A1:A2)", "-2+3", "@cmd", "\tTAB", "W-6", "-7", "8"]
 
@@ -28,4 +28,5 @@ MODULE = ModuleSpec(
     page="sensor.page",
     predict="sensor_api.predict",
     examples=examples,
+    batch=batch.score_file,
 )
