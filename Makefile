@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: serve install install-dev browser postgres test test-fast train evaluate bench clean
+.PHONY: serve install install-dev browser postgres redis test test-fast train evaluate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +34,15 @@ browser:
 postgres:
 	@bash .ci/postgres.sh
 
-# Every test, the database tests on SQLite and on the PostgreSQL server started here.
+# A throwaway Redis server on 127.0.0.1:56379 for the job queue's tests (Debian's package).
+redis:
+	@bash .ci/redis.sh
+
+# Every test, the database tests on SQLite and on the PostgreSQL server started here, the
+# job queue's Redis path on the redis-server started here (Debian's, installed if missing).
 test: install-dev browser
-	url=$$(bash .ci/postgres.sh) && \
-	  FABLENS_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest -n 2 --durations=10
+	url=$$(bash .ci/postgres.sh) && redis=$$(bash .ci/redis.sh) && \
+	  FABLENS_TEST_POSTGRES_URL=$$url FABLENS_TEST_REDIS_URL=$$redis $(BIN)/python -m pytest -n 2 --durations=10
 
 test-fast: install-dev
 	$(BIN)/python -m pytest -n 2 -m "not pages and not slow"
