@@ -38,5 +38,7 @@ setup(
     package_data={"webapp.migrations": ["script.py.mako"]},
     data_files=shared_files("templates", "static", "artifacts"),
     install_requires=SERVE,
+    # fablens worker (the job queue's worker), fablens db upgrade, ...: webapp/cli.py
+    entry_points={"console_scripts": ["fablens=webapp.cli:main"]},
     extras_require={"train": TRAIN, "scale": SCALE, "dev": DEV},
 )

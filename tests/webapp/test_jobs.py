@@ -171,11 +171,14 @@ def _env(config: dict, **more) -> dict:
             config["JOBS_QUEUE"], "FABLENS_LOG_FORMAT": "text", **more}
 
 
+FLASK_WORKER = [sys.executable, "-m", "flask", "--app", "webapp", "jobs", "worker"]
+FABLENS_WORKER = [sys.executable, "-m", "webapp.cli", "worker"]  # `fablens worker`
+
+
 @contextmanager
-def worker_process(env: dict, log: Path):
+def worker_process(env: dict, log: Path, command: list[str] = FLASK_WORKER):
     with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "webapp", "jobs",
-                                    "worker"], cwd=ROOT, env=env, stdout=out,
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
                                    stderr=subprocess.STDOUT)
     try:
         yield process
@@ -282,7 +285,8 @@ def test_jobs_run_on_redis_by_a_separate_worker_process(tmp_path, redis_url):
     assert not jobs.embedded(app)  # with Redis the web workers only submit
     client = app.test_client()
     job_id = submit(client, options={"epochs": 3, "pause": 0.05})
-    with worker_process(_env(config, REDIS_URL=redis_url), tmp_path / "worker.log") as worker:
+    with worker_process(_env(config, REDIS_URL=redis_url), tmp_path / "worker.log",
+                        FABLENS_WORKER) as worker:
         job = wait_for(client, job_id, ("done", "failed"), seconds=90)
     assert job["state"] == "done", job
     assert f":{worker.pid}" in "\n".join(job["log"])  # run by that process, not this one
