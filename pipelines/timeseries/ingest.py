@@ -129,6 +129,13 @@ def read_cmapss(source: Path | bytes, name: str | None = None,
         raise SchemaError(problems)
     frame = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, dtype=str,
                         names=CMAPSS_COLUMNS, keep_default_na=False)
+    return cmapss_series(frame, name)
+
+
+def cmapss_series(frame: pd.DataFrame, name: str) -> Series:
+    """C-MAPSS rows read as text (``CMAPSS_COLUMNS``) -> :class:`Series`, or SchemaError:
+    what :func:`read_cmapss` does once the file is split into cells (the batch scorer reads
+    the cells with Dask and calls this on each machine's rows)."""
     values, problems = coerce_numeric(frame, name)
     if problems:
         raise SchemaError(problems)
@@ -182,6 +189,11 @@ def _pick(columns: list[str], wanted: str | None, names: tuple[str, ...], fallba
     return columns[fallback]
 
 
+def machine_column_of(columns: list[str], wanted: str | None, file: str) -> str:
+    """The machine-id column of a CSV header: ``wanted``, else a common name, else the first."""
+    return _pick(columns, wanted, MACHINE_NAMES, 0, "machine", file)
+
+
 def read_csv_series(source: Path | bytes, name: str | None = None, *,
                     machine_column: str | None = None, time_column: str | None = None,
                     sensors: list[str] | None = None, max_rows: int = MAX_ROWS) -> Series:
@@ -194,6 +206,15 @@ def read_csv_series(source: Path | bytes, name: str | None = None, *,
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise SchemaError([Problem(f"not a readable CSV ({str(exc).strip()[:120]})",
                                    file=name)]) from None
+    return csv_series(frame, name, machine_column=machine_column, time_column=time_column,
+                      sensors=sensors)
+
+
+def csv_series(frame: pd.DataFrame, name: str, *, machine_column: str | None = None,
+               time_column: str | None = None, sensors: list[str] | None = None) -> Series:
+    """A CSV's rows read as text (every cell a string, no NA conversion) -> :class:`Series`,
+    or SchemaError: what :func:`read_csv_series` does once the file is split into cells (the
+    batch scorer reads the cells with Dask and calls this on each machine's rows)."""
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if len(columns) < 3:
@@ -206,7 +227,7 @@ def read_csv_series(source: Path | bytes, name: str | None = None, *,
         raise SchemaError([Problem("the header names a column twice", file=name)])
     if frame.empty:
         raise SchemaError([Problem("the file holds a header but no rows", file=name)])
-    machine = _pick(columns, machine_column, MACHINE_NAMES, 0, "machine", name)
+    machine = machine_column_of(columns, machine_column, name)
     time = _pick(columns, time_column, TIME_NAMES, 1 if columns[0] == machine else 0,
                  "time", name)
     if machine == time:

@@ -409,6 +409,12 @@ def looks_like_xlsx(head: bytes, file: str) -> bool:
     return head.startswith(XLSX_SIGNATURE) and file.lower().endswith(".xlsx")
 
 
+def text_columns(columns: list[str]) -> list[str]:
+    """The columns of a CSV header read as text, never as numbers: all but the sensors and the
+    label (the id and the extras; sensors mapped by position too, parsed by ``parse_chunk``)."""
+    return [c for c in columns if _sensor_index(c) is None and c not in LABEL_COLUMNS]
+
+
 def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
                 chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
     """The header and an iterator of row chunks; id and extra columns read as text.
@@ -423,7 +429,7 @@ def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
     columns = _split_line(header_line, dialect.delimiter)
     if not columns:
         raise SchemaError([Problem("the file is empty", file=file)])
-    text = [c for c in columns if _sensor_index(c) is None and c not in LABEL_COLUMNS]
+    text = text_columns(columns)
 
     def frames() -> Iterator[pd.DataFrame]:
         # converters, not a dtype mapping: given any dtype mapping pandas wraps every column
