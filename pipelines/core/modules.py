@@ -30,6 +30,9 @@ class PipelineModule:
     cli: str | None = None
     # "package.module:function" returning {model: DetectorExample} for the contract tests
     examples: str | None = None
+    # the module's batch adapter for ``python -m pipelines.score`` (``pipelines.core.batch``):
+    # a module with PREDICTOR, NOUN, EXTENSIONS, partitions(...) and score_partition(...)
+    batch: str | None = None
 
     def load_examples(self) -> dict:
         """The contract examples (small synthetic data and fast parameters per detector)."""

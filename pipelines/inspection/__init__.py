@@ -14,4 +14,5 @@ MODULE = PipelineModule(
                "autoencoder": "pipelines.inspection.detectors.autoencoder:AutoencoderDetector"},
     cli="pipelines.inspection.cli",
     examples="pipelines.inspection.examples:detector_examples",
+    batch="pipelines.inspection.batch",
 )

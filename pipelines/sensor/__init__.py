@@ -8,4 +8,5 @@ MODULE = PipelineModule(
                "autoencoder": "pipelines.sensor.detectors.autoencoder:AutoencoderDetector"},
     cli="pipelines.sensor.cli",
     examples="pipelines.sensor.examples:detector_examples",
+    batch="pipelines.sensor.batch",
 )

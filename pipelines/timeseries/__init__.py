@@ -21,4 +21,5 @@ MODULE = PipelineModule(
     },
     cli="pipelines.timeseries.cli",
     examples="pipelines.timeseries.examples:detector_examples",
+    batch="pipelines.timeseries.batch",
 )

@@ -11,4 +11,5 @@ MODULE = PipelineModule(
     detectors={"cnn": "pipelines.wafermap.detectors.cnn:CNNDetector"},
     cli="pipelines.wafermap.cli",
     examples="pipelines.wafermap.examples:detector_examples",
+    batch="pipelines.wafermap.batch",
 )
