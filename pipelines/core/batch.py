@@ -141,6 +141,12 @@ def load_predictor(module: str, release: str, threads: int):
         return _PREDICTORS[key]
 
 
+def warm(module: str, release: str, threads: int = 1) -> str:
+    """Load the predictor in this process now (``client.run(warm, ...)`` on every worker, so
+    the first partitions do not wait for it); the release's version id."""
+    return load_predictor(module, release, threads)[1]
+
+
 def _predictor_class(batch_adapter):
     path, _, name = batch_adapter.PREDICTOR.partition(":")
     return getattr(importlib.import_module(path), name)
