@@ -16,7 +16,8 @@ the jobs queue calls it when a Dask scheduler is configured). It
    CSV through the one formula-safe writer, :mod:`pipelines.core.csvout`, exact scores),
    each atomically (a temporary name, then renamed), and
 5. writes ``summary.json``: items, flagged, partitions, files, seconds, the release version
-   (content id) every worker scored with, the model and its threshold.
+   (content id) every worker scored with, the model versions, the model and threshold asked
+   for.
 
 By default a ``LocalCluster`` of worker processes on this machine runs it; ``scheduler``
 (``tcp://host:8786``) sends it to any Dask scheduler, whose workers must import this
@@ -176,11 +177,11 @@ def run_partition(module: str, release: str, threads: int, part, number: int, ou
     results = adapter(module).score_partition(predictor, part, model=model,
                                               threshold=threshold, **(context or {}))
     out = {"partition": number, "items": int(len(results)), "release_version": version,
-           "file": None, "flagged": 0, "models": []}
+           "file": None, "flagged": 0, "model_versions": []}
     if len(results):
         out["file"] = write_results(results, Path(output), number, fmt).name
         out["flagged"] = int(results[FLAGGED].sum())
-        out["models"] = sorted(map(str, pd.unique(results["model"])))
+        out["model_versions"] = sorted(map(str, pd.unique(results["model"])))
     out["seconds"] = time.perf_counter() - started
     return out
 
@@ -264,7 +265,7 @@ def score(module: str, inputs: str | Path | Sequence[str | Path], output: str | 
         "input_files": len(files), "format": fmt,
         "seconds": round(time.perf_counter() - started, 3),
         "release_version": version,
-        "models": sorted({m for p in parts for m in p["models"]}),
+        "model_versions": sorted({m for p in parts for m in p["model_versions"]}),
         "model": model, "threshold": threshold,
         "workers": n_workers, "scheduler": address,
     }

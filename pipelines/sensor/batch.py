@@ -12,9 +12,9 @@ column for every partition: a cell that is not a number would then fail the whol
 unlocated, where the web app names its file, row and column.
 
 Partitions: a plain CSV is cut into blocks of ``partition_size`` bytes (default 64 MB, about
-12,000 rows of 590 sensors); a gzipped file, or a file without a wafer id column (its rows are
-numbered 1, 2, ... in the file, as uploads are), is one partition; a parquet file gives one
-partition per row group (``dask.dataframe.read_parquet``). Rows are scored independently, so
+12,000 rows of 590 sensors); a gzipped file, a file without a wafer id column (its rows are
+numbered 1, 2, ... in the file, as uploads are), or a parquet file (``dask.dataframe.from_map``
+over ``pandas.read_parquet``) is one partition. Rows are scored independently, so
 the results do not depend on where a partition starts; the ``source_file`` column says which
 file each row came from. In a file read in blocks, the row numbers of a located problem
 count from its block's first row.
@@ -35,7 +35,7 @@ from pipelines.sensor.results import results_csv_frame, with_extras
 
 PREDICTOR = "pipelines.sensor.predict:SensorPredictor"
 NOUN = "rows"
-EXTENSIONS = (".csv", ".csv.gz", ".txt", ".txt.gz", ".parquet")
+EXTENSIONS = (".csv", ".csv.gz", ".parquet")
 BLOCK_BYTES = 64 * 2**20
 PATH_COLUMN = "__fablens_path"  # the file each row came from
 
@@ -65,9 +65,11 @@ def partitions(files: list[Path], root: Path, *, partition_size: int | None = No
     if parquet and len(parquet) != len(files):
         raise BatchError("give CSV files or parquet files, not both")
     if parquet:
-        frame = dd.read_parquet([str(f) for f in files], include_path_column=PATH_COLUMN)
-        layout_from_header([c for c in frame.columns if c != PATH_COLUMN], files[0].name)
-        return frame.map_partitions(_named, str(root), meta=frame._meta)
+        import pyarrow.parquet as pq
+
+        layout_from_header(list(pq.read_schema(files[0]).names), files[0].name)
+        return dd.from_map(_read_parquet, [(str(f), relative_name(f, root)) for f in files],
+                           enforce_metadata=False)
     head = _head(files[0])
     dialect = sniff_dialect(head)
     header = _header_line(files[0])
@@ -107,10 +109,11 @@ def _read_block(block: bytes, header: bytes, add_header: bool, name: str,
     return frame
 
 
-def _named(frame: pd.DataFrame, root: str) -> pd.DataFrame:
-    """A parquet partition with each row's file as its name under the input folder."""
-    frame = frame.copy()
-    frame[PATH_COLUMN] = [relative_name(p, root) for p in frame[PATH_COLUMN].astype(str)]
+def _read_parquet(item: tuple[str, str]) -> pd.DataFrame:
+    """One parquet file, with its name under the input folder on every row."""
+    path, name = item
+    frame = pd.read_parquet(path)
+    frame[PATH_COLUMN] = name
     return frame
 
 

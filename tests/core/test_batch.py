@@ -125,6 +125,27 @@ def test_sensor_batch_files_equal_the_in_process_predictor(scheduler, data_dir, 
                                   want["top_sensor_1_contribution"])
 
 
+def test_sensor_parquet_files_equal_the_in_process_predictor(scheduler, data_dir, tmp_path):
+    from pipelines.sensor.ingest.table import read_sensor_csv
+    from pipelines.sensor.predict import SensorPredictor
+
+    source = sorted((data_dir / "sensor_fault" / "Training_Batch_Files").glob("Wafer_0*.csv.gz"))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for f in source[:2]:
+        pd.read_csv(f).to_parquet(inputs / f.name.replace(".csv.gz", ".parquet"), index=False)
+    summary = score("sensor", inputs, tmp_path / "out", scheduler=scheduler, fmt="parquet")
+    predictor = SensorPredictor(_artifacts() / "sensor", n_jobs=1)
+    want = pd.concat([predictor.predict(read_sensor_csv(f)) for f in source[:2]],
+                     ignore_index=True)
+    _summary_checks(summary, tmp_path / "out", len(want), 2)
+    got = pd.concat([pd.read_parquet(tmp_path / "out" / f) for f in summary["files"]],
+                    ignore_index=True)
+    assert got["id"].tolist() == want["id"].tolist()
+    np.testing.assert_array_equal(got["fault_score"], want["fault_score"])
+    assert got["is_fault"].tolist() == want["is_fault"].tolist()
+
+
 def test_sensor_bad_cell_is_located_and_output_is_not_reused(scheduler, data_dir, tmp_path):
     source = sorted((data_dir / "sensor_fault" / "Training_Batch_Files").glob("Wafer_0*.csv.gz"))
     frame = pd.read_csv(io.BytesIO(gzip.decompress(source[0].read_bytes())), dtype=str,
