@@ -28,6 +28,10 @@ def defaults() -> dict:
         "DATABASE_URL": "sqlite:///" + str(locations.instance_dir() / "fablens.sqlite"),
         "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # bytes; larger uploads get HTTP 413
         "MAX_ROWS": 100_000,
+        # JSON bodies (webapp/params.py read_json): bytes, and values counted before parsing
+        # (Python objects cost 10-30 times their text: 8 MB of numbers is ~100 MB parsed)
+        "MAX_JSON_BYTES": 8 * 1024 * 1024,
+        "MAX_JSON_ITEMS": 2_000_000,
         "RESULTS_KEEP": 100,
         # retention (webapp.db.prune, at start and at most every PRUNE_MINUTES per worker): runs
         # older than this (longer than the dashboard's 365 days) or beyond the newest
@@ -45,6 +49,10 @@ def defaults() -> dict:
         "STALE_RUN_MINUTES": 60,
         "HEAVY_REQUEST_MB": 1,  # requests larger than this take turns (webapp/limits.py)
         "HEAVY_SLOTS": 1,  # large requests scored at once per worker
+        "HEAVY_QUEUE": 1,  # large requests that may wait for a slot; more get 503 at once
+        # seconds of work a request may take (pipelines/core/budget.py), under gunicorn's
+        # --timeout (120 s in render.yaml); past it the work stops and the answer is a 503
+        "REQUEST_BUDGET_SECONDS": 90.0,
         "HEAVY_WAIT_SECONDS": 90,  # runs whose results History can download again
         "LOG_FORMAT": "json",  # JSON lines on stdout (webapp/logs.py); "text" for plain lines
         "READY_WAIT_SECONDS": 0.5,
@@ -146,6 +154,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "DATABASE_URL": ("DATABASE_URL", str),
     "FABLENS_MAX_UPLOAD_MB": ("MAX_CONTENT_LENGTH", _megabytes),
     "FABLENS_MAX_ROWS": ("MAX_ROWS", _positive_int),
+    "FABLENS_MAX_JSON_MB": ("MAX_JSON_BYTES", _megabytes),
+    "FABLENS_MAX_JSON_ITEMS": ("MAX_JSON_ITEMS", _positive_int),
     "FABLENS_MODEL_THREADS": ("MODEL_THREADS", _positive_int),
     "FABLENS_MODEL_STORE": ("MODEL_STORE", str),
     "FABLENS_LOG_FORMAT": ("LOG_FORMAT", _log_format),
@@ -160,6 +170,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_PRUNE_MINUTES": ("PRUNE_MINUTES", _positive_int),
     "FABLENS_STALE_RUN_MINUTES": ("STALE_RUN_MINUTES", _positive_int),
     "FABLENS_HEAVY_SLOTS": ("HEAVY_SLOTS", _positive_int),
+    "FABLENS_HEAVY_QUEUE": ("HEAVY_QUEUE", int),
+    "FABLENS_REQUEST_BUDGET_SECONDS": ("REQUEST_BUDGET_SECONDS", float),
     "SECRET_KEY": ("SECRET_KEY", str),
     "FABLENS_AUTH": ("AUTH", _auth),
     "FABLENS_PROXY_FIX": ("PROXY_FIX", _flag),

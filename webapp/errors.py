@@ -16,6 +16,7 @@ from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import (HTTPException, InternalServerError, RequestEntityTooLarge,
                                  ServiceUnavailable)
 
+from pipelines.core.budget import BudgetExceeded
 from pipelines.core.detectors import UnknownDetectorError
 from pipelines.core.predictor import ModelUnavailableError
 from pipelines.core.problems import LimitError, SchemaError
@@ -52,8 +53,8 @@ def schema_error(exc: SchemaError) -> InputError:
 
 def as_http_error(exc: Exception) -> HTTPException | None:
     """The HTTP error a user gets for ``exc``: itself when it is one, the 400/413 for a core
-    input exception, the 503 for a model that did not load, None for an unexpected one (a
-    500)."""
+    input exception, the 503 for a model that did not load or work past its time budget,
+    None for an unexpected one (a 500)."""
     if isinstance(exc, HTTPException):
         return exc
     if isinstance(exc, SchemaError):
@@ -62,6 +63,9 @@ def as_http_error(exc: Exception) -> HTTPException | None:
         return InputError(exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc))
     if isinstance(exc, ModelUnavailableError):
         return ServiceUnavailable(str(exc))
+    if isinstance(exc, BudgetExceeded):
+        return ServiceUnavailable(f"the request ran past its time budget of {exc.seconds:g} s "
+                                  f"and was stopped; send a smaller file, or score it as a job")
     return None
 
 
@@ -82,9 +86,11 @@ def _payload(error: HTTPException) -> dict:
 def handle_http_error(error: HTTPException):
     """Answer an HTTP error as JSON for API/fetch callers, as an HTML page otherwise."""
     payload = _payload(error)
+    # what the error says of itself beyond its text (Retry-After of a busy 503, Allow of a 405)
+    headers = {k: v for k, v in error.get_headers() if k in ("Retry-After", "Allow")}
     if _wants_json():
-        return jsonify(payload), error.code
-    return render_template("error.html", code=error.code, **payload), error.code
+        return jsonify(payload), error.code, headers
+    return render_template("error.html", code=error.code, **payload), error.code, headers
 
 
 def handle_unexpected(error: Exception):
@@ -97,6 +103,6 @@ def handle_unexpected(error: Exception):
 def init_app(app: Flask) -> None:
     """Register the handlers."""
     app.register_error_handler(HTTPException, handle_http_error)
-    for core in (SchemaError, UnknownDetectorError, ModelUnavailableError):
+    for core in (SchemaError, UnknownDetectorError, ModelUnavailableError, BudgetExceeded):
         app.register_error_handler(core, lambda exc: handle_http_error(as_http_error(exc)))
     app.register_error_handler(Exception, handle_unexpected)

@@ -12,7 +12,7 @@ import re
 from typing import Any, TypeVar
 
 import numpy as np
-from flask import Request
+from flask import Request, current_app
 from werkzeug.routing import IntegerConverter
 from pydantic import BaseModel, ValidationError
 
@@ -31,7 +31,7 @@ class IdConverter(IntegerConverter):
         super().__init__(url_map, min=1, max=MAX_ID)
 
 MAX_DEPTH = 32  # nesting levels a JSON body may have (a row of numbers needs 3)
-MAX_DIGITS = 400  # longer integer literals are not numbers any model can take
+MAX_DIGITS = 308  # longer integer literals are beyond a float (1.8e308): no model takes them
 
 
 class NotANumber:
@@ -52,12 +52,24 @@ def _parse_int(text: str) -> int | NotANumber:
 _KEY = re.compile(rb'"([^"\\]{1,60})"\s*:')
 
 
+def _quotes(data: np.ndarray) -> np.ndarray:
+    """Where the string quotes of JSON text are: a ``"`` preceded by an even number of
+    backslashes (``"\\\\"`` ends its string; ``"\\""`` does not)."""
+    quote = data == ord('"')
+    backslash = data == ord("\\")
+    if not backslash.any():
+        return quote
+    positions = np.arange(len(data))
+    last_other = np.maximum.accumulate(np.where(backslash, -1, positions))
+    run = np.zeros(len(data), dtype=np.int64)  # backslashes right before each byte
+    run[1:] = positions[:-1] - last_other[:-1]
+    return quote & (run % 2 == 0)
+
+
 def _too_deep(raw: bytes) -> str | None:
     """Where a body nests deeper than ``MAX_DEPTH`` (vectorised scan, strings skipped), or None."""
     data = np.frombuffer(raw, dtype=np.uint8)
-    quote = data == ord('"')
-    quote[1:] &= data[:-1] != ord("\\")
-    in_string = (np.cumsum(quote) % 2).astype(bool)
+    in_string = (np.cumsum(_quotes(data)) % 2).astype(bool)
     step = np.zeros(len(data), dtype=np.int32)
     step[(data == ord("[")) | (data == ord("{"))] = 1
     step[(data == ord("]")) | (data == ord("}"))] = -1
@@ -76,9 +88,43 @@ def json_depth_problem(raw: bytes) -> str | None:
     return _too_deep(raw)
 
 
+def body_bytes(request: Request, limit: int, what: str = "the request body") -> bytes:
+    """The raw body, at most ``limit`` bytes: a declared length over it is refused before
+    anything is read, and a body sent without one (chunked) is read in pieces and refused as
+    soon as it passes the limit, so it is never cut short and misread (413, naming the
+    limit)."""
+    def too_large(size: str) -> InputError:
+        return InputError(f"{what} is {size}, more than the {limit / 2**20:g} MB a JSON body "
+                          f"may hold; send a file upload or split it", code=413)
+
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise too_large(f"{length / 2**20:.1f} MB")
+        return request.get_data(cache=True)
+    parts, size = [], 0
+    while True:
+        part = request.stream.read(min(1024 * 1024, limit + 1 - size))
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            raise too_large(f"over {limit / 2**20:g} MB")
+
+
 def read_json(request: Request) -> Any:
-    """The request body parsed as JSON, or a 400 saying what is wrong with it."""
-    raw = request.get_data(cache=True)
+    """The request body parsed as JSON, or a 400 saying what is wrong with it.
+
+    Bounded before Python objects are built: at most ``MAX_JSON_BYTES`` bytes
+    (:func:`body_bytes`) and ``MAX_JSON_ITEMS`` values (counted by their separators, a cheap
+    upper bound), so a body cannot cost the server more than a few times its size."""
+    raw = body_bytes(request, int(current_app.config["MAX_JSON_BYTES"]))
+    items = raw.count(b",") + 1
+    limit = int(current_app.config["MAX_JSON_ITEMS"])
+    if items > limit:
+        raise InputError(f"the JSON body holds about {items:,} values, more than the "
+                         f"{limit:,} one request may hold; split it or send a file", code=413)
     if not raw.strip():
         raise InputError("the request body is empty: send JSON, or a file in the form field "
                          "'file'")

@@ -18,6 +18,7 @@ from typing import Callable, TypeVar
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
 
+from pipelines.core import budget
 from pipelines.core.problems import SchemaError
 from webapp.errors import MAX_PROBLEMS, InputError, schema_error
 
@@ -292,6 +293,7 @@ def zip_members(item: UploadedBytes, *, max_members: int, max_total: int) -> lis
     out = []
     with archive:
         for info in infos:
+            budget.check()
             base = info.filename.rsplit("/", 1)[-1]
             if info.filename.startswith("__MACOSX/") or base.startswith("."):
                 continue

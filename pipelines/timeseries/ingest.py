@@ -16,7 +16,6 @@ may be missing. Row and column counts are checked before any array is built.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import re
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipelines.core.bounded import (MAX_EXPANDED, first_line, gunzip, header_columns,
+                                    is_gzip)
 from pipelines.core.problems import (LimitError, Problem, SchemaError, coerce_numeric,
                                      out_of_range)
 from pipelines.timeseries.schema import CMAPSS_COLUMNS, MAX_ROWS, MAX_SENSORS, SENSORS
@@ -74,14 +75,13 @@ class Series:
         return [(m, sort[bounds[k]:bounds[k + 1]]) for k, m in enumerate(ids)]
 
 
-def read_bytes(source: Path | bytes) -> bytes:
-    """The bytes of a file or buffer, gunzipped when they start with the gzip magic."""
+def read_bytes(source: Path | bytes, max_bytes: int = MAX_EXPANDED,
+               name: str | None = None) -> bytes:
+    """The bytes of a file or buffer, gunzipped when they start with the gzip magic (at most
+    ``max_bytes`` of them: :func:`pipelines.core.bounded.gunzip`)."""
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise SchemaError([Problem(f"not a readable gzip file ({exc})")]) from None
+    if is_gzip(data):
+        data = gunzip(data, max_bytes, name)
     return data
 
 
@@ -101,7 +101,7 @@ def _check_rows(text: str, name: str, max_rows: int) -> None:
 
 def looks_like_cmapss(data: bytes) -> bool:
     """True when the first line is numbers only, separated by blanks (no header, no commas)."""
-    first = read_bytes(data[:4096] if data[:2] != b"\x1f\x8b" else data).lstrip()[:2000]
+    first = data[:4096].lstrip()[:2000]  # already gunzipped (read_series)
     line = first.split(b"\n", 1)[0].strip()
     return bool(line) and b"," not in line and all(
         re.fullmatch(rb"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", tok) for tok in line.split())
@@ -199,8 +199,11 @@ def read_csv_series(source: Path | bytes, name: str | None = None, *,
                     sensors: list[str] | None = None, max_rows: int = MAX_ROWS) -> Series:
     """A generic CSV: a machine column, a time or cycle column, and sensor columns."""
     name = name or (Path(source).name if isinstance(source, (str, Path)) else "upload")
-    text = _text(read_bytes(source), name)
+    text = _text(read_bytes(source, name=name), name)
     _check_rows(text, name, max_rows)
+    # the header's size, width and names checked before pandas builds (and de-duplicates)
+    # any of them: 80,000 repeated names cost it minutes
+    header_columns(first_line(text, name), ",", name, max_columns=MAX_SENSORS + 2)
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -305,10 +308,12 @@ def check_series(series: Series) -> None:
         raise SchemaError(problems)
 
 
-def read_series(source: Path | bytes, name: str | None = None, **columns) -> Series:
-    """Either layout, told apart by the first line (numbers only: C-MAPSS; else a CSV header)."""
-    data = read_bytes(source)
+def read_series(source: Path | bytes, name: str | None = None, *,
+                max_bytes: int = MAX_EXPANDED, **columns) -> Series:
+    """Either layout, told apart by the first line (numbers only: C-MAPSS; else a CSV header);
+    a gzipped file may expand to ``max_bytes`` at most."""
     name = name or (Path(source).name if isinstance(source, (str, Path)) else "upload")
+    data = read_bytes(source, max_bytes, name)
     if looks_like_cmapss(data) and not any(columns.values()):
         return read_cmapss(data, name)
     return read_csv_series(data, name, **columns)

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from pipelines.core import budget
 from pipelines.core.drift import REFERENCE_FILE
 from pipelines.core.artifacts import BundleError
 from pipelines.core.predictor import LoadedModel, Predictor
@@ -150,6 +151,7 @@ class TimeseriesPredictor(Predictor):
         level = m.threshold if threshold is None else float(threshold)
         scores, rul, top = [], [], []
         for s in range(0, len(X), CHUNK):
+            budget.check()
             part = X[s:s + CHUNK]
             past = None if history is None else history[s:s + CHUNK]
             given = history_kwargs(m.detector, past)
@@ -176,6 +178,7 @@ class TimeseriesPredictor(Predictor):
             raise SchemaError([problem])
         parts, rows, padded = [], [], []
         for w in iter_series_windows(self.scaler, series, self.window, CHUNK, z):
+            budget.check()
             parts.append(self.score_windows(w.X, model, threshold, history=w.history))
             rows.append(w.rows)
             padded.append(w.padded)

@@ -36,6 +36,7 @@ Every map must have at least one on-wafer die (a map entirely off-wafer is refus
 from __future__ import annotations
 
 import io
+import math
 import json
 import zipfile
 from dataclasses import dataclass
@@ -140,13 +141,24 @@ def _finish(grids: list[np.ndarray], file: str, layout: str) -> WaferMaps:
 
 
 # -- npz ----------------------------------------------------------------------------------------
-def _npy_header(archive: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of an array in an npz, read from its header without loading it."""
-    with archive.open(f"{key}.npy") as handle:
+def _npy_header(archive: zipfile.ZipFile, key: str, file: str
+                ) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of an array in an npz, read from its header without loading it; an
+    array whose member holds fewer or more bytes than its shape and dtype say is refused here,
+    before anything is read (it would fail, or allocate what it promises, later)."""
+    info = archive.getinfo(f"{key}.npy")
+    with archive.open(info) as handle:
         version = np.lib.format.read_magic(handle)
         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read(handle)
+        held = info.file_size - handle.tell()
+    declared = math.prod(shape) * dtype.itemsize
+    if not dtype.hasobject and declared != held:
+        raise SchemaError([Problem(f"array '{key}' says it holds {declared:,} bytes "
+                                   f"({' x '.join(map(str, shape)) or 'one value'} of "
+                                   f"{dtype}) but holds {held:,}; the file is damaged",
+                                   file=file)])
     return tuple(shape), dtype
 
 
@@ -159,7 +171,9 @@ def read_npz(source, file: str | None = None, *, split: str | None = None,
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
         keys = {n[:-4] for n in archive.namelist() if n.endswith(".npy")}
-        headers = {k: _npy_header(archive, k) for k in keys}
+        headers = {k: _npy_header(archive, k, file) for k in keys}
+    except SchemaError:
+        raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         raise SchemaError([Problem(f"not a readable .npz file ({exc})", file=file)]) from None
     if any(dtype.hasobject for _, dtype in headers.values()):
@@ -174,6 +188,17 @@ def read_npz(source, file: str | None = None, *, split: str | None = None,
         raise SchemaError([Problem(f"an npz of maps needs 'X', or 'data', 'offsets' and "
                                    f"'orig_shape'; found {sorted(keys) or 'no arrays'}",
                                    file=file)])
+    try:
+        return _read_npz_arrays(raw, keys, n, file, split, layout)
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:  # a damaged member
+        if isinstance(exc, SchemaError):
+            raise
+        raise SchemaError([Problem(f"not a readable .npz file ({str(exc)[:120]})",
+                                   file=file)]) from None
+
+
+def _read_npz_arrays(raw: bytes, keys: set[str], n: int, file: str, split: str | None,
+                     layout: str) -> WaferMaps:
     with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
         labels = _labels(npz, n, file) if "y" in keys else None
         parts = _split(npz, n, file) if "split" in keys else None

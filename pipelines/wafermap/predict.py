@@ -9,6 +9,7 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
+from pipelines.core import budget
 from pipelines.core.drift import REFERENCE_FILE
 from pipelines.core.problems import SchemaError
 from pipelines.core.predictor import Predictor
@@ -91,8 +92,10 @@ class WafermapPredictor(Predictor):
 
     def probabilities(self, maps: Sequence[np.ndarray]) -> np.ndarray:
         """(maps, classes) calibrated probabilities, scored ``CHUNK`` maps at a time."""
-        out = [self.model.detector.score(self.model_input(maps[start:start + CHUNK]))
-               for start in range(0, len(maps), CHUNK)]
+        out = []
+        for start in range(0, len(maps), CHUNK):
+            budget.check()
+            out.append(self.model.detector.score(self.model_input(maps[start:start + CHUNK])))
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
 
     def predict(self, maps: Sequence[np.ndarray], *, saliency: bool = False,
@@ -105,6 +108,7 @@ class WafermapPredictor(Predictor):
         records: list[dict] = []
         level = self.review_level
         for start in range(0, len(maps), CHUNK):
+            budget.check()
             part = list(maps[start:start + CHUNK])
             X = self.model_input(part, names[start:start + CHUNK] if names else None)
             if saliency:

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pipelines.core import budget
 from pipelines.core.detectors import BaseDetector, InvalidInputError, PixelExplanation
 from pipelines.core.onnx import onnx_session, torch_to_onnx
 
@@ -91,6 +92,7 @@ class ImageDetector(BaseDetector):
     def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, maps = [], []
         for start in range(0, len(images), IMAGES_PER_CALL):
+            budget.check()
             s, m = self.session_.run(None, {"images": images[start:start + IMAGES_PER_CALL]})
             scores.append(s)
             maps.append(m)

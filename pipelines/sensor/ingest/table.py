@@ -31,6 +31,8 @@ from typing import IO, Iterator
 import numpy as np
 import pandas as pd
 
+from pipelines.core import budget
+from pipelines.core.bounded import MAX_COLUMNS, check_unique, first_line, header_columns
 from pipelines.core.problems import (LimitError, Problem, SchemaError, coerce_numeric,
                                      out_of_range, plural)
 from pipelines.sensor.schema import (ID_HEADERS, LABEL_COLUMNS, N_SENSORS, SENSOR_COLUMNS,
@@ -178,11 +180,7 @@ def layout_from_header(columns: list[str], file: str, require_labels: bool = Fal
         raise SchemaError([Problem(
             f"the header leaves {plural(len(unnamed), 'column')} without a name (number "
             f"{listed}); only the first column, the wafer id, may be blank", file=file)])
-    seen: set[str] = set()
-    duplicates = [c for c in columns if c in seen or seen.add(c)]
-    if duplicates:
-        raise SchemaError([Problem(f"the header repeats column '{duplicates[0]}'; every column "
-                                   f"needs its own name", file=file, column=duplicates[0])])
+    check_unique(columns, file)
     label = next((c for c in columns if c in LABEL_COLUMNS), None)
     if require_labels and label is None:
         raise SchemaError([Problem("training data needs a label column "
@@ -423,12 +421,15 @@ def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
     (:func:`layout_from_header`) before pandas sees it.
     """
     start = stream.tell()
-    head = stream.read(SNIFF_BYTES).decode(dialect.encoding, errors="replace")
-    header_line = head.splitlines()[0] if head.strip() else ""
+    head = stream.read(SNIFF_BYTES + 1).decode(dialect.encoding, errors="replace")
     stream.seek(start)
-    columns = _split_line(header_line, dialect.delimiter)
+    # the header's length and width are checked before it is split, and before pandas sees
+    # it: a line of 80,000 names would cost minutes
+    header_line = first_line(head, file, SNIFF_BYTES) if head.strip() else ""
+    columns = header_columns(header_line, dialect.delimiter, file, MAX_COLUMNS, unique=False)
     if not columns:
         raise SchemaError([Problem("the file is empty", file=file)])
+    _check_first_row(head[len(header_line):], columns, dialect.delimiter, file)
     text = text_columns(columns)
 
     def frames() -> Iterator[pd.DataFrame]:
@@ -446,6 +447,19 @@ def _csv_chunks(stream: IO[bytes], dialect: CsvDialect, file: str,
     return columns, frames()
 
 
+def _check_first_row(rest: str, columns: list[str], delimiter: str, file: str) -> None:
+    """The first data row may not hold more cells than the header: pandas would take the
+    extra ones as a row index and shift every column silently (later rows that do are a
+    parser error, which says which line)."""
+    lines = rest.lstrip("\r\n").splitlines()
+    if len(lines) < 2:  # the row may continue past what was read: leave it to the parser
+        return
+    cells = _split_line(lines[0], delimiter)
+    if len(cells) > len(columns):
+        raise SchemaError([Problem(f"{len(cells)} cells, more than the header's "
+                                   f"{len(columns)} columns", file=file, row=1)])
+
+
 def _guard_csv(reader, file: str) -> Iterator[pd.DataFrame]:
     try:
         for frame in reader:
@@ -455,10 +469,21 @@ def _guard_csv(reader, file: str) -> Iterator[pd.DataFrame]:
         raise SchemaError([Problem(f"not a readable CSV file ({detail})", file=file)]) from None
 
 
-def _xlsx_chunks(stream: IO[bytes], file: str,
-                 chunk_rows: int) -> tuple[list[str], Iterator[pd.DataFrame]]:
-    """The first sheet's header and row chunks, streamed (the workbook is never loaded whole)."""
+def _xlsx_chunks(stream: IO[bytes], file: str, chunk_rows: int,
+                 max_rows: int | None = None) -> tuple[list[str], Iterator[pd.DataFrame]]:
+    """The first sheet's header and row chunks, streamed (the workbook is never loaded whole).
+
+    Its XML is parsed by openpyxl through defusedxml (entity declarations are refused, so a
+    few KB cannot expand to gigabytes), its members' declared sizes are checked first, and
+    every row counts toward ``max_rows``, empty ones too: a sheet of a million empty rows is
+    refused when it passes the limit rather than read to its end.
+    """
     from openpyxl import load_workbook  # only for .xlsx uploads
+
+    def unreadable(exc: Exception) -> SchemaError:
+        detail = str(exc).split("\n")[0][:80]
+        return SchemaError([Problem(f"not a readable .xlsx workbook ({type(exc).__name__}"
+                                    f"{': ' + detail if detail else ''})", file=file)])
 
     try:
         with zipfile.ZipFile(stream) as archive:
@@ -469,29 +494,47 @@ def _xlsx_chunks(stream: IO[bytes], file: str,
                                       file=file)])
         stream.seek(0)
         book = load_workbook(stream, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise SchemaError([Problem(f"not a readable .xlsx workbook ({type(exc).__name__})",
-                                   file=file)]) from None
-    rows = book.worksheets[0].iter_rows(values_only=True)
-    header = next(rows, None)
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+    except SchemaError:
+        raise
+    except Exception as exc:  # whatever a hostile workbook makes openpyxl or its XML raise
+        raise unreadable(exc) from None
     if header is None:
         raise SchemaError([Problem("the workbook's first sheet is empty", file=file)])
     columns = ["" if c is None else str(c) for c in header]
     while columns and columns[-1] == "":
         columns.pop()
+    if len(columns) > MAX_COLUMNS:
+        raise LimitError([Problem(f"the header has {len(columns):,} columns; at most "
+                                  f"{MAX_COLUMNS:,} are accepted", file=file)])
 
     def chunks() -> Iterator[pd.DataFrame]:
         batch: list[tuple] = []
-        for row in rows:
-            if all(v is None or v == "" for v in row):
-                continue
-            batch.append(row[:len(columns)] + (None,) * (len(columns) - len(row)))
-            if len(batch) == chunk_rows:
-                yield pd.DataFrame(batch, columns=columns, dtype=object)
-                batch = []
+        seen = 0
+        try:
+            for row in rows:
+                seen += 1
+                if seen % 10_000 == 0:
+                    budget.check()
+                if max_rows is not None and seen > max_rows:
+                    raise LimitError([Problem(f"the sheet has more than the {max_rows} row "
+                                              f"limit (empty rows count too); split the file",
+                                              file=file)])
+                if all(v is None or v == "" for v in row):
+                    continue
+                batch.append(row[:len(columns)] + (None,) * (len(columns) - len(row)))
+                if len(batch) == chunk_rows:
+                    yield pd.DataFrame(batch, columns=columns, dtype=object)
+                    batch = []
+        except SchemaError:
+            raise
+        except Exception as exc:
+            raise unreadable(exc) from None
+        finally:
+            book.close()
         if batch:
             yield pd.DataFrame(batch, columns=columns, dtype=object)
-        book.close()
     return columns, chunks()
 
 
@@ -508,7 +551,7 @@ def open_sensor_file(stream: IO[bytes], file: str, chunk_rows: int = CHUNK_ROWS,
     if not head.strip():
         raise SchemaError([Problem("the file is empty", file=file)])
     if looks_like_xlsx(head, file):
-        columns, frames = _xlsx_chunks(stream, file, chunk_rows)
+        columns, frames = _xlsx_chunks(stream, file, chunk_rows, max_rows)
         dialect = None
     else:
         dialect = sniff_dialect(head)
@@ -536,6 +579,7 @@ def _tables(frames: Iterator[pd.DataFrame], layout: SensorLayout, file: str,
             max_rows: int | None) -> Iterator[SensorTable]:
     first_row, any_rows = 1, False
     for frame in frames:
+        budget.check()  # between chunks: a request past its time budget stops here
         if max_rows is not None and first_row - 1 + len(frame) > max_rows:
             raise LimitError([Problem(f"more than the {max_rows} row limit; split the file",
                                       file=file)])

@@ -6,6 +6,7 @@ the file's extra columns).
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -109,7 +110,9 @@ def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T
     Parsing and hashing hold the GIL only part of the time and the models release it, so on
     two cores a large file is read and scored at once. At most two chunks are alive. Work the
     caller submits to ``helper`` in the meantime (writing the results CSV of the chunk just
-    scored) runs after the next chunk is read, in the order submitted.
+    scored) runs after the next chunk is read, in the order submitted. Each step runs in a
+    copy of the caller's context, so the request's time budget
+    (:mod:`pipelines.core.budget`) stops the reading too.
     """
     iterator = iter(chunks)
 
@@ -117,9 +120,12 @@ def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T
         table = next(iterator, None)
         return None if table is None else prepare(table)
 
-    future = helper.submit(step)
+    def submit():  # in a copy of the caller's context: its time budget goes along
+        return helper.submit(contextvars.copy_context().run, step)
+
+    future = submit()
     while (item := future.result()) is not None:
-        future = helper.submit(step)
+        future = submit()
         yield item
 
 

@@ -100,13 +100,14 @@ def file_request(request: Request) -> FileRequest:
     items, sha256 = read_uploads(files, max_files=1)
     item = items[0]
     sensors = _field(request, "sensors")
-    series = read_series(item.data, item.name,
+    expanded = int(current_app.config["MAX_CONTENT_LENGTH"])  # a .gz holds no more than this
+    series = read_series(item.data, item.name, max_bytes=expanded,
                          machine_column=_field(request, "machine_column"),
                          time_column=_field(request, "time_column"),
                          sensors=[s.strip() for s in sensors.split(",") if s.strip()]
                          if sensors else None) \
         if any(_field(request, k) for k in ("machine_column", "time_column", "sensors")) \
-        else read_series(item.data, item.name)
+        else read_series(item.data, item.name, max_bytes=expanded)
     limit = int(current_app.config["MAX_ROWS"])
     if len(series) > limit:
         raise InputError(f"{item.name}: {len(series)} rows is more than the {limit} row limit; "
