@@ -3,9 +3,7 @@ long JSON answers written page by page.
 
 Every CSV goes through the one formula-safe writer, :mod:`pipelines.core.csvout` (re-exported
 here): a text cell that starts with ``= + - @``, a tab or a carriage return, or holds one after
-a line break, gets a leading ``'``; numbers are left alone; a cell with a CR is quoted. The
-pages receive ``FORMULA_TRIGGERS`` and ``NUMBER_PATTERN`` from the server and apply the same
-rule.
+a line break, gets a leading ``'``; numbers are left alone; a cell with a CR is quoted.
 """
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask import current_app, render_template, url_for
 
 from pipelines.core.problems import NUMBER_PATTERN
-from webapp.downloads import FORMULA_TRIGGERS
 from webapp.registry import ModuleSpec
 from webapp.uploads import BINARY_SIGNATURES, CSV_EXTENSIONS, SPREADSHEET_EXTENSIONS
 
@@ -28,7 +27,6 @@ def page_config(spec: ModuleSpec, predictor, **extra) -> dict:
         "max_upload_mb": current_app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024),
         "max_rows": current_app.config["MAX_ROWS"],
         "number_pattern": NUMBER_PATTERN,
-        "formula_triggers": "".join(FORMULA_TRIGGERS),
         "csv_extensions": list(CSV_EXTENSIONS),
         "spreadsheet_extensions": list(SPREADSHEET_EXTENSIONS),
         "binary_signatures": [list(signature) for signature in BINARY_SIGNATURES],

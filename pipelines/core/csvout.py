@@ -2,9 +2,9 @@
 
 A text cell that starts with ``= + - @``, a tab or a carriage return could run as a formula
 when the file is opened in a spreadsheet, so it is prefixed with ``'`` (OWASP's advice).
-Numbers are left alone, whether stored as numbers or as text such as ``-3.5``. The web app's
-pages receive ``FORMULA_TRIGGERS`` and ``NUMBER_PATTERN`` from the server and apply the same
-rule.
+Numbers are left alone, whether stored as numbers or as text such as ``-3.5``. Every
+download is written here, on the server; the pages only send edited rows back as data, which
+must stay exactly as typed, so no formula rule runs in the browser.
 
 A line break inside a cell starts a line too: a reader that breaks rows at a carriage return
 (some spreadsheets' importers, a naive split) starts a row with what follows it. So in a text
