@@ -129,6 +129,37 @@ def test_committed_classifier_ranks_known_fails_higher(data_dir, predictor):
     assert results["is_fault"][table.labels == 0].mean() < 0.2
 
 
+def test_top_sensors_equal_xgboost_own_contributions_on_secom(data_dir, predictor):
+    """The classifier's per-sensor contributions come from each row's leaves
+    (``pipelines.core.xgb_paths``); on every real SECOM wafer they equal XGBoost's own tree-path
+    contributions (``pred_contribs`` with ``approx_contribs``, how they were computed before)
+    bit for bit, so the fault scores, the top sensors and their contributions are unchanged."""
+    import xgboost as xgb
+
+    from pipelines.core.detectors import top_k
+
+    secom = load_secom(data_dir / "secom")
+    X = secom.values
+    detector = predictor.models[predictor.classifier].detector
+    assert detector._paths() is not None  # the leaves' path is the one serving
+    own = detector.booster_.predict(xgb.DMatrix(detector._features(X)), pred_contribs=True,
+                                    approx_contribs=True)
+    before = np.zeros(X.shape)
+    before[:, detector.preprocessor_["kept"]] = own[:, :-1]
+    explanation = detector.explain(X)
+    assert np.array_equal(explanation.contributions, before)
+    assert np.array_equal(explanation.scores,
+                          1.0 / (1.0 + np.exp(-own.sum(axis=1, dtype=np.float64))))
+    top = top_k(before, 3)
+    assert np.array_equal(explanation.top(3), top)
+    results = predictor.predict(secom)
+    names = np.asarray(secom.sensor_labels)
+    for k in range(3):
+        assert results[f"top_sensor_{k + 1}"].tolist() == names[top[:, k]].tolist()
+        assert np.array_equal(results[f"top_sensor_{k + 1}_contribution"].to_numpy(),
+                              before[np.arange(len(X)), top[:, k]])
+
+
 def test_training_batch_files_are_found_in_sample(data_dir, predictor):
     """The sensor-fault training batches repeat SECOM rows: every one of them is in-sample
     (found through the release's row keys, then the row hashes)."""
