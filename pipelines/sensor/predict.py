@@ -127,26 +127,27 @@ class SensorPredictor(Predictor):
         threshold = decider.threshold if threshold is None else float(threshold)
         X = table.values
         explanation = decider.detector.explain(X)
-        out = pd.DataFrame({"id": table.ids})
+        columns: dict[str, object] = {"id": table.ids}  # one frame built at the end
         for name in filter(None, (self.classifier, self.anomaly)):
             loaded = self.models[name]
             if name == decider.name:
-                out[SCORE_COLUMNS[loaded.role]] = explanation.scores
+                columns[SCORE_COLUMNS[loaded.role]] = explanation.scores
             elif loaded.shown:
-                out[SCORE_COLUMNS[loaded.role]] = loaded.detector.score(X)
-        out["is_fault"] = flagged(explanation.scores, threshold)
-        out["imputed_cells"] = np.isnan(X).sum(axis=1)
+                columns[SCORE_COLUMNS[loaded.role]] = loaded.detector.score(X)
+        columns["is_fault"] = flagged(explanation.scores, threshold)
+        columns["imputed_cells"] = np.isnan(X).sum(axis=1)
         order = explanation.top(TOP_K)
         low, high = training_range(decider.detector.preprocessor_, X.shape[1])
         rows = np.arange(len(X))
         names = np.asarray(table.sensor_labels)  # as the file names them
         for k in range(order.shape[1]):
             j = order[:, k]
-            out[f"top_sensor_{k + 1}"] = names[j]
-            out[f"top_sensor_{k + 1}_contribution"] = explanation.contributions[rows, j]
-            out[f"top_sensor_{k + 1}_value"] = X[rows, j]
-            out[f"top_sensor_{k + 1}_low"] = low[j]
-            out[f"top_sensor_{k + 1}_high"] = high[j]
+            columns[f"top_sensor_{k + 1}"] = names[j]
+            columns[f"top_sensor_{k + 1}_contribution"] = explanation.contributions[rows, j]
+            columns[f"top_sensor_{k + 1}_value"] = X[rows, j]
+            columns[f"top_sensor_{k + 1}_low"] = low[j]
+            columns[f"top_sensor_{k + 1}_high"] = high[j]
+        out = pd.DataFrame(columns)
         out.attrs.update(model=decider.name, model_version=decider.version, threshold=threshold)
         return out
 

@@ -73,11 +73,7 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
         drift.update(table.values)
         return table, predictor.in_sample(table.values)
 
-    def write(results: pd.DataFrame) -> None:
-        csv.add(results_csv_frame(results, threshold, decider.version))
-
     with ThreadPoolExecutor(1, thread_name_prefix="fablens-chunks") as helper:
-        written = []
         for table, in_sample in prefetched(req.chunks, prepare, helper):
             try:
                 results = predictor.predict(table, threshold=threshold, model=decider.name)
@@ -89,9 +85,9 @@ def score_request(predictor: SensorPredictor, req: SensorRequest) -> ScoredRun:
             names = table.sensor_labels
             extra = [] if table.extra is None else list(table.extra.columns)
             parts.append(with_extras(results, table))
-            written.append(helper.submit(write, parts[-1]))  # in order, after the next chunk
-        for future in written:
-            future.result()
+            # here, while the helper reads the next chunk: parsing is the longer half now that
+            # scoring is cheap (it was written on the helper while scoring was the longer)
+            csv.add(results_csv_frame(parts[-1], threshold, decider.version))
     results = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     report = drift.result(names)
     return ScoredRun(results=results, model=decider.name, model_version=decider.version,
@@ -109,9 +105,9 @@ def prefetched(chunks: Iterator[SensorTable], prepare: Callable[[SensorTable], T
 
     Parsing and hashing hold the GIL only part of the time and the models release it, so on
     two cores a large file is read and scored at once. At most two chunks are alive. Work the
-    caller submits to ``helper`` in the meantime (writing the results CSV of the chunk just
-    scored) runs after the next chunk is read, in the order submitted. Each step runs in a
-    copy of the caller's context, so the request's time budget
+    caller submits to ``helper`` in the meantime runs after the next chunk is read, in the
+    order submitted. Each step runs in a copy of the caller's context, so the request's time
+    budget
     (:mod:`pipelines.core.budget`) stops the reading too.
     """
     iterator = iter(chunks)
