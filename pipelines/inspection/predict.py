@@ -102,15 +102,18 @@ class InspectionPredictor(Predictor):
             card["columns"] += test_columns(self.module_json(TEST_EVALUATION_FILE), name)
         return card
 
-    def drift(self, images: Sequence[LoadedImage | np.ndarray]) -> dict | None:
-        """The drift record of a batch of photos at model size
+    def drift(self, images: Sequence[LoadedImage | np.ndarray] = (), *,
+              statistics: dict[str, np.ndarray] | None = None) -> dict | None:
+        """The drift record of a batch of photos at model size, or of their
+        ``statistics`` (:func:`pipelines.inspection.reference.photo_statistics`)
         (:func:`pipelines.inspection.reference.photo_drift`: the larger PSI of mean intensity
         and contrast against the good training photos); None for a release without the
         reference."""
         if REFERENCE_FILE not in self.release.get("files", {}):  # a release from before it
             return None
         return photo_drift(self.module_json(REFERENCE_FILE),
-                           [im.pixels if isinstance(im, LoadedImage) else im for im in images])
+                           [im.pixels if isinstance(im, LoadedImage) else im for im in images],
+                           statistics=statistics)
 
     def model_input(self, images: Sequence[LoadedImage | np.ndarray]) -> np.ndarray:
         """(N, IMAGE_SIZE, IMAGE_SIZE, 3) float32 from loaded images or RGB arrays."""

@@ -49,13 +49,16 @@ def training_reference(images: np.ndarray) -> dict:
         for name in STATISTICS}
 
 
-def photo_drift(reference: dict, images: Sequence[np.ndarray]) -> dict:
+def photo_drift(reference: dict, images: Sequence[np.ndarray] = (), *,
+                statistics: dict[str, np.ndarray] | None = None) -> dict:
     """The drift record of a batch of photos (:func:`pipelines.core.drift.drift_record`): the
     larger PSI of its mean intensity and contrast against the training photos'.
+    ``statistics`` (the photos' :func:`photo_statistics`) stand for the photos when a batch
+    job has scored them a chunk at a time and kept only these.
 
     Detail: per statistic ``{"psi", "batch_mean", "training_mean"}``.
     """
-    stats = photo_statistics(images)
+    stats = photo_statistics(images) if statistics is None else statistics
     detail = {name: {"psi": psi_against(reference[name], stats[name]),
                      "batch_mean": float(stats[name].mean()),
                      "training_mean": reference[name]["mean"]} for name in STATISTICS}

@@ -21,7 +21,7 @@ from pipelines.core.problems import Problem, SchemaError
 from pipelines.core.rowhash import read_row_hashes
 from pipelines.timeseries.fingerprint import TRAINING_ROWS_FILE, in_sample_machines
 from pipelines.timeseries.ingest import Series
-from pipelines.timeseries.reference import range_drift
+from pipelines.timeseries.reference import range_counts, range_drift
 from pipelines.timeseries.detectors import history_kwargs
 from pipelines.timeseries.schema import ANOMALY_RUL, MAX_Z, WINDOW
 from pipelines.timeseries.transform import (SCALER_FILE, history_slopes, iter_series_windows,
@@ -111,12 +111,20 @@ class TimeseriesPredictor(Predictor):
             return None
         return self.module_json(REFERENCE_FILE)
 
-    def drift(self, series: Series) -> dict | None:
-        """The drift record of ``series``: its readings outside the training range per sensor
+    def drift(self, series: Series | None = None, *, counts: dict | None = None) -> dict | None:
+        """The drift record of ``series``, or of its parts' summed :meth:`drift_counts`: its
+        readings outside the training range per sensor
         (:func:`pipelines.timeseries.reference.range_drift`); None for a release without the
         training ranges."""
         reference = self._drift_reference
-        return None if reference is None else range_drift(reference, series)
+        return None if reference is None else range_drift(reference, series, counts=counts)
+
+    def drift_counts(self, series: Series) -> dict | None:
+        """What :meth:`drift` needs of one part of a history
+        (:func:`pipelines.timeseries.reference.range_counts`; add parts with
+        ``add_range_counts``); None for a release without the training ranges."""
+        reference = self._drift_reference
+        return None if reference is None else range_counts(reference, series)
 
     def check_sensors(self, sensors: list[str], source: str | None = None) -> None:
         """Every sensor the models use must be among ``sensors``."""

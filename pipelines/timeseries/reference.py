@@ -44,26 +44,46 @@ def training_ranges(series: Series, sensors: list[str]) -> dict:
             "high": [float(v) for v in np.nanmax(X, axis=0)]}
 
 
-def range_drift(reference: dict, series: Series, top: int = TOP_SENSORS) -> dict:
-    """The drift record of ``series`` (:func:`pipelines.core.drift.drift_record`): the share
-    of its observed readings of the reference's sensors outside their training range.
+def range_counts(reference: dict, series: Series) -> dict[str, np.ndarray]:
+    """Per sensor of the reference, over ``series``: readings ``observed``, readings
+    ``outside`` the training range, the smallest (``min``) and largest (``max``) reading.
+    Counts of several parts of a history add up (:func:`add_range_counts`), so a batch job
+    scoring it a chunk at a time keeps only these."""
+    X = _columns(series, reference["sensors"])
+    low, high = np.asarray(reference["low"]), np.asarray(reference["high"])
+    return {"observed": (~np.isnan(X)).sum(axis=0), "outside": ((X < low) | (X > high)).sum(axis=0),
+            "min": np.fmin.reduce(X, axis=0, initial=np.inf),
+            "max": np.fmax.reduce(X, axis=0, initial=-np.inf)}
+
+
+def add_range_counts(a: dict | None, b: dict) -> dict:
+    """The counts of two parts of a history together (``a`` None: ``b``)."""
+    if a is None:
+        return b
+    return {"observed": a["observed"] + b["observed"], "outside": a["outside"] + b["outside"],
+            "min": np.fmin(a["min"], b["min"]), "max": np.fmax(a["max"], b["max"])}
+
+
+def range_drift(reference: dict, series: Series | None = None, top: int = TOP_SENSORS, *,
+                counts: dict | None = None) -> dict:
+    """The drift record of ``series`` (:func:`pipelines.core.drift.drift_record`), or of its
+    :func:`range_counts`: the share of its observed readings of the reference's sensors
+    outside their training range.
 
     Detail: ``worst_sensors`` (at most ``top`` with any reading outside, largest share first:
     ``{"sensor", "share_outside", "min", "max", "train_low", "train_high"}``) and
     ``n_readings``.
     """
     sensors = reference["sensors"]
-    X = _columns(series, sensors)
+    counts = range_counts(reference, series) if counts is None else counts
     low, high = np.asarray(reference["low"]), np.asarray(reference["high"])
-    observed = ~np.isnan(X)
-    outside = (X < low) | (X > high)  # NaN: False
-    n = int(observed.sum())
-    share = float(outside.sum() / n) if n else 0.0
-    per_sensor = outside.sum(axis=0) / np.maximum(observed.sum(axis=0), 1)
+    n = int(counts["observed"].sum())
+    share = float(counts["outside"].sum() / n) if n else 0.0
+    per_sensor = counts["outside"] / np.maximum(counts["observed"], 1)
     worst = [int(j) for j in np.argsort(-per_sensor, kind="stable")[:top] if per_sensor[j] > 0]
     detail = {"n_readings": n, "worst_sensors": [
         {"sensor": sensors[j], "share_outside": float(per_sensor[j]),
-         "min": float(np.nanmin(X[:, j])), "max": float(np.nanmax(X[:, j])),
+         "min": float(counts["min"][j]), "max": float(counts["max"][j]),
          "train_low": float(low[j]), "train_high": float(high[j])} for j in worst]}
     named = f"; most: {', '.join(d['sensor'] for d in detail['worst_sensors'][:3])}" \
         if worst else ""

@@ -39,9 +39,9 @@ import io
 import math
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -360,6 +360,117 @@ def write_npz(path, maps: Sequence[np.ndarray], labels: Sequence[str] | None = N
     if split is not None:
         arrays["split"] = np.asarray(split, dtype=str)
     np.savez_compressed(path, **arrays)
+
+
+class NpzMaps:
+    """An npz of maps read a chunk at a time, so a file of 100,000 maps is never whole in
+    memory (a batch job's file): the headers, the labels and, for the flat layout, the
+    offsets and shapes are read when it is opened (the checks :func:`read_npz` makes before
+    any map is built); ``X`` or ``data`` is then read from its member in pieces
+    (:meth:`chunks`), each piece checked as :func:`read_npz` checks the whole. Problems are
+    located by the map's number in the file. ``split`` is ignored (every map is read)."""
+
+    def __init__(self, path: Path | str, file: str | None = None):
+        self.path = Path(path)
+        self.file = file or self.path.name
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                keys = {n[:-4] for n in archive.namelist() if n.endswith(".npy")}
+                headers = {k: _npy_header(archive, k, self.file) for k in keys}
+        except SchemaError:
+            raise
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+            raise SchemaError([Problem(f"not a readable .npz file ({exc})",
+                                       file=self.file)]) from None
+        if any(dtype.hasobject for _, dtype in headers.values()):
+            raise SchemaError([Problem("object arrays are not accepted (npz files are never "
+                                       "unpickled)", file=self.file)])
+        if "X" in keys:
+            self.layout = "npz X (maps, height, width)"
+            self.n = _check_x_header(headers["X"], self.file, None)
+            self.key = "X"
+        elif {"data", "offsets", "orig_shape"} <= keys:
+            self.layout = "npz data/offsets/orig_shape"
+            self.n = _check_flat_header(headers, self.file, None)
+            self.key = "data"
+        else:
+            raise SchemaError([Problem(f"an npz of maps needs 'X', or 'data', 'offsets' and "
+                                       f"'orig_shape'; found {sorted(keys) or 'no arrays'}",
+                                       file=self.file)])
+        self.shape, self.dtype = headers[self.key]
+        self.offsets = self.shapes = None
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:  # members read when asked
+                self.labels = _labels(npz, self.n, self.file) if "y" in keys else None
+                if self.key == "data":
+                    self.offsets = npz["offsets"].astype(np.int64)
+                    self.shapes = npz["orig_shape"].astype(np.int64)
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, SchemaError):
+                raise
+            raise SchemaError([Problem(f"not a readable .npz file ({str(exc)[:120]})",
+                                       file=self.file)]) from None
+        if self.offsets is not None and (self.offsets[0] != 0
+                                         or self.offsets[-1] != self.shape[0]
+                                         or (np.diff(self.offsets) < 0).any()):
+            raise SchemaError([Problem(f"'offsets' must rise from 0 to the length of 'data' "
+                                       f"({self.shape[0]})", file=self.file)])
+
+    def __len__(self) -> int:
+        return self.n
+
+    def chunks(self, maps: int = 1000, cells: int = 4_000_000) -> Iterator[WaferMaps]:
+        """The maps in file order, at most ``maps`` (and about ``cells`` dies) at a time;
+        names ``file#k``, labels (when the file has them) beside them."""
+        with zipfile.ZipFile(self.path) as archive, \
+                archive.open(f"{self.key}.npy") as handle:
+            version = np.lib.format.read_magic(handle)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            _, fortran, _ = read(handle)
+            if fortran and len(self.shape) > 1:
+                raise SchemaError([Problem(f"'{self.key}' is stored in Fortran order, which "
+                                           f"cannot be read a part at a time; save it with "
+                                           f"numpy's default (C) order", file=self.file)])
+            start = 0
+            while start < self.n:
+                stop = self._stop(start, maps, cells)
+                yield self._chunk(handle, start, stop)
+                start = stop
+
+    def _stop(self, start: int, maps: int, cells: int) -> int:
+        if self.offsets is None:
+            per_map = max(1, int(self.shape[1]) * int(self.shape[2]))
+            return min(self.n, start + max(1, min(maps, cells // per_map)))
+        limit = np.searchsorted(self.offsets, self.offsets[start] + cells, side="right") - 1
+        return min(self.n, start + maps, max(start + 1, int(limit)))
+
+    def _read(self, handle, count: int) -> np.ndarray:
+        size = count * self.dtype.itemsize
+        raw = handle.read(size)
+        if len(raw) != size:
+            raise SchemaError([Problem(f"'{self.key}' ends early; the file is damaged",
+                                       file=self.file)])
+        return np.frombuffer(raw, dtype=self.dtype)
+
+    def _chunk(self, handle, start: int, stop: int) -> WaferMaps:
+        keep = np.arange(start, stop)
+        if self.offsets is None:
+            h, w = int(self.shape[1]), int(self.shape[2])
+            X = self._read(handle, (stop - start) * h * w).reshape(stop - start, h, w)
+            grids = _x_maps(X, keep, self.file)
+        else:
+            first = self.offsets[start]
+            data = self._read(handle, int(self.offsets[stop] - first))
+            try:
+                grids = _flat_maps(data, self.offsets[start:stop + 1] - first,
+                                   self.shapes[start:stop], np.arange(stop - start), self.file)
+            except SchemaError as exc:  # numbered within the piece: number them in the file
+                raise SchemaError([replace(p, index=p.index + start) if p.index else p
+                                   for p in exc.problems]) from None
+        labels = None if self.labels is None else self.labels[start:stop]
+        return WaferMaps(grids, [f"{self.file}#{i + 1}" for i in keep], labels,
+                         layout=self.layout)
 
 
 # -- CSV grids ----------------------------------------------------------------------------------

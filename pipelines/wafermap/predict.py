@@ -71,13 +71,15 @@ class WafermapPredictor(Predictor):
                 f"before, {calibration.get('val_ece_after', float('nan')):.4f} after.")
         return card
 
-    def drift(self, predicted: Sequence[str], maps: Sequence[np.ndarray]) -> dict | None:
-        """The drift record of a scored batch, its predicted classes and maps
-        (:func:`pipelines.wafermap.reference.map_drift`: the larger of the class-mix and the
-        fail-die density PSI); None for a release without the training reference."""
+    def drift(self, predicted: Sequence[str], maps: Sequence[np.ndarray] = (), *,
+              densities: Sequence[float] | None = None) -> dict | None:
+        """The drift record of a scored batch, its predicted classes and maps (or the maps'
+        fail-die ``densities``) (:func:`pipelines.wafermap.reference.map_drift`: the larger of
+        the class-mix and the fail-die density PSI); None for a release without the training
+        reference."""
         if REFERENCE_FILE not in self.release.get("files", {}):  # a release from before it
             return None
-        return map_drift(self.module_json(REFERENCE_FILE), predicted, maps)
+        return map_drift(self.module_json(REFERENCE_FILE), predicted, maps, densities=densities)
 
     def model_input(self, maps: Sequence[np.ndarray], names: Sequence[str] | None = None
                     ) -> np.ndarray:

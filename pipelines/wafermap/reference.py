@@ -46,9 +46,12 @@ def training_reference(maps: Sequence[np.ndarray], labels: Sequence[str],
             "fail_density": reference_bins([fail_density(g) for g in maps])}
 
 
-def map_drift(reference: dict, predicted: Sequence[str], maps: Sequence[np.ndarray]) -> dict:
+def map_drift(reference: dict, predicted: Sequence[str], maps: Sequence[np.ndarray] = (), *,
+              densities: Sequence[float] | None = None) -> dict:
     """The drift record of a batch (:func:`pipelines.core.drift.drift_record`) from its
     predicted classes and its maps: the larger of the class-mix PSI and the fail-density PSI.
+    ``densities`` (each map's :func:`fail_density`) stand for the maps when a batch job has
+    scored them a chunk at a time and kept only these.
 
     Detail: ``class_mix_psi``, ``fail_density_psi``, ``class_shares`` (``{class: {"batch",
     "training"}}``), ``fail_density_mean`` (the batch's mean fail-die density).
@@ -59,7 +62,7 @@ def map_drift(reference: dict, predicted: Sequence[str], maps: Sequence[np.ndarr
         counts[name] = counts.get(name, 0) + 1
     shares = category_shares(counts, classes)
     class_psi = psi_of_shares(reference["class_shares"], shares)
-    densities = [fail_density(g) for g in maps]
+    densities = [fail_density(g) for g in maps] if densities is None else list(densities)
     density_psi = psi_against(reference["fail_density"], densities)
     value = max(class_psi, density_psi)
     detail = {"class_mix_psi": class_psi, "fail_density_psi": density_psi,

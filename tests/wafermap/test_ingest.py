@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.core.problems import SchemaError
-from pipelines.wafermap.ingest import (MAX_SIDE, PALETTES, read_csv_grid, read_image,
+from pipelines.wafermap.ingest import (MAX_SIDE, PALETTES, NpzMaps, read_csv_grid, read_image,
                                        read_json_maps, read_maps, read_npz, write_npz)
 
 GRID = np.array([[0, 1, 1, 0],
@@ -84,6 +84,53 @@ def test_npz_bad_files(tmp_path):
     np.savez(tmp_path / "labels.npz", X=GRID[None], y=np.array(["Blob"]))
     with pytest.raises(SchemaError, match="'Blob' is not one of"):
         read_npz(tmp_path / "labels.npz")
+
+
+# -- npz read a chunk at a time (batch jobs) --------------------------------------------------------
+@pytest.mark.parametrize("layout", ["flat", "X"])
+def test_an_npz_read_in_chunks_gives_what_read_npz_gives(tmp_path, layout):
+    rng = np.random.default_rng(1)
+    maps = [rng.integers(1, 3, size=(6, 6) if layout == "X" else (4 + i % 5, 6)).astype(np.uint8)
+            for i in range(23)]
+    labels = [["Loc", "Center", "none"][i % 3] for i in range(23)]
+    write_npz(tmp_path / "m.npz", maps, labels, layout=layout)
+    whole = read_npz(tmp_path / "m.npz")
+    reader = NpzMaps(tmp_path / "m.npz", "lot.npz")
+    assert len(reader) == 23 and reader.labels.tolist() == labels  # from headers, small arrays
+    parts = list(reader.chunks(maps=5))
+    assert [len(p) for p in parts] == [5, 5, 5, 5, 3]
+    assert all(np.array_equal(a, b) for a, b in zip([m for p in parts for m in p.maps],
+                                                    whole.maps))
+    assert [n for p in parts for n in p.names] == [f"lot.npz#{i + 1}" for i in range(23)]
+    assert [lb for p in parts for lb in p.labels] == labels
+    cells = list(reader.chunks(maps=100, cells=70))  # a chunk holds about 70 dies at most
+    assert sum(len(p) for p in cells) == 23 and max(len(p) for p in cells) <= 2
+
+
+@pytest.mark.parametrize("layout", ["flat", "X"])
+def test_a_bad_map_in_a_later_chunk_is_located_in_the_file(tmp_path, layout):
+    maps = [GRID.copy() for _ in range(12)]
+    maps[9][2, 3] = 5
+    write_npz(tmp_path / "m.npz", maps, layout=layout)
+    chunks = NpzMaps(tmp_path / "m.npz").chunks(maps=4)
+    assert len(next(chunks)) == 4 and len(next(chunks)) == 4
+    with pytest.raises(SchemaError) as excinfo:
+        next(chunks)
+    assert {"file": "m.npz", "index": 10, "row": 3, "column": "4"}.items() \
+        <= problems_of(excinfo)[0].items()
+
+
+def test_an_npz_that_cannot_be_read_in_chunks_says_why(tmp_path):
+    np.savez(tmp_path / "f.npz", X=np.asfortranarray(np.ones((3, 4, 4), np.uint8)))
+    with pytest.raises(SchemaError, match="Fortran order"):
+        list(NpzMaps(tmp_path / "f.npz").chunks())
+    np.savez(tmp_path / "o.npz", data=np.ones(9, np.uint8), offsets=np.array([0, 4, 8]),
+             orig_shape=np.array([[2, 2], [2, 2]]))
+    with pytest.raises(SchemaError, match="'offsets' must rise from 0 to the length"):
+        NpzMaps(tmp_path / "o.npz")
+    with pytest.raises(SchemaError, match="needs 'X'"):
+        np.savez(tmp_path / "other.npz", a=np.ones(3))
+        NpzMaps(tmp_path / "other.npz")
 
 
 # -- CSV ------------------------------------------------------------------------------------------
