@@ -105,6 +105,9 @@ def defaults() -> dict:
         "JOBS_STOP_SECONDS": 30.0,  # a stopping worker waits this long for its job to step out
         "JOBS_MAX_UPLOAD_BYTES": 8 * 1024 ** 3,  # one job's upload, sent in request-sized parts
         "JOBS_TRAIN_COMMAND": [sys.executable, "-m", "pipelines.train"],
+        # a Dask scheduler's address (tcp://host:8786): scoring jobs run there
+        # (pipelines.core.batch.score) instead of in the job worker; None: in the job worker
+        "DASK_SCHEDULER": None,
     }
 
 
@@ -193,6 +196,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_JOBS_STALE_SECONDS": ("JOBS_STALE_SECONDS", _positive_int),
     "FABLENS_JOBS_MAX_UPLOAD_MB": ("JOBS_MAX_UPLOAD_BYTES", _megabytes),
     "FABLENS_JOBS_TRAIN_COMMAND": ("JOBS_TRAIN_COMMAND", _command),
+    "FABLENS_DASK_SCHEDULER": ("DASK_SCHEDULER", str),
 }
 
 

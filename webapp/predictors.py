@@ -60,6 +60,12 @@ def _release_dir(name: str, version: str | None) -> Path:
                       f"(committed or in the model store)")
 
 
+def release_folder(name: str, version: str | None) -> Path:
+    """Where version ``version`` of module ``name`` lives (a predictor's ``release_version``;
+    None: the committed release): what a batch job on Dask hands its workers."""
+    return _release_dir(name, version)
+
+
 def _version_of(directory: Path) -> str | None:
     """The content id of the release a predictor was loaded from (None for a module whose
     predictor reads no release manifest, e.g. one defined in a test)."""

@@ -76,9 +76,13 @@ class BatchChunk:
 
 @dataclass
 class BatchScoring:
-    """A module's batch scorer over one file (``ModuleSpec.batch``): what decides, and the
-    scored chunks, read and scored one at a time. ``finish()``, after the last chunk, gives
-    the run's ``drift`` and ``warnings``. ``total``: items in the file, when known cheaply."""
+    """A module's batch scorer over one file or folder (``ModuleSpec.batch``): what decides,
+    and the scored chunks, read and scored one at a time (nothing is read before the first
+    chunk is asked for, so a job that scores on Dask uses only what decides). ``finish()``,
+    after the last chunk, gives the run's ``drift`` and ``warnings`` (and ``labelled_faulty``
+    when the chunks could not count it); ``after_record(run_id)``, once the run is recorded,
+    stores what hangs off it (the time series' events). ``total``: items in the file, when
+    known cheaply (the chunks may set it once they know)."""
 
     model: str
     model_version: str | None
@@ -88,6 +92,7 @@ class BatchScoring:
     chunks: Iterator[BatchChunk]
     total: int | None = None
     finish: Callable[[], dict] | None = None
+    after_record: Callable[[int], object] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,8 @@ class ModuleSpec:
     examples: Callable[[object], ModuleExamples] | None = field(default=None, repr=False)
     decision: ResultsDecision = ResultsDecision()
     # (predictor, path, file name, {"model", "threshold"}) -> BatchScoring: the module's own
-    # parsing and scoring over a file on disk, chunk by chunk (batch jobs, webapp/jobs)
+    # parsing and scoring over a file (or a folder of files: an input folder, an unpacked zip)
+    # on disk, chunk by chunk (batch jobs, webapp/jobs)
     batch: Callable[..., BatchScoring] | None = field(default=None, repr=False)
 
     @property

@@ -13,7 +13,8 @@ import hashlib
 import io
 import zipfile
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 from flask import Request, current_app
 from werkzeug.datastructures import FileStorage
@@ -347,3 +348,29 @@ def check_image(item: UploadedBytes) -> tuple[str, int, int]:
         raise InputError(f"{item.name}: the image is {width} x {height} pixels, more than "
                          f"{MAX_IMAGE_PIXELS:,}; refused", code=413)
     return kind, width, height
+
+
+# -- files on disk (batch jobs) --------------------------------------------------------------------
+def files_on_disk(path: Path, name: str, extensions: Sequence[str]) -> list[tuple[Path, str]]:
+    """A batch job's data (``webapp/jobs``) as ``(file, name)`` pairs: the file itself, called
+    ``name``; or every file with one of ``extensions`` under a folder (an input folder, an
+    unpacked zip), in path order, named by its path under it, as a zip's members are named in
+    an upload. Hidden files, ``__MACOSX`` and links are left out; a folder holding no such
+    file is a 400 naming what was looked for."""
+    path = Path(path)
+    if not path.is_dir():
+        return [(path, name)]
+    wanted = tuple(e.lower() for e in extensions)
+    root = path.resolve()
+    found = []
+    for file in sorted(path.rglob("*")):
+        parts = file.relative_to(path).parts
+        if file.is_symlink() or not file.is_file() or parts[0] == "__MACOSX" \
+                or any(p.startswith(".") for p in parts) \
+                or not file.resolve().is_relative_to(root):  # through a linked folder
+            continue
+        if file.name.lower().endswith(wanted):
+            found.append((file, "/".join(parts)))
+    if not found:
+        raise InputError(f"{name}: holds no {', '.join(wanted)} files")
+    return found

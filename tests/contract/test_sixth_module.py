@@ -145,3 +145,53 @@ def test_a_sixth_module_gets_access_control(tmp_path, registered_tiny):
                              content_type="multipart/form-data")
         assert answer.status_code == 200 and answer.get_json()["n_flagged"] == 1
         assert db.recent_runs()[0]["user"].startswith("vera")
+
+
+def tiny_batch(predictor, path, name: str, options: dict):
+    """The sixth module's batch scorer: its CSV two rows at a time (``ModuleSpec.batch``)."""
+    from webapp.registry import BatchChunk, BatchScoring
+
+    level = THRESHOLD if options.get("threshold") is None else float(options["threshold"])
+
+    def chunks():
+        for part in pd.read_csv(path, dtype=str, chunksize=2):
+            values = pd.to_numeric(part["value"])
+            flagged = values >= level
+            frame = pd.DataFrame({"id": part["id"], "score": values, "is_high": flagged.map(str),
+                                  "threshold": level})
+            yield BatchChunk(frame, len(part), int(flagged.sum()))
+
+    return BatchScoring(model="level", model_version="level-1", threshold=level,
+                        default_threshold=THRESHOLD, unit="readings", chunks=chunks())
+
+
+def test_a_sixth_module_with_a_batch_scorer_gets_scoring_jobs(tmp_path, registered_tiny,
+                                                             monkeypatch):
+    """Its ModuleSpec names a batch scorer: the jobs API, the worker, the results download and
+    History take it with no edit to the platform."""
+    from dataclasses import replace
+
+    from tests.webapp.test_jobs import jobs_config, submit, upload, wait_for
+    from webapp import create_app, jobs
+
+    monkeypatch.setattr(web_modules, "REGISTRY", web_modules.REGISTRY[:-1]
+                        + (replace(TINY, batch=tiny_batch),))
+    app = create_app(jobs_config(tmp_path))
+    client = app.test_client()
+    data = b"id,value\na,0.2\nb,0.7\nc,0.5\nd,0.1\n=e,0.9\n"
+    job_id = submit(client, kind="score", module="tiny", upload=upload(client, "r.csv", data, 9))
+    jobs.start_worker(app)
+    try:
+        job = wait_for(client, job_id, ("done", "failed"))
+    finally:
+        jobs.stop_worker(app)
+    assert job["state"] == "done", job
+    assert job["progress"]["done"] == 5 and job["progress"]["unit"] == "readings"
+    rows = list(csv.DictReader(io.StringIO(client.get(job["results_url"]).get_data(
+        as_text=True))))
+    assert [r["is_high"] for r in rows] == ["False", "True", "True", "False", "True"]
+    assert rows[4]["id"] == "'=e"  # the one formula-safe writer
+    with app.app_context():
+        run = db.recent_runs()[0]
+    assert (run["module"], run["rows"], run["flagged"]) == ("tiny", 5, 3)
+    assert f"job {job_id}: r.csv" == run["source"]

@@ -3,8 +3,9 @@
 - ``POST /api/v1/jobs`` ``{"kind": "train" | "score", "module", ...}`` answers ``{"id"}``
   (202): training reads the shared data (default), an upload (``"upload": <id>``) or a file
   or folder of ``JOBS_INPUT_DIR`` (``"input": "<name>"``), with the training command's
-  ``"options"``; scoring reads an upload or an input file, with ``"model"`` and
-  ``"threshold"`` as the predict API takes them.
+  ``"options"``; scoring (every module with a ``ModuleSpec.batch``) reads an upload or an
+  input file or folder (a zip is unpacked), with ``"model"`` and ``"threshold"`` as the
+  predict API takes them, in the job worker or, with ``DASK_SCHEDULER`` set, on Dask.
 - ``GET /api/v1/jobs/<id>``: state, progress (done, total, unit), the log's tail, the result
   and where it is (the registry for a trained version, the results CSV and History's run for
   scoring); ``GET /api/v1/jobs``: the newest jobs.

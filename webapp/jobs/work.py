@@ -5,8 +5,11 @@
   ``<word> N/M`` lines (epochs, folds, images) the job's progress; the release it writes
   becomes a *candidate* version in the registry (checked and loaded once first), never live.
 - **score**: the module's own batch scorer (``ModuleSpec.batch``: its parsing and scoring code,
-  chunk by chunk) over a file on disk, the results CSV written to ``JOBS_DIR`` as the chunks
-  come (gzipped) and the run recorded in History when it ends.
+  chunk by chunk) over a file or folder on disk (a zip is unpacked first), the results CSV
+  written to ``JOBS_DIR`` as the chunks come (gzipped) and the run recorded in History when it
+  ends. With ``DASK_SCHEDULER`` set, the data is scored on that Dask cluster instead
+  (:func:`pipelines.core.batch.score`, the module's ``PipelineModule.batch`` adapter), its
+  partitions' results files joined into the job's results CSV; Dask is imported only then.
 
 Both check between steps whether the job was cancelled, or the worker asked to stop (then
 the job goes back in the queue); a heartbeat thread stores progress and log lines every
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -33,6 +37,8 @@ from pathlib import Path
 from flask import current_app
 from werkzeug.exceptions import HTTPException
 
+from pipelines.core.problems import SchemaError
+from webapp.errors import schema_error
 from webapp.jobs import store
 
 logger = logging.getLogger(__name__)
@@ -150,6 +156,8 @@ def run(job_id: int, jobs) -> None:
             outcome, error = "failed", str(exc)
         except HTTPException as exc:  # the module's own input errors (a bad file, a bad row)
             outcome, error = "failed", exc.description or exc.name
+        except SchemaError as exc:  # located problems of the data, worded as the API words them
+            outcome, error = "failed", schema_error(exc).description
         except Exception as exc:
             logger.exception("job %s failed", job_id)
             outcome, error = "failed", f"unexpected {type(exc).__name__} on the worker: {exc}"
@@ -211,9 +219,18 @@ def job_input(job: dict, ctx: JobContext) -> tuple[Path, str]:
     return Path(current_app.config["DATA_DIR"]), "the shared data"
 
 
-def unpacked(archive: Path, into: Path, ctx: JobContext) -> Path:
+def is_zip(path: Path) -> bool:
+    """Whether ``path`` is a zip archive to unpack (named .zip, a zip inside)."""
+    if not path.is_file() or path.suffix.lower() != ".zip":
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def unpacked(archive: Path, into: Path, ctx: JobContext, top: bool = True) -> Path:
     """A zip's files written under ``into`` (names checked: nothing outside it, no links), at
-    most ``ZIP_MEMBERS`` files; the one top folder when everything is in one."""
+    most ``ZIP_MEMBERS`` files; with ``top``, the one top folder when everything is in one
+    (else ``into``, so files keep the names they have in the archive)."""
     into.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive) as zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
@@ -235,7 +252,7 @@ def unpacked(archive: Path, into: Path, ctx: JobContext) -> Path:
                 ctx.progress(k, len(infos), "files", "unpacking the archive")
                 ctx.check()
     entries = [p for p in into.iterdir() if not p.name.startswith(".")]
-    return entries[0] if len(entries) == 1 and entries[0].is_dir() else into
+    return entries[0] if top and len(entries) == 1 and entries[0].is_dir() else into
 
 
 # -- training ----------------------------------------------------------------------------------------
@@ -366,8 +383,8 @@ def results_path(job_id: int) -> Path:
 
 
 def score(job: dict, ctx: JobContext) -> tuple[dict, int]:
-    """Score the file with the module's batch scorer; results CSV on disk, run in History."""
-    from pipelines.core.csvout import csv_bytes
+    """Score the data with the module's batch scorer (here, or on the configured Dask
+    scheduler); results CSV on disk, run in History."""
     from webapp import db, metrics
     from webapp.predictors import get_predictor
     from webapp.registry import get_module
@@ -377,39 +394,137 @@ def score(job: dict, ctx: JobContext) -> tuple[dict, int]:
     if spec.batch is None:
         raise JobError(f"{module} has no batch scoring yet")
     path, name = job_input(job, ctx)
+    if is_zip(path):  # a zip of photos or maps: its files, named as in the archive
+        path = unpacked(path, work_dir(job["id"]) / "data", ctx, top=False)
     params = job["params"]
     predictor = get_predictor(module)
     release = getattr(predictor, "release_version", None)
     ctx.progress(stage=f"reading {name}")
     scoring = spec.batch(predictor, path, name, {"model": params.get("model"),
-                                                 "threshold": params.get("threshold")})
+                                                 "threshold": params.get("threshold"),
+                                                 "work_dir": str(work_dir(job["id"]))})
+    scheduler = current_app.config.get("DASK_SCHEDULER")
     target = results_path(job["id"])
     target.parent.mkdir(parents=True, exist_ok=True)
     draft = target.with_name(target.name + ".part")
-    n_items = n_flagged = labelled = 0
-    has_labels = False
     started = time.perf_counter()
     with gzip.open(draft, "wb", compresslevel=1) as out:
-        for chunk in scoring.chunks:
-            out.write(csv_bytes(chunk.frame, None, header=n_items == 0))
-            n_items += chunk.n_items
-            n_flagged += chunk.n_flagged
-            if chunk.labelled_faulty is not None:
-                has_labels, labelled = True, labelled + chunk.labelled_faulty
-            ctx.progress(n_items, scoring.total, scoring.unit,
-                         f"scored {n_items:,} {scoring.unit}, {n_flagged:,} flagged")
-            ctx.check()
+        if scheduler:
+            counts = _on_dask(job, ctx, scoring, path, name, release, scheduler, out)
+        else:
+            counts = _here(ctx, scoring, out)
     os.replace(draft, target)
     seconds = time.perf_counter() - started
-    summary = scoring.finish() if scoring.finish else {}
+    n_items, n_flagged, labelled, version = counts
+    summary = scoring.finish() if scoring.finish and not scheduler else {}
+    if "labelled_faulty" in summary:
+        labelled = summary["labelled_faulty"]
     run_id = db.record_run(
-        module, scoring.model, scoring.model_version, f"job {job['id']}: {name}", n_items,
-        n_flagged, scoring.threshold, default_threshold=scoring.default_threshold,
-        warnings=summary.get("warnings"), labelled_faulty=labelled if has_labels else None,
+        module, scoring.model, version or scoring.model_version, f"job {job['id']}: {name}",
+        n_items, n_flagged, scoring.threshold, default_threshold=scoring.default_threshold,
+        warnings=summary.get("warnings"), labelled_faulty=labelled,
         user=job["user"], release=release, drift=summary.get("drift"))
-    metrics.record_prediction(module, scoring.model_version, n_items, n_flagged)
+    if scoring.after_record is not None and not scheduler:
+        scoring.after_record(run_id)
+    metrics.record_prediction(module, version or scoring.model_version, n_items, n_flagged)
     ctx.log(f"scored {n_items:,} {scoring.unit} in {seconds:.1f} s; {n_flagged:,} flagged at "
             f"{scoring.threshold:.6g}; run {run_id} in History")
     return {"n_items": n_items, "n_flagged": n_flagged, "threshold": scoring.threshold,
-            "model": scoring.model, "model_version": scoring.model_version,
-            "seconds": round(seconds, 1), "warnings": summary.get("warnings") or []}, run_id
+            "model": scoring.model, "model_version": version or scoring.model_version,
+            "seconds": round(seconds, 1), "warnings": summary.get("warnings") or [],
+            **({"dask_scheduler": scheduler} if scheduler else {})}, run_id
+
+
+def _here(ctx: JobContext, scoring, out) -> tuple[int, int, int | None, None]:
+    """The module's chunks, scored in this process, written to ``out`` as they come."""
+    from pipelines.core.csvout import csv_bytes
+
+    n_items = n_flagged = labelled = 0
+    has_labels = False
+    for chunk in scoring.chunks:
+        out.write(csv_bytes(chunk.frame, None, header=n_items == 0))
+        n_items += chunk.n_items
+        n_flagged += chunk.n_flagged
+        if chunk.labelled_faulty is not None:
+            has_labels, labelled = True, labelled + chunk.labelled_faulty
+        ctx.progress(n_items, scoring.total, scoring.unit,
+                     f"scored {n_items:,} {scoring.unit}, {n_flagged:,} flagged")
+        ctx.check()
+    return n_items, n_flagged, labelled if has_labels else None, None
+
+
+def _on_dask(job: dict, ctx: JobContext, scoring, path: Path, name: str, release: str | None,
+             scheduler: str, out) -> tuple[int, int, None, str | None]:
+    """The data scored on the Dask cluster at ``scheduler`` (:func:`pipelines.core.batch.score`:
+    the module's adapter, the release this worker serves), its partitions' results files
+    joined into ``out``. The cluster's workers must see this release, the data and the job's
+    folder at the same paths."""
+    from pipelines.core import batch
+    from webapp.predictors import release_folder
+
+    module, params = job["module"], job["params"]
+    folder = work_dir(job["id"]) / "dask"
+    ctx.progress(stage=f"scoring {name} on the Dask scheduler at {scheduler}")
+    ctx.log(f"scoring on the Dask scheduler at {scheduler}")
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress(done, total, "partitions",
+                     f"{done:,} of {total:,} partitions scored on Dask")
+        ctx.check()
+
+    try:
+        summary = batch.score(module, str(path), folder, scheduler=scheduler,
+                              release=release_folder(module, release),
+                              model=params.get("model"), threshold=params.get("threshold"),
+                              overwrite=True, progress=progress)
+    except ImportError as exc:
+        raise JobError(f"scoring on Dask needs the scale extra (pip install "
+                       f"'fablens[scale]'): {exc}") from None
+    except batch.BatchError as exc:
+        raise JobError(str(exc).replace(str(path), name)) from None
+    except (OSError, TimeoutError) as exc:
+        raise JobError(f"the Dask scheduler at {scheduler} did not answer ({exc})") from None
+    joined(folder, summary["files"], out)
+    versions = summary.get("model_versions") or []
+    ctx.progress(summary["items"], summary["items"], scoring.unit,
+                 f"scored {summary['items']:,} {scoring.unit} in {summary['partitions']:,} "
+                 f"partitions on {summary['workers']} Dask workers")
+    return summary["items"], summary["flagged"], None, versions[0] if len(versions) == 1 \
+        else None
+
+
+def joined(folder: Path, files: list[str], out) -> None:
+    """The partitions' results CSVs as one CSV in ``out``, every row once, under one header:
+    the columns of every part, in the order met (a part without one, a batch of maps without
+    labels, leaves its cells empty)."""
+    import csv
+
+    headers = []
+    for name in files:
+        with open(folder / name, "rb") as part:
+            headers.append(part.readline())
+    columns: list[str] = []
+    for line in headers:
+        columns += [c for c in next(csv.reader([line.decode("utf-8")]), []) if c not in columns]
+    header = headers[0] if headers and next(csv.reader([headers[0].decode("utf-8")])) == columns \
+        else None
+    if headers:
+        out.write(header or _csv_line(columns))
+    for name, line in zip(files, headers):
+        with open(folder / name, "rb") as part:
+            part.readline()
+            if line == header:
+                shutil.copyfileobj(part, out, 1 << 20)
+                continue
+            index = {c: k for k, c in enumerate(next(csv.reader([line.decode("utf-8")])))}
+            text = io.TextIOWrapper(part, encoding="utf-8", newline="")
+            for row in csv.reader(text):
+                out.write(_csv_line([row[index[c]] if c in index else "" for c in columns]))
+
+
+def _csv_line(cells: list[str]) -> bytes:
+    import csv
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue().encode("utf-8")

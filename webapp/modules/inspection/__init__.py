@@ -9,7 +9,7 @@ import numpy as np
 from pipelines.inspection.examples import synthetic_parts
 from pipelines.inspection.predict import InspectionPredictor, png_bytes
 from webapp.modules import ModuleExamples, ModuleSpec, ResultsDecision, UploadExample
-from webapp.modules.inspection import api, views
+from webapp.modules.inspection import api, batch, views
 from webapp.modules.inspection.service import VERDICT_WORDS
 
 FORMULA_NAMES = ["=1+1", "+SUM(A1:A2)", "-2+3", "@cmd", "part-5", "-7"]
@@ -39,4 +39,5 @@ MODULE = ModuleSpec(
     examples=examples,
     decision=ResultsDecision(flag="is_anomaly", threshold="threshold", verdict="verdict",
                              verdict_words=VERDICT_WORDS),
+    batch=batch.score_file,
 )

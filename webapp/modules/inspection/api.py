@@ -15,7 +15,8 @@ from flask import Blueprint
 from pipelines.inspection.ingest import labelled_defective
 from webapp.downloads import csv_bytes
 from webapp.modules.inspection.parsing import InspectionPredictForm, inspection_request
-from webapp.modules.inspection.service import results_frame, score_images
+from webapp.modules.inspection.service import (converted_warning, results_frame,
+                                                score_images)
 from webapp.prediction import CsvBytes, Prediction, prediction_view
 
 bp = Blueprint("inspection_api", __name__, url_prefix="/api/v1/inspection")
@@ -29,9 +30,7 @@ def serve(predictor, request) -> Prediction:
     run = score_images(predictor, req)
     data = csv_bytes(results_frame(run), float_decimals=None)  # re-decided later: exact
     converted = [r["name"] for r in run.records if r["converted"]]
-    warnings = [f"{len(converted)} image(s) converted or resized to the model's input: "
-                f"{', '.join(converted[:5])}{' ...' if len(converted) > 5 else ''}"] \
-        if converted else []
+    warnings = converted_warning(len(converted), converted)
     head = dict(false_alarm_rate=round(predictor.get(run.model).false_alarm_rate(run.threshold), 4),
                 n_images=len(run.records), n_anomalies=run.n_anomalies,
                 n_converted=len(converted), read=req.kinds, rejected=req.rejected.to_list())

@@ -80,7 +80,16 @@ def score_images(predictor: InspectionPredictor, req: InspectionRequest) -> Scor
                         float(model.threshold))
 
 
-def results_frame(run: ScoredImages) -> pd.DataFrame:
-    """The results CSV: every image, its score, the threshold, the verdict, conversions
-    (``pipelines.inspection.results``)."""
-    return image_results(run.records, run.threshold, run.model_version)
+def results_frame(run: ScoredImages, first: int = 1) -> pd.DataFrame:
+    """The results CSV: every image, numbered from ``first``, its score, the threshold, the
+    verdict, conversions (``pipelines.inspection.results``)."""
+    return image_results(run.records, run.threshold, run.model_version, first=first)
+
+
+def converted_warning(n_converted: int, names: list[str]) -> list[str]:
+    """The run's warning about the ``n_converted`` images converted or resized to the model's
+    input (the first of their ``names`` shown), or none."""
+    if not n_converted:
+        return []
+    return [f"{n_converted} image(s) converted or resized to the model's input: "
+            f"{', '.join(names[:5])}{' ...' if n_converted > 5 else ''}"]

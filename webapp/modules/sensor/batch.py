@@ -28,7 +28,7 @@ from webapp.registry import BatchChunk, BatchScoring
 def count_rows(path: Path) -> int | None:
     """Lines after the header of a plain CSV (a cheap pass over the bytes); None for a
     compressed file or a workbook, whose rows are not counted ahead."""
-    if path.suffix.lower() in (".gz", ".xlsx"):
+    if path.suffix.lower() in (".gz", ".xlsx") or not path.is_file():
         return None
     lines, last = 0, b"\n"
     with open(path, "rb") as stream:
@@ -57,6 +57,10 @@ def score_file(predictor: SensorPredictor, path: Path, name: str, options: dict)
         return table, predictor.in_sample(table.values)
 
     def chunks():
+        if path.is_dir():
+            raise InputError(f"{name}: a sensor scoring job reads one CSV file (plain or .gz), "
+                             f"not a folder or an archive; a folder of files scores on Dask "
+                             f"(FABLENS_DASK_SCHEDULER) or one job per file")
         with _open(path) as stream, ThreadPoolExecutor(1, thread_name_prefix="fablens-batch") \
                 as helper:
             opened = open_sensor_file(stream, name, chunk_rows=CHUNK_ROWS)

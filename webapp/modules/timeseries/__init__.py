@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipelines.timeseries.examples import history_csv, synthetic_history
 from pipelines.timeseries.predict import TimeseriesPredictor
 from webapp.modules import ModuleExamples, ModuleSpec, ResultsDecision, UploadExample
-from webapp.modules.timeseries import api, views
+from webapp.modules.timeseries import api, batch, views
 
 FORMULA_IDS = ["=M1", "+M2", "-M3", "@M4", "-5"]
 
@@ -34,4 +34,5 @@ MODULE = ModuleSpec(
     predict="timeseries_api.predict",
     examples=examples,
     decision=ResultsDecision(flag="is_anomaly", threshold="threshold"),
+    batch=batch.score_file,
 )

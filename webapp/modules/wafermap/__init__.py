@@ -9,7 +9,7 @@ import numpy as np
 from pipelines.wafermap.examples import PATTERNS, synthetic_map
 from pipelines.wafermap.predict import WafermapPredictor
 from webapp.modules import ModuleExamples, ModuleSpec, ResultsDecision, UploadExample
-from webapp.modules.wafermap import api, views
+from webapp.modules.wafermap import api, batch, views
 
 FORMULA_NAMES = ["=1+1", "+SUM(A1:A2)", "-2+3", "@cmd", "W-5", "-7", "8"]
 
@@ -40,4 +40,5 @@ MODULE = ModuleSpec(
     examples=examples,
     decision=ResultsDecision(flag="needs_review", threshold="review_level", below=True,
                              predicted="class"),
+    batch=batch.score_file,
 )

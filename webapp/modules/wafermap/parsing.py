@@ -274,7 +274,11 @@ def wafermap_request(request: Request) -> WafermapRequest:
             req.source = name[:200]
     else:
         req = _json_request(request)
-    if req.review_level is not None and not 0 <= req.review_level <= 1:
-        raise InputError(f"review_level must be a confidence from 0 to 1, got "
-                         f"{req.review_level:g}")
+    check_review_level(req.review_level)
     return req
+
+
+def check_review_level(level: float | None) -> None:
+    """A review level is a confidence from 0 to 1 (None: the model's); a 400 otherwise."""
+    if level is not None and not 0 <= level <= 1:
+        raise InputError(f"review_level must be a confidence from 0 to 1, got {level:g}")

@@ -89,9 +89,10 @@ def label_report(run: ScoredMaps, labels: list[str] | None) -> dict | None:
                 "accuracy", "macro_f1", "macro_classes", "per_class", "confusion_matrix")}
 
 
-def results_frame(run: ScoredMaps, names: list[str],
-                  labels: list[str] | None = None) -> pd.DataFrame:
-    """The results CSV: every map, its class (and true label, when the file has them),
-    confidence, review flag and all probabilities (``pipelines.wafermap.results``)."""
+def results_frame(run: ScoredMaps, names: list[str], labels: list[str] | None = None,
+                  first: int = 1) -> pd.DataFrame:
+    """The results CSV: every map, numbered from ``first``, its class (and true label, when
+    the file has them), confidence, review flag and all probabilities
+    (``pipelines.wafermap.results``)."""
     return map_results(run.records, names, run.classes, run.review_level, run.model_version,
-                       labels)
+                       labels, first=first)
