@@ -6,7 +6,7 @@ the same hook creates ``admin`` and logs its one-time password, then closes the 
 stopped server's workers left ``running`` and applies retention (:func:`tidy_records`). It
 also gives the workers one directory for their Prometheus values (:func:`prometheus_directory`),
 which ``/metrics`` sums, and a worker that exits is marked dead there and has its unfinished
-runs marked failed (:func:`child_exit`). Each worker then tunes glibc's
+runs and running jobs marked failed (:func:`child_exit`). Each worker then tunes glibc's
 allocator so the memory of a large upload goes back to the system when it is scored (see
 :func:`tune_malloc`). Worker count, threads, timeout and bind stay on the command line
 (render.yaml, the Makefile).
@@ -143,6 +143,30 @@ def close_worker_runs(pid: int, log) -> int:
     return closed
 
 
+def close_worker_jobs(pid: int, log) -> list[int]:
+    """Close as failed the jobs worker ``pid`` was running when it exited (its embedded job
+    worker died with it: killed for its memory or its timeout); their ids
+    (:func:`webapp.jobs.store.close_worker_jobs`). A worker stopped on purpose has put its
+    job back in the queue before it exited, so it is not touched."""
+    from webapp.db import make_engine
+    from webapp.jobs import store
+
+    if not _database:
+        return []
+    engine = make_engine(_database[0])
+    try:
+        closed = store.close_worker_jobs(engine, store.worker_marker(pid))
+    except Exception:
+        log.exception("could not close the jobs of worker %s", pid)
+        return []
+    finally:
+        engine.dispose()
+    if closed:
+        log.warning("worker %s stopped with job(s) %s running: closed as failed", pid,
+                    ", ".join(map(str, closed)))
+    return closed
+
+
 def announce_first_admin(url: str, log) -> str | None:
     """Create the first ``admin`` when the database has no user, and write its one-time
     password to the log (gunicorn's error log: stderr). Returns the password, or None."""
@@ -195,11 +219,12 @@ def worker_exit(server, worker) -> None:
 
 def child_exit(server, worker) -> None:
     """A worker exited: drop its live gauges from ``/metrics`` (its counters stay summed) and
-    mark failed the runs it left unfinished."""
+    mark failed the runs and the jobs it left unfinished."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
     close_worker_runs(worker.pid, server.log)
+    close_worker_jobs(worker.pid, server.log)
 
 
 def on_exit(server) -> None:

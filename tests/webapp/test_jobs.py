@@ -238,6 +238,46 @@ def test_a_job_whose_heartbeat_stopped_is_failed_by_whoever_reads_it(app):
     assert job["state"] == "failed" and "elsewhere:1" in job["error"]
 
 
+def test_a_worker_that_exits_has_its_running_jobs_failed_by_its_master(tmp_path, monkeypatch):
+    """gunicorn's master sees a worker exit (child_exit): the jobs that worker's embedded job
+    worker was running are failed with the reason, another worker's are left running, and a
+    job the worker put back in the queue as it stopped stays queued."""
+    from types import SimpleNamespace
+
+    from webapp import gunicorn_conf
+    from webapp.jobs import store
+
+    config = jobs_config(tmp_path)
+    app = create_app(config)
+    client = app.test_client()
+    monkeypatch.setenv("DATABASE_URL", config["DATABASE_URL"])
+    monkeypatch.setenv("FABLENS_AUTH", "open")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setattr(gunicorn_conf, "_database", [])
+    logs = []
+    log = SimpleNamespace(**{level: (lambda *a, level=level: logs.append((level, a)))
+                             for level in ("info", "warning", "exception")})
+    server = SimpleNamespace(log=log)
+    gunicorn_conf.on_starting(server)
+    engine = app.extensions["fablens_db"]
+    mine, other, requeued = (submit(client, options={"epochs": 1}) for _ in range(3))
+    for job_id, pid in ((mine, 4242), (other, 4243), (requeued, 4242)):
+        assert store.claim(engine, job_id)
+        with engine.begin() as conn:
+            conn.execute(store.jobs.update().where(store.jobs.c.id == job_id)
+                         .values(worker=store.worker_marker(pid)))
+    assert store.requeue(engine, requeued, "the worker stopped")  # its worker_exit hook did
+    gunicorn_conf.child_exit(server, SimpleNamespace(pid=4242))
+    states = {i: store.get(engine, i) for i in (mine, other, requeued)}
+    assert {i: j["state"] for i, j in states.items()} == {mine: "failed", other: "running",
+                                                          requeued: "queued"}
+    assert states[mine]["error"].startswith("the worker running it stopped")
+    assert store.worker_marker(4242) in states[mine]["error"]
+    assert any(level == "warning" and "job(s)" in a[0] for level, a in logs)
+    gunicorn_conf.child_exit(server, SimpleNamespace(pid=4242))  # again: nothing more
+    assert store.get(engine, other)["state"] == "running"
+
+
 # -- Redis: the same jobs on a real redis-server, worked by a separate process ---------------------
 def _free_port() -> int:
     with socket.socket() as s:

@@ -73,9 +73,9 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def worker_marker() -> str:
-    """This process, as ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+def worker_marker(pid: int | None = None) -> str:
+    """This process (or process ``pid`` on this host), as ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"[:128]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -254,6 +254,22 @@ def close_abandoned(engine: Engine, stale_seconds: float) -> list[int]:
                                         error=f"{WORKER_DIED} ({worker})"[:500])).rowcount:
                     closed.append(job_id)
     return closed
+
+
+def close_worker_jobs(engine: Engine, marker: str) -> list[int]:
+    """Close as failed the jobs still ``running`` on the worker ``marker`` (``host:pid``),
+    which has exited: its master saw it go (gunicorn's ``child_exit``). A worker that stopped
+    on purpose has put its job back in the queue already, so what is left running died with
+    it. Their ids."""
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(select(jobs.c.id).where(
+            jobs.c.state == "running", jobs.c.worker == marker).order_by(jobs.c.id))]
+        if ids:
+            conn.execute(update(jobs).where(jobs.c.id.in_(ids), jobs.c.state == "running",
+                                            jobs.c.worker == marker)
+                         .values(state="failed", finished=now(),
+                                 error=f"{WORKER_DIED} ({marker})"[:500]))
+    return ids
 
 
 def queued_ids(engine: Engine) -> list[int]:
