@@ -1,7 +1,8 @@
 """Every page at 1366x768: nothing clipped or scrolling sideways, after a real prediction.
 
 Each module page gets its sample predicted (so its results table is full), then History,
-Events and Models are opened with those runs in them. A screenshot of each is kept under
+Events, Models, the registry and Jobs are opened with those runs in them (the Jobs pages with
+jobs running and done: tests/webapp/test_jobs_page.py). A screenshot of each is kept under
 pytest's temporary folder for a human look.
 """
 from __future__ import annotations
@@ -54,7 +55,7 @@ def test_history_events_and_models_fit_1366_by_768(page, tmp_path):
     expect(page.locator("#load-status")).to_contain_text("Loaded", timeout=60_000)
     page.get_by_role("button", name="Predict", exact=True).click()
     expect(page.locator("#results-body tr").first).to_be_visible(timeout=60_000)
-    for path in ("/history", "/history/events", "/models", "/registry"):
+    for path in ("/history", "/history/events", "/models", "/registry", "/jobs"):
         page.goto(path)
         page.screenshot(path=str(tmp_path / f"{path.strip('/').replace('/', '_')}.png"), full_page=True)
         assert page.evaluate(OVERFLOW) == [], path
