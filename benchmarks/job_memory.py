@@ -1,4 +1,4 @@
-"""The whole server's memory while a large sensor file scores as a batch job.
+"""The whole server's memory while a large sensor file (or npz of wafer maps) scores as a job.
 
 Starts render.yaml's start command (one worker, four threads: the embedded job worker runs
 inside it) on a fresh SQLite file, waits until every module's models are loaded, writes a
@@ -6,13 +6,17 @@ inside it) on a fresh SQLite file, waits until every module's models are loaded,
 ``--filled`` sensors filled, the rest empty, written as it is generated), starts a scoring job
 on it (``POST /api/v1/jobs``), and samples every server process's PSS every 0.1 s until the job
 is done. Reports the peak summed PSS against the 512 MiB budget, the time, the rows per second
-and the results file's size.
+and the results file's size. ``--module wafermap`` writes an npz of ``--maps`` real WM-811K
+maps instead (the data set's maps at their own sizes, repeated; flat layout, compressed) and
+scores that (``benchmarks/out/job_memory_wafermap.json``).
 
     .venv/bin/python -m benchmarks.job_memory --rows 1000000
+    .venv/bin/python -m benchmarks.job_memory --module wafermap --maps 100000
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -37,6 +41,18 @@ def write_sensor_csv(path: Path, rows: int, filled: int, model: dict) -> int:
     return path.stat().st_size
 
 
+def write_maps_npz(path: Path, n: int) -> tuple[int, int]:
+    """An npz of ``n`` real WM-811K maps (the data set's, at their own sizes, repeated in file
+    order) with their labels; (its size in bytes, the dies it holds)."""
+    from pipelines.core import locations
+    from pipelines.wafermap.ingest import find_data, read_npz, write_npz
+
+    found = read_npz(find_data(locations.data_dir(os.environ) / "wm811k"))
+    maps = [found.maps[i % len(found)] for i in range(n)]
+    write_npz(path, maps, [str(found.labels[i % len(found)]) for i in range(n)], layout="flat")
+    return path.stat().st_size, sum(int(m.size) for m in maps)
+
+
 class JobServer(RenderServer):
     """render.yaml's server with an input folder for jobs."""
 
@@ -52,12 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the file (1000000)")
     parser.add_argument("--filled", type=int, default=7, help="sensors filled per row (7)")
+    parser.add_argument("--module", choices=("sensor", "wafermap"), default="sensor",
+                        help="score a sensor CSV (default) or an npz of wafer maps")
+    parser.add_argument("--maps", type=int, default=100_000, help="maps in the npz (100000)")
     add_markdown_option(parser)
     args = parser.parse_args(argv)
     log_to_stderr()
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="fablens-job-input-"))
+    if args.module == "wafermap":
+        return maps_job(folder, args)
     size = write_sensor_csv(folder / "big.csv", args.rows, args.filled, sample_model())
     with JobServer(folder) as server:
         loaded = snapshot(server.master)
@@ -86,6 +107,39 @@ def main(argv: list[str] | None = None) -> int:
              "", f"Peak {peak:.0f} MiB PSS: {'within' if peak <= BUDGET_MIB else 'OVER'} the "
                  f"{BUDGET_MIB} MiB budget."]
     emit("job_memory", result, lines, args.markdown)
+    return 0
+
+
+def maps_job(folder: Path, args) -> int:
+    """The wafer-map variant: an npz of ``args.maps`` maps scored as a job."""
+    size, dies = write_maps_npz(folder / "maps.npz", args.maps)
+    with JobServer(folder) as server:
+        loaded = snapshot(server.master)
+        with PeakSampler(server.master) as sampler:
+            start = time.perf_counter()
+            job = server.post_json("/api/v1/jobs", {"kind": "score", "module": "wafermap",
+                                                    "input": "maps.npz"})
+            while job["state"] in ("queued", "running"):
+                time.sleep(1.0)
+                job = server.get_json(f"/api/v1/jobs/{job['id']}?log=5")
+            seconds = time.perf_counter() - start
+        after = snapshot(server.master)
+        results = server.tmp and sorted(Path(server.tmp).glob("jobs/results/*.csv.gz"))
+    peak = sampler.peak["total_pss_mib"]
+    result = {"maps": args.maps, "dies": dies, "npz_mb": round(size / 1e6, 1),
+              "state": job["state"], "error": job["error"], "seconds": round(seconds, 1),
+              "maps_per_second": round(args.maps / seconds), "models_loaded": loaded,
+              "peak_total_pss_mib": peak, "after": after,
+              "results_gz_mb": round(results[0].stat().st_size / 1e6, 1) if results else None,
+              "budget_mib": BUDGET_MIB, "within_budget": peak <= BUDGET_MIB}
+    lines = ["| file | job | time | maps/s | server PSS: models loaded / peak while scoring / "
+             "after |", "| --- | --- | --- | --- | --- |",
+             f"| {args.maps:,} WM-811K maps, npz of {size / 1e6:.0f} MB ({dies / 1e6:.0f} M "
+             f"dies) | {job['state']} | {seconds:.0f} s | {args.maps / seconds:,.0f} | "
+             f"{loaded['total_pss_mib']:.0f} / {peak:.0f} / {after['total_pss_mib']:.0f} MiB |",
+             "", f"Peak {peak:.0f} MiB PSS: {'within' if peak <= BUDGET_MIB else 'OVER'} the "
+                 f"{BUDGET_MIB} MiB budget."]
+    emit("job_memory_wafermap", result, lines, args.markdown)
     return 0
 
 
