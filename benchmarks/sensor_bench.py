@@ -51,6 +51,32 @@ def measure_memory() -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure_contributions(predictor, payload: bytes, repeats: int) -> dict:
+    """The classifier's per-sensor contributions for one 2,000-row chunk of ``payload``: XGBoost's
+    own pass (``pred_contribs`` with ``approx_contribs``, as before issue 21) against the same
+    numbers from each row's leaves (:mod:`pipelines.core.xgb_paths`), alternated; medians."""
+    import pandas as pd
+    import xgboost as xgb
+
+    from pipelines.core.xgb_paths import path_contributions
+
+    detector = predictor.models[predictor.classifier].detector
+    chunk = pd.read_csv(io.BytesIO(payload), nrows=2000).iloc[:, 1:].to_numpy(dtype=float)
+    matrix = xgb.DMatrix(detector._features(chunk), nthread=detector.n_jobs)
+    paths = path_contributions(detector.booster_)
+    own, leaves = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        expected = detector.booster_.predict(matrix, pred_contribs=True, approx_contribs=True)
+        own.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        got = paths(matrix)
+        leaves.append(time.perf_counter() - start)
+    assert (got == expected).all(), "the leaves' contributions differ from XGBoost's"
+    return {"contributions_ms_xgboost_pass": round(1000 * statistics.median(own), 1),
+            "contributions_ms_from_leaves": round(1000 * statistics.median(leaves), 1)}
+
+
 def markdown(results: dict, args: argparse.Namespace) -> list[str]:
     """The table for BENCHMARKS.md."""
     return [
@@ -60,6 +86,9 @@ def markdown(results: dict, args: argparse.Namespace) -> list[str]:
         f"({results['rows_per_second']} rows/s) | < 1 s |",
         f"| the same, as a ratio to `pandas.read_csv` of the same bytes "
         f"({results['read_csv_seconds_median']} s) | {results['ratio_to_read_csv']}x | <= 2x |",
+        f"| per-sensor contributions of one 2,000-row chunk: XGBoost's own pass -> from the "
+        f"leaves, median of {args.repeats} | {results['contributions_ms_xgboost_pass']} -> "
+        f"{results['contributions_ms_from_leaves']} ms | - |",
         f"| single-row JSON predict, median of {args.single} | "
         f"{results['single_row_ms_median']} ms (p95 {results['single_row_ms_p95']} ms) | < 20 ms |",
         f"| worker RSS after loading models | {results['rss_models_loaded_mib']:.0f} MiB "
@@ -92,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app({"DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite", "AUTH": "open"})
         client = app.test_client()
         with app.app_context():
-            sample_model = get_predictor("sensor").sample_model
+            predictor = get_predictor("sensor")
+            sample_model = predictor.sample_model
         frame = sensor_sample(sample_model, n_rows=args.rows, seed=1)
         payload = frame.to_csv(index=False).encode()
 
@@ -123,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             response = client.post("/api/v1/sensor/predict", json={"instances": one})
             single.append(time.perf_counter() - start)
             assert response.status_code == 200
+        contributions = measure_contributions(predictor, payload, args.repeats)
     single_sorted = sorted(single)
     results = {
         "rows": args.rows,
@@ -132,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows_per_second": round(args.rows / statistics.median(csv_times)),
         "read_csv_seconds_median": round(statistics.median(read_times), 3),
         "ratio_to_read_csv": round(statistics.median(csv_times) / statistics.median(read_times), 2),
+        **contributions,
         "single_row_ms_median": round(1000 * statistics.median(single), 2),
         "single_row_ms_p95": round(1000 * single_sorted[int(0.95 * len(single)) - 1], 2),
         "cpu_count": os.cpu_count(),
