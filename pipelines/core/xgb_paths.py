@@ -108,7 +108,8 @@ def _checked(booster: xgb.Booster) -> PathContributions | None:
         return None
     n_features = int(params["num_feature"])
     paths = PathContributions(booster, trees, n_features)
-    probe = xgb.DMatrix(_probe_rows(trees, n_features), nthread=1)
+    probe = xgb.DMatrix(_probe_rows(trees, n_features), nthread=1,
+                        feature_names=booster.feature_names, feature_types=booster.feature_types)
     expected = booster.predict(probe, pred_contribs=True, approx_contribs=True)
     paths.bias = expected[0, n_features]  # the same for every row: means of roots + base score
     got = paths(probe)

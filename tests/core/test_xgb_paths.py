@@ -74,6 +74,17 @@ def test_repeated_feature_on_a_path_is_covered():
     assert any(repeats(t) for t in trees)
 
 
+def test_a_booster_with_feature_names():
+    X, y = data()
+    names = [f"s{i}" for i in range(X.shape[1])]
+    model = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 1},
+                      xgb.DMatrix(X, label=y, feature_names=names), 10)
+    paths = path_contributions(model)
+    assert paths is not None
+    matrix = xgb.DMatrix(X, feature_names=names)
+    assert_same_bits(paths(matrix), own(model, matrix))
+
+
 def test_more_rows_than_a_block():
     model = booster({"max_depth": 3}, 20)
     X, _ = data(n=xgb_paths.ROW_BLOCK * 2 + 7, seed=2)
