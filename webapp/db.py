@@ -722,14 +722,22 @@ CHUNK = 500  # ids in one IN (...) list
 PRUNE_BATCH = 5000  # rows one pruning round removes at most, of runs and of events
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this host still runs. A zombie does not: a worker killed
+    with its master is reparented, and where PID 1 does not reap (a container's shell) it
+    stays in the process table, answering signal 0, until the container ends."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # it exists, and is someone else's
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux), or it ended meanwhile
+        return True if not os.path.isdir("/proc/self") else os.path.exists(f"/proc/{pid}")
+    return state not in (b"Z", b"X")
 
 
 def _close_dead(conn, ids: list[int]) -> int:
@@ -751,7 +759,7 @@ def close_worker_runs(eng: Engine, marker: str) -> int:
 
 
 def close_abandoned_runs(eng: Engine, stale_after: timedelta, *, now: datetime | None = None,
-                         serving: Callable[[int], bool] = _pid_alive) -> int:
+                         serving: Callable[[int], bool] = pid_alive) -> int:
     """Mark failed (:data:`WORKER_STOPPED`) the runs left ``running`` by a worker that died;
     how many.
 

@@ -221,6 +221,26 @@ def test_a_dead_workers_run_is_marked_failed_when_the_server_starts_again(db_app
         {i: r["status"] for i, r in runs.items()}
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="zombies are read from /proc")
+def test_a_zombie_worker_counts_as_gone():
+    """A worker killed with its master is reparented; where PID 1 does not reap it (a CI
+    container's shell) it lingers as a zombie that still answers signal 0."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # exited, not yet reaped: a zombie
+        with open(f"/proc/{child.pid}/stat", "rb") as stat:
+            if stat.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                break
+        time.sleep(0.02)
+    try:
+        os.kill(child.pid, 0)  # the signal still reaches it
+        assert not db.pid_alive(child.pid)
+        assert db.pid_alive(os.getpid())
+    finally:
+        child.wait()
+    assert not db.pid_alive(child.pid)
+
+
 def test_a_worker_that_exits_has_its_unfinished_runs_closed_by_its_master(db_app, server):
     gunicorn_conf.on_starting(server)
     with db_app.test_request_context():

@@ -20,7 +20,7 @@ from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index
                         String, Table, Text, false, insert, select, update)
 from sqlalchemy.engine import Engine
 
-from webapp.db import metadata
+from webapp.db import metadata, pid_alive
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -226,13 +226,7 @@ def _process_gone(marker: str | None) -> bool:
     host, _, pid = (marker or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(int(pid))
 
 
 def close_abandoned(engine: Engine, stale_seconds: float) -> list[int]:
