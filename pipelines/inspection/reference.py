@@ -15,15 +15,11 @@ retraining; training writes it too.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pipelines.core.artifacts import add_release_files, read_manifest
 from pipelines.core.drift import (PSI_ALERT, REFERENCE_FILE, drift_record, psi_against,
                                   reference_bins, write_reference)
 
@@ -76,29 +72,28 @@ def write_photo_reference(release: Path, images: np.ndarray) -> Path:
     return write_reference(release, training_reference(images))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pipelines.core.locations import artifacts_dir, data_dir
+def _add(data: Path, release: Path, manifest: dict) -> tuple[dict[str, str], str]:
+    from pipelines.core.backfill import NotTrainingData
     from pipelines.inspection.ingest import data_reference, find_category, good_folder, read_folder
     from pipelines.inspection.schema import IMAGE_SIZE
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=data_dir(os.environ),
-                        help="a folder holding the category (mvtec/bottle), or the category")
-    parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
-    args = parser.parse_args(argv)
-    release = Path(args.artifacts) / "inspection"
-    manifest = read_manifest(release)
-    folder = good_folder(find_category(args.data))
+    folder = good_folder(find_category(data))
     images, names = read_folder(folder, IMAGE_SIZE)
     recorded = manifest["training_data"]["sha256_of_file_hashes"]
     if data_reference(folder, names)["sha256_of_file_hashes"] != recorded:
-        print(f"{folder} holds other photos than the release was trained on (hash differs)",
-              file=sys.stderr)
-        return 2
+        raise NotTrainingData(f"{folder} holds other photos than the release was trained on "
+                              "(hash differs)")
     path = write_photo_reference(release, images)
-    add_release_files(release, {REFERENCE_FILE: REFERENCE_ROLE})
-    print(f"{path}: mean intensity and contrast of {len(images)} good training photos")
-    return 0
+    return ({REFERENCE_FILE: REFERENCE_ROLE},
+            f"{path}: mean intensity and contrast of {len(images)} good training photos")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.core.backfill import backfill_main
+
+    return backfill_main(argv, description=__doc__.split("\n\n")[0], module="inspection",
+                         data_help="a folder holding the category (mvtec/bottle), "
+                                   "or the category", add=_add)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,11 @@ training writes it too.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.core.artifacts import add_release_files, read_manifest, sha256
 from pipelines.core.rowhash import row_hashes, write_row_hashes
 from pipelines.timeseries.ingest import Series
 
@@ -56,30 +52,31 @@ def write_fingerprint(release: Path, series: Series, sensors: list[str]) -> Path
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pipelines.core.locations import artifacts_dir, data_dir
-    from pipelines.timeseries import MODULE
+def release_series(data: Path, release: Path, manifest: dict) -> tuple[Series, list[str]]:
+    """The release's training history, checked against its manifest, and its model sensors."""
+    from pipelines.core.backfill import check_training_file
     from pipelines.timeseries.ingest import find_data, read_cmapss
     from pipelines.timeseries.transform import SCALER_FILE
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=data_dir(os.environ),
-                        help="a folder holding cmapss/train_FD001.txt.gz (or the file)")
-    parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
-    args = parser.parse_args(argv)
-    release = Path(args.artifacts) / MODULE.name
-    manifest = read_manifest(release)
-    file = find_data(args.data)
-    if sha256(file) != manifest["training_data"]["sha256"]:
-        print(f"{file} is not the file the release was trained on (sha256 differs)",
-              file=sys.stderr)
-        return 2
-    sensors = json.loads((release / SCALER_FILE).read_text())["sensors"]
-    series = read_cmapss(file)
+    file = find_data(data)
+    check_training_file(file, manifest)
+    return read_cmapss(file), json.loads((release / SCALER_FILE).read_text())["sensors"]
+
+
+def _add(data: Path, release: Path, manifest: dict) -> tuple[dict[str, str], str]:
+    series, sensors = release_series(data, release, manifest)
     path = write_fingerprint(release, series, sensors)
-    add_release_files(release, {TRAINING_ROWS_FILE: TRAINING_ROWS_ROLE})
-    print(f"{path}: {len(series):,} rows of {len(series.machine_ids())} engines")
-    return 0
+    return ({TRAINING_ROWS_FILE: TRAINING_ROWS_ROLE},
+            f"{path}: {len(series):,} rows of {len(series.machine_ids())} engines")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.core.backfill import backfill_main
+    from pipelines.timeseries import MODULE
+
+    return backfill_main(argv, description=__doc__.split("\n\n")[0], module=MODULE.name,
+                         data_help="a folder holding cmapss/train_FD001.txt.gz (or the file)",
+                         add=_add)
 
 
 if __name__ == "__main__":

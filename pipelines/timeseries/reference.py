@@ -13,15 +13,10 @@ retraining; training writes it too.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.core.artifacts import add_release_files, read_manifest, sha256
 from pipelines.core.drift import REFERENCE_FILE, drift_record, write_reference
 from pipelines.timeseries.ingest import Series
 
@@ -98,30 +93,22 @@ def write_range_reference(release: Path, series: Series, sensors: list[str]) -> 
     return write_reference(release, training_ranges(series, sensors))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pipelines.core.locations import artifacts_dir, data_dir
-    from pipelines.timeseries import MODULE
-    from pipelines.timeseries.ingest import find_data, read_cmapss
-    from pipelines.timeseries.transform import SCALER_FILE
+def _add(data: Path, release: Path, manifest: dict) -> tuple[dict[str, str], str]:
+    from pipelines.timeseries.fingerprint import release_series
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=data_dir(os.environ),
-                        help="a folder holding cmapss/train_FD001.txt.gz (or the file)")
-    parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
-    args = parser.parse_args(argv)
-    release = Path(args.artifacts) / MODULE.name
-    manifest = read_manifest(release)
-    file = find_data(args.data)
-    if sha256(file) != manifest["training_data"]["sha256"]:
-        print(f"{file} is not the file the release was trained on (sha256 differs)",
-              file=sys.stderr)
-        return 2
-    sensors = json.loads((release / SCALER_FILE).read_text())["sensors"]
-    series = read_cmapss(file)
+    series, sensors = release_series(data, release, manifest)
     path = write_range_reference(release, series, sensors)
-    add_release_files(release, {REFERENCE_FILE: REFERENCE_ROLE})
-    print(f"{path}: training ranges of {len(sensors)} sensors over {len(series):,} rows")
-    return 0
+    return ({REFERENCE_FILE: REFERENCE_ROLE},
+            f"{path}: training ranges of {len(sensors)} sensors over {len(series):,} rows")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.core.backfill import backfill_main
+    from pipelines.timeseries import MODULE
+
+    return backfill_main(argv, description=__doc__.split("\n\n")[0], module=MODULE.name,
+                         data_help="a folder holding cmapss/train_FD001.txt.gz (or the file)",
+                         add=_add)
 
 
 if __name__ == "__main__":

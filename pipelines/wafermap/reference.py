@@ -14,15 +14,11 @@ retraining; training writes it too.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from pipelines.core.artifacts import add_release_files, read_manifest, sha256
 from pipelines.core.drift import (PSI_ALERT, REFERENCE_FILE, category_shares, drift_record,
                                   psi_against, psi_of_shares, reference_bins, write_reference)
 
@@ -81,28 +77,25 @@ def write_map_reference(release: Path, maps: Sequence[np.ndarray], labels: Seque
     return write_reference(release, training_reference(maps, labels, classes))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pipelines.core.locations import artifacts_dir, data_dir
+def _add(data: Path, release: Path, manifest: dict) -> tuple[dict[str, str], str]:
+    from pipelines.core.backfill import check_training_file
     from pipelines.wafermap.ingest import find_data, load_training_data
     from pipelines.wafermap.schema import CLASSES
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=data_dir(os.environ),
-                        help="a folder holding wm811k/wafer_maps_orig.npz (or the file)")
-    parser.add_argument("--artifacts", type=Path, default=artifacts_dir(os.environ))
-    args = parser.parse_args(argv)
-    release = Path(args.artifacts) / "wafermap"
-    manifest = read_manifest(release)
-    file = find_data(args.data)
-    if sha256(file) != manifest["training_data"]["sha256"]:
-        print(f"{file} is not the file the release was trained on (sha256 differs)",
-              file=sys.stderr)
-        return 2
+    file = find_data(data)
+    check_training_file(file, manifest)
     train, _, _ = load_training_data(file)
     path = write_map_reference(release, train.maps, train.labels, CLASSES)
-    add_release_files(release, {REFERENCE_FILE: REFERENCE_ROLE})
-    print(f"{path}: class shares and fail-die density of {len(train):,} training maps")
-    return 0
+    return ({REFERENCE_FILE: REFERENCE_ROLE},
+            f"{path}: class shares and fail-die density of {len(train):,} training maps")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.core.backfill import backfill_main
+
+    return backfill_main(argv, description=__doc__.split("\n\n")[0], module="wafermap",
+                         data_help="a folder holding wm811k/wafer_maps_orig.npz (or the file)",
+                         add=_add)
 
 
 if __name__ == "__main__":
