@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--params", type=json.loads, default={},
                         help="more CNN parameters as JSON, e.g. '{\"balance\": 0.7}'")
+    parser.add_argument("--annotations", type=Path,
+                        help="a FabLens COCO export of labelled maps (the review queue's "
+                             "Export) to add to the train split")
     parser.add_argument("--no-release", action="store_true",
                         help="train and report, but do not write artifacts/wafermap")
 
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace, verb: str, progress: Callable[[str], None]) ->
             params[key] = getattr(args, key)
     params["n_jobs"] = args.threads
     evaluation = train_wafermap(args.data, None if args.no_release else args.artifacts,
-                                params=params, subset=args.subset, progress=progress)
+                                params=params, subset=args.subset,
+                                annotations=args.annotations, progress=progress)
     progress(json.dumps({k: evaluation[k] for k in ("best_epoch", "fit_seconds")}
                         | {"val_macro_f1": evaluation["val"]["macro_f1"]}))
     return evaluation

@@ -81,16 +81,47 @@ def expected_calibration_error(probabilities: np.ndarray, y: np.ndarray, bins: i
     return float(total)
 
 
+def with_annotations(train: WaferMaps, val: WaferMaps, reference: dict, annotations: Path,
+                     progress: Callable[[str], None] = lambda s: None) -> WaferMaps:
+    """``train`` plus the maps people labelled (a FabLens COCO export,
+    :mod:`pipelines.wafermap.annotations`), recorded in ``reference["annotations"]``. A labelled
+    map identical to a val map is left out (val chooses the epoch and reports the metrics)."""
+    from pipelines.core.artifacts import sha256
+    from pipelines.wafermap.annotations import map_sha256, read_coco_maps
+
+    labelled = read_coco_maps(annotations)
+    val_maps = {map_sha256(g) for g in val.maps}
+    keep = [i for i, g in enumerate(labelled.maps) if map_sha256(g) not in val_maps]
+    labels = labelled.labels[keep]
+    reference["annotations"] = {"file": Path(annotations).name,
+                                "sha256": sha256(Path(annotations)),
+                                "maps": len(keep),
+                                "left_out_as_val_maps": len(labelled) - len(keep),
+                                "class_counts": class_counts(labels)}
+    progress(f"added {len(keep)} annotated maps to the train split"
+             + (f" ({len(labelled) - len(keep)} left out: identical to val maps)"
+                if len(keep) < len(labelled) else ""))
+    split = None if train.split is None else np.concatenate([train.split, ["train"] * len(keep)])
+    return WaferMaps(train.maps + [labelled.maps[i] for i in keep],
+                     train.names + [labelled.names[i] for i in keep],
+                     np.concatenate([train.labels.astype(str), labels.astype(str)]), split,
+                     train.layout)
+
+
 def train_wafermap(data: Path, artifacts_dir: Path | None, *, params: dict | None = None,
                    subset: int | None = None, target_accuracy: float = 0.9,
+                   annotations: Path | None = None,
                    progress: Callable[[str], None] = lambda s: None) -> dict:
-    """Fit on train, tune on val, and (with ``artifacts_dir``) write the wafer-map release.
+    """Fit on train (plus the maps of ``annotations``, a FabLens COCO export), tune on val, and
+    (with ``artifacts_dir``) write the wafer-map release.
 
     Returns the evaluation document (val metrics, calibration, review level, timings).
     """
     started = time.perf_counter()
     train, val, reference = load_training_data(data, subset)
     progress(f"loaded {len(train)} train and {len(val)} val maps from {reference['file']}")
+    if annotations is not None:
+        train = with_annotations(train, val, reference, annotations, progress)
     X_train, X_val = train.model_input(MODEL_SIZE), val.model_input(MODEL_SIZE)
     y_val = np.array([CLASSES.index(c) for c in val.labels])
     progress(f"resized to {MODEL_SIZE} x {MODEL_SIZE} [{time.perf_counter() - started:.0f}s]")

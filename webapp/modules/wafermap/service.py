@@ -1,7 +1,6 @@
 """Scoring a wafer-map request, and what the page, the API and the results CSV receive."""
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +9,7 @@ from flask import current_app
 
 from pipelines.core.confusion import multiclass_report
 from pipelines.core.thresholds import flagged
+from pipelines.wafermap.codes import pack_grid  # noqa: F401 (the page's packing, one source)
 from pipelines.wafermap.predict import WafermapPredictor
 from pipelines.wafermap.results import results_frame as map_results
 from webapp.errors import InputError
@@ -36,18 +36,6 @@ class ScoredMaps:
     @property
     def n_review(self) -> int:
         return sum(r["needs_review"] for r in self.records)
-
-
-def pack_grid(grid: np.ndarray) -> dict:
-    """A map for the page: ``rows``, ``cols`` and ``codes``, the die codes row by row, four
-    to a byte (2 bits each, the first cell in the lowest bits), base64: 0.33 bytes a die."""
-    flat = np.asarray(grid, dtype=np.uint8).ravel()
-    padded = np.zeros(-(-flat.size // 4) * 4, dtype=np.uint8)
-    padded[:flat.size] = flat
-    quads = padded.reshape(-1, 4)
-    packed = quads[:, 0] | quads[:, 1] << 2 | quads[:, 2] << 4 | quads[:, 3] << 6
-    return {"rows": int(grid.shape[0]), "cols": int(grid.shape[1]),
-            "codes": base64.b64encode(packed.astype(np.uint8).tobytes()).decode()}
 
 
 def score_maps(predictor: WafermapPredictor, req: WafermapRequest) -> ScoredMaps:
