@@ -67,6 +67,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     versions.init_app(app)  # flask registry add
     from webapp import jobs  # training and batch scoring on Huey's queue (webapp/jobs)
     jobs.init_app(app)
+    from webapp import annotation  # the review queue: label uncertain maps and photos
+    annotation.init_app(app)
     app.register_blueprint(dashboard.bp)
     modules = registered()
     check_pipelines(modules)  # a web module without its pipeline, or the reverse: no app

@@ -85,6 +85,12 @@ def defaults() -> dict:
         "TIMESERIES_MAX_WINDOWS": 1000,  # windows in one detect/batch call; more: HTTP 413
         "INSPECTION_MAX_IMAGES": 100,  # images (and files) in one inspection request; more: 413
         "INSPECTION_MAX_HEATMAPS": 100,  # images whose heatmap PNG one request may ask for
+        # the review queue (webapp/annotation): each wafer-map or inspection run keeps its
+        # REVIEW_PER_RUN least sure items (0: none); unlabelled ones are kept REVIEW_KEEP_DAYS,
+        # at most REVIEW_KEEP_ITEMS per module (the newest); labelled ones are kept
+        "REVIEW_PER_RUN": 200,
+        "REVIEW_KEEP_DAYS": 90,
+        "REVIEW_KEEP_ITEMS": 2000,  # a photo is ~100 KB (PNG), a map ~100 bytes
         # the page's "Try a sample" is made from good photos of this MVTec AD train/good folder
         # (turned, some with synthetic defects), if present
         "INSPECTION_SAMPLE_DIR": str(locations.data_dir({}) / "mvtec" / "bottle" / "train"
@@ -142,6 +148,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
 def _command(value: str) -> list[str]:
     import shlex
 
@@ -186,6 +199,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "FABLENS_TIMESERIES_MAX_WINDOWS": ("TIMESERIES_MAX_WINDOWS", _positive_int),
     "FABLENS_INSPECTION_MAX_IMAGES": ("INSPECTION_MAX_IMAGES", _positive_int),
     "FABLENS_INSPECTION_SAMPLE_DIR": ("INSPECTION_SAMPLE_DIR", str),
+    "FABLENS_REVIEW_PER_RUN": ("REVIEW_PER_RUN", _count),
+    "FABLENS_REVIEW_KEEP_DAYS": ("REVIEW_KEEP_DAYS", _positive_int),
+    "FABLENS_REVIEW_KEEP_ITEMS": ("REVIEW_KEEP_ITEMS", _positive_int),
     "FABLENS_DATA_DIR": ("DATA_DIR", str),
     "FABLENS_JOBS_DIR": ("JOBS_DIR", str),
     "FABLENS_JOBS_INPUT_DIR": ("JOBS_INPUT_DIR", str),

@@ -95,6 +95,16 @@ def kmeans(X: np.ndarray, k: int, *, seed: int = 0, iterations: int = 15) -> np.
     return assign
 
 
+def clustered(uncertainty, *, per_round: int, candidates: int = 4) -> np.ndarray:
+    """Indices of the items :func:`diverse_order` clusters (the only ones whose features it
+    reads): the ``candidates x per_round`` most uncertain, most uncertain first; none when
+    ``per_round`` is 1 or less."""
+    u = np.asarray(uncertainty, dtype=float)
+    if not len(u) or per_round <= 1:
+        return np.zeros(0, dtype=np.int64)
+    return np.argsort(-u, kind="stable")[:max(1, candidates) * per_round]
+
+
 def diverse_order(uncertainty, features, *, per_round: int, candidates: int = 4,
                   seed: int = 0) -> np.ndarray:
     """Indices of every item, in the order to label them (see the module doc).
@@ -105,12 +115,10 @@ def diverse_order(uncertainty, features, *, per_round: int, candidates: int = 4,
     ``per_round`` of the most uncertain items are clustered. Ties in uncertainty keep the
     items' own order.
     """
-    u = np.asarray(uncertainty, dtype=float)
-    n = len(u)
-    by_uncertainty = np.argsort(-u, kind="stable")
-    if n == 0 or per_round <= 1:
+    by_uncertainty = np.argsort(-np.asarray(uncertainty, dtype=float), kind="stable")
+    pool = clustered(uncertainty, per_round=per_round, candidates=candidates)
+    if not len(pool):
         return by_uncertainty
-    pool = by_uncertainty[:min(n, max(1, candidates) * per_round)]
     groups = kmeans(standardised(np.asarray(features)[pool]),
                     min(per_round, MAX_CLUSTERS, len(pool)), seed=seed)
     # rank of each pooled item inside its group (the pool is in uncertainty order)

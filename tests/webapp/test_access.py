@@ -43,6 +43,12 @@ EXPECTED = {
     "jobs.page": "viewer", "jobs.job_page": "viewer", "jobs.api_create": "engineer",
     "jobs.api_cancel": "engineer", "jobs.upload_create": "engineer",
     "jobs.upload_get": "engineer", "jobs.upload_part": "engineer",
+    # the review queue: viewers read and export, engineers label, import and retrain
+    "annotation.page": "viewer", "annotation.annotate_page": "viewer",
+    "annotation.queue_api": "viewer", "annotation.item_api": "viewer",
+    "annotation.item_image": "viewer", "annotation.export_api": "viewer",
+    "annotation.annotate_api": "engineer", "annotation.import_api": "engineer",
+    "annotation.retrain_api": "engineer",
     "auth.users": "admin", "auth.add_user": "admin", "auth.update_user": "admin",
     "auth.revoke_token": "admin", "auth.create_token": "admin",
 }

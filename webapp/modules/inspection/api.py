@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from pipelines.inspection.ingest import labelled_defective
+from pipelines.inspection.ingest import folder_labels, labelled_defective
+from webapp.annotation.capture import after_run
+from webapp.annotation.kinds import inspection_items
 from webapp.downloads import csv_bytes
 from webapp.modules.inspection.parsing import InspectionPredictForm, inspection_request
 from webapp.modules.inspection.service import (converted_warning, results_frame,
@@ -46,7 +48,12 @@ def serve(predictor, request) -> Prediction:
         n_flagged=run.n_anomalies, csv=CsvBytes(data), score_column="anomaly_score",
         source=req.source, pages=pages(), head=head, input_sha256=req.sha256,
         warnings=warnings + req.rejected.warnings(),
-        labelled_faulty=labelled_defective(req.names), drift=predictor.drift(req.images))
+        labelled_faulty=labelled_defective(req.names), drift=predictor.drift(req.images),
+        after_record=after_run("inspection", lambda limit: inspection_items(
+            [im.pixels for im in req.images], [r["name"] for r in run.records], run.records,
+            run.threshold, predictor.get(run.model).manifest.get("threshold", {}).get(
+                "normal_score_quantiles"), folder_labels(req.names),
+            getattr(predictor, "release_version", None), run.model_version, limit)))
 
 
 bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(

@@ -11,6 +11,8 @@ from __future__ import annotations
 from flask import Blueprint
 
 from pipelines.wafermap.schema import NO_PATTERN
+from webapp.annotation.capture import after_run
+from webapp.annotation.kinds import wafermap_items
 from webapp.downloads import csv_bytes
 from webapp.modules.wafermap.parsing import (WafermapPredictBody, WafermapPredictForm,
                                              WafermapRequest, wafermap_request)
@@ -57,7 +59,10 @@ def serve(predictor, request) -> Prediction:
         warnings=req.rejected.warnings(),
         labelled_faulty=None if req.labels is None else
         sum(1 for label in req.labels if label and label != NO_PATTERN),
-        drift=predictor.drift([r["class"] for r in run.records], req.maps))
+        drift=predictor.drift([r["class"] for r in run.records], req.maps),
+        after_record=after_run("wafermap", lambda limit: wafermap_items(
+            req.maps, req.names, run.records, run.classes, run.review_level, req.labels,
+            getattr(predictor, "release_version", None), run.model_version, limit)))
 
 
 bp.add_url_rule("/predict", methods=["POST"], view_func=prediction_view(
