@@ -144,3 +144,24 @@ def test_the_simulation_stops_a_strategy_after_it_reaches_the_target(tiny_wm811k
         assert strategy["labels"][-1] == strategy["labels_to_95"]
     with pytest.raises(ValueError):
         schedule(10, 40, 1.0)
+
+
+def test_the_recorded_simulation_and_its_chart_agree():
+    """benchmarks/active_learning_wm811k.json is the simulation's document (its shape, each
+    labels_to_95 the first round at 95%), and the committed SVG is what
+    ``python -m benchmarks.active_learning_chart`` draws from it."""
+    from benchmarks.active_learning_chart import HERE, svg, table
+
+    doc = json.loads((HERE / "active_learning_wm811k.json").read_text())
+    assert set(doc["strategies"]) == {"random", "margin_diverse"}
+    for strategy in doc["strategies"].values():
+        assert len(strategy["labels"]) == len(strategy["macro_f1"])
+        reached = [n for n, f in zip(strategy["labels"], strategy["macro_f1"])
+                   if f >= 0.95 * doc["full_macro_f1"] - 1e-4]
+        assert strategy["labels_to_95"] == reached[0]
+    # the bar: at most half the labels random sampling needs
+    assert doc["strategies"]["margin_diverse"]["labels_to_95"] <= \
+        doc["strategies"]["random"]["labels_to_95"] / 2
+    assert (HERE / "active_learning_wm811k.svg").read_text() == svg(doc)
+    assert svg(doc).count("<polyline") == 2
+    assert f"| {doc['strategies']['random']['labels_to_95']:,} |" in table(doc)
