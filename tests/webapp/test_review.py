@@ -548,7 +548,18 @@ def test_items_labels_export_and_import_on_each_database(database_url, tmp_path)
     again = client.post("/api/v1/active-learning/import?module=wafermap", json=doc).get_json()
     assert again["annotations_added"] == 0 and again["already_there"] == 4
     with app.app_context():
+        from webapp import db
+
+        raced = {"module": "wafermap", "sha256": "f" * 64, "rows": 1, "cols": 1,
+                 "data": b"\x01", "uncertainty": 0.5, "created": store.now()}
+        with db.engine().begin() as conn:  # two workers storing one content: one row, no error
+            store._insert_new(conn, [raced])
+            store._insert_new(conn, [raced])
+        assert store.count_items("wafermap") == 5
+        # 3 unlabelled: the oldest 2 go beyond the newest 1; labelled ones stay
+        assert store.prune("wafermap", keep_days=30, keep_items=1) == 2
+        assert store.find_item("wafermap", "f" * 64) is not None
         assert store.prune("wafermap", keep_days=1, keep_items=100,
-                           when=store.now() + timedelta(days=3)) == 2
+                           when=store.now() + timedelta(days=3)) == 1
     assert queue(client, state="all")["counts"] == {
         "pending": 0, "annotated": 1, "conflict": 0, "settled": 1, "total": 2, "reviewed": 2}
