@@ -60,9 +60,10 @@ def detector_examples() -> dict[str, DetectorExample]:
                                        feature_names=names, atol=1e-4),
         "xgboost_eol": DetectorExample({"n_estimators": 20, "max_depth": 3}, X, rul,
                                        feature_names=names, atol=1e-6),
-        "lstm_autoencoder": DetectorExample({"hidden": 8, "epochs": 1}, X, feature_names=names,
-                                            atol=1e-5),
-        "patchtst": DetectorExample({"d_model": 8, "heads": 2, "layers": 1, "epochs": 1}, X,
+        "lstm_autoencoder": DetectorExample({"hidden": 8, "epochs": 1, "score_on": "mean_error",
+                                             "recent": 5}, X, feature_names=names, atol=1e-5),
+        "patchtst": DetectorExample({"d_model": 8, "heads": 2, "layers": 1, "epochs": 1,
+                                     "score_on": "mean_error", "history_windows": 3}, X,
                                     feature_names=names, atol=1e-5),
     }
 

@@ -16,6 +16,7 @@ import numpy as np
 from pipelines.core import budget
 from pipelines.core.drift import REFERENCE_FILE
 from pipelines.core.artifacts import BundleError
+from pipelines.core.detectors import top_k
 from pipelines.core.predictor import LoadedModel, Predictor
 from pipelines.core.problems import Problem, SchemaError
 from pipelines.core.rowhash import read_row_hashes
@@ -151,16 +152,32 @@ class TimeseriesPredictor(Predictor):
             return Problem(message, path=f"{path}[{r}][{sensors.index(sensor)}]")
         return Problem(message, file=file, row=r + 1, column=sensor)
 
+    @cached_property
+    def history_cycles(self) -> int:
+        """Cycles before a window that some model's score reads: a window network that
+        averages its errors over the windows ending in its machine's last k cycles
+        (``history_windows``) reads k - 1 cycles more. Detect keeps that many of each
+        history it is sent besides the window."""
+        return max([int((m.manifest.get("params") or {}).get("history_windows", 1)) - 1
+                    for m in self.models.values()] + [0])
+
     def score_windows(self, X: np.ndarray, model: str | None = None, threshold: float | None = None,
                       explain: bool = True, history: np.ndarray | None = None) -> Scored:
         """Score standardised windows (windows, cycles, sensors) with ``model``; ``history``
-        holds each window's machine history slopes (``transform.history_slopes``)."""
+        holds each window's machine history slopes (``transform.history_slopes``).
+
+        ``X`` may hold more than ``window`` cycles (:meth:`window_input`): the last ``window``
+        are the window; the cycles before it, NaN before the machine's first, are the history
+        a window network averages its errors over (``history_windows``); the other models
+        read the window alone."""
         m = self.get(model)
         level = m.threshold if threshold is None else float(threshold)
+        if getattr(m.detector, "uses_machines", False):
+            return self._score_histories(X, m, level, explain, history)
         scores, rul, top = [], [], []
         for s in range(0, len(X), CHUNK):
             budget.check()
-            part = X[s:s + CHUNK]
+            part = X[s:s + CHUNK, -self.window:]
             past = None if history is None else history[s:s + CHUNK]
             given = history_kwargs(m.detector, past)
             if explain:
@@ -176,18 +193,62 @@ class TimeseriesPredictor(Predictor):
         return Scored(scores_, scores_ >= level, np.concatenate(rul) if rul else np.zeros(0),
                       np.zeros(len(scores_), dtype=bool), top, m.name, m.version, level)
 
+    def _score_histories(self, X: np.ndarray, m: LoadedModel, level: float, explain: bool,
+                         history: np.ndarray | None) -> Scored:
+        """A window network that reads its machine's history: for each row of ``X`` (its
+        last ``window`` cycles the window, NaN before the machine's first cycle), the
+        windows ending in its last ``history_windows`` cycles that ``X`` holds, padded at the
+        front with the machine's first cycle as a file's first windows are; the row's score
+        is the last one's, as a file of those cycles scores its last row."""
+        n, length = X.shape[0], X.shape[1]
+        take = max(1, min(int(m.detector.history_windows), length - self.window + 1))
+        ends = np.arange(length - take, length)  # positions of the windows' last cycles
+        offsets = np.arange(self.window) - (self.window - 1)
+        scores, rul, top = [], [], []
+        step = max(1, CHUNK // take)
+        for s in range(0, n, step):
+            budget.check()
+            part = np.asarray(X[s:s + step], dtype=np.float32)
+            real = ~np.isnan(part[:, :, 0])
+            first = np.argmax(real, axis=1)
+            exists = real[:, ends]  # (rows, take): the window ending there is the machine's
+            at = np.maximum(ends[:, None] + offsets[None, :], 0)[None] \
+                .repeat(len(part), axis=0)
+            at = np.maximum(at, first[:, None, None])  # before the first cycle: the first
+            windows = part[np.arange(len(part))[:, None, None], at]  # (rows, take, window, S)
+            errors = m.detector.errors(windows[exists])
+            counts = exists.sum(axis=1)
+            explanation = m.detector.explain_errors(
+                errors, np.repeat(np.arange(len(part)), counts))
+            last = np.cumsum(counts) - 1
+            scores.append(explanation.scores[last])
+            if explain:
+                names = explanation.feature_names
+                top += [[names[j] for j in row]
+                        for row in top_k(explanation.contributions[last], TOP_SENSORS)]
+            past = None if history is None else history[s:s + step]
+            rul.append(self.rul(part[:, -self.window:], past))
+        scores_ = np.concatenate(scores) if scores else np.zeros(0)
+        return Scored(scores_, scores_ >= level, np.concatenate(rul) if rul else np.zeros(0),
+                      np.zeros(len(scores_), dtype=bool), top, m.name, m.version, level)
+
     def score_series(self, series: Series, model: str | None = None,
-                     threshold: float | None = None) -> Scored:
-        """One result per row of ``series``: the window ending at that row (padded at the start)."""
+                     threshold: float | None = None, explain: bool = True) -> Scored:
+        """One result per row of ``series``: the window ending at that row (padded at the
+        start); a window network with ``history_windows`` k averages its errors over the
+        windows ending in the machine's last k cycles (its rows before that one)."""
         self.check_sensors(series.sensors, series.source)
         z = standardise(self.scaler, series.values, series.sensors)
         problem = self.scale_problem(z, series.values, series.sensors, file=series.source)
         if problem is not None:
             raise SchemaError([problem])
+        m = self.get(model)
+        if getattr(m.detector, "uses_machines", False):
+            return self._score_machines(series, z, m, threshold, explain)
         parts, rows, padded = [], [], []
         for w in iter_series_windows(self.scaler, series, self.window, CHUNK, z):
             budget.check()
-            parts.append(self.score_windows(w.X, model, threshold, history=w.history))
+            parts.append(self.score_windows(w.X, model, threshold, explain, history=w.history))
             rows.append(w.rows)
             padded.append(w.padded)
         if not parts:
@@ -202,17 +263,47 @@ class TimeseriesPredictor(Predictor):
                       np.concatenate(padded)[order], [top[k] for k in order] if top else top,
                       first.model, first.model_version, first.threshold)
 
+    def _score_machines(self, series: Series, z: np.ndarray, m: LoadedModel,
+                        threshold: float | None, explain: bool) -> Scored:
+        """:meth:`score_series` for a window network that reads its machine's history: every
+        window's per-sensor errors, then each machine's average over its last windows."""
+        level = m.threshold if threshold is None else float(threshold)
+        errors, rows, padded, rul = [], [], [], []
+        for w in iter_series_windows(self.scaler, series, self.window, CHUNK, z):
+            budget.check()  # the pieces come machine by machine, windows in cycle order
+            errors.append(m.detector.errors(w.X))
+            rows.append(w.rows)
+            padded.append(w.padded)
+            rul.append(self.rul(w.X, w.history))
+        if not rows:
+            return self.score_windows(np.zeros((0, self.window, len(self.sensors))), m.name,
+                                      threshold)
+        rows_ = np.concatenate(rows)
+        explanation = m.detector.explain_errors(np.concatenate(errors), series.machines[rows_])
+        order = np.argsort(rows_)  # back to file order
+        scores = explanation.scores[order]
+        top = []
+        if explain:
+            names = explanation.feature_names
+            top = [[names[j] for j in row]
+                   for row in top_k(explanation.contributions[order], TOP_SENSORS)]
+        return Scored(scores, scores >= level, np.concatenate(rul)[order],
+                      np.concatenate(padded)[order], top, m.name, m.version, level)
+
     def window_input(self, windows: list[np.ndarray], paths: list[str] | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Raw windows (cycles, input sensors) -> standardised (windows, window, sensors) and
-        their history slopes (windows, sensors).
+        """Raw windows (cycles, input sensors) -> standardised (windows, window +
+        :attr:`history_cycles`, sensors), NaN before a machine's first cycle, and their
+        history slopes (windows, sensors).
 
         Each must hold the ``input_sensors`` columns and at least ``window`` cycles; the last
         ``window`` cycles are scored, and every cycle given is the machine's history (the
-        longer, the steadier its wear rate). ``paths`` name each window in a JSON body
-        (default ``windows[k]``) for the problems found.
+        longer, the steadier its wear rate; a window network that averages over its machine's
+        last windows reads the ``history_cycles`` before the window). ``paths`` name each
+        window in a JSON body (default ``windows[k]``) for the problems found.
         """
         n_in = len(self.input_sensors)
+        keep = self.window + self.history_cycles
         problems, out, history = [], [], []
         for k, w in enumerate(windows):
             where = paths[k] if paths else f"windows[{k}]"
@@ -230,7 +321,11 @@ class TimeseriesPredictor(Predictor):
                 if problem is not None:
                     problems.append(problem)
                     continue
-                out.append(z[-self.window:])
+                recent = z[-keep:]
+                if len(recent) < keep:
+                    recent = np.concatenate([np.full((keep - len(recent), z.shape[1]), np.nan,
+                                                     dtype=z.dtype), recent])
+                out.append(recent)
                 history.append(history_slopes(z)[-1])
         if problems:
             raise SchemaError(problems[:20])

@@ -1,6 +1,6 @@
 """The time-series training composer: split engines, fit the scaler and the five models,
-choose thresholds (anomaly detectors: on healthy validation windows; supervised models: out of
-fold on cut training engines), write the release.
+choose every flag level and the default model out of fold on cut training engines, write the
+release.
 
 Protocol (recorded in the manifests and ``evaluation.json``):
 
@@ -9,24 +9,26 @@ Protocol (recorded in the manifests and ``evaluation.json``):
 * The scaler (sensors kept, z-score statistics) is fitted on the training engines' rows only.
 * Training windows: every full window (``WINDOW`` cycles) of the training engines, with
   each one's machine history slopes (``transform.history_slopes``) for the XGBoost models. The RUL
-  regressor learns ``min(RUL, cap)`` on all of them; the anomaly detectors (Isolation Forest,
-  LSTM autoencoder, PatchTST forecaster) learn from the healthy ones (RUL > ``ANOMALY_RUL``).
-  The end-of-life classifier learns "RUL <= 30" on all of them.
-* Thresholds: for each anomaly detector, the level flagging ``target_far`` of the healthy
-  validation windows (RUL > 30). For the two supervised models (the RUL regressor's flag
-  "predicted RUL <= L", score = cap - RUL >= cap - L, and the end-of-life classifier's
-  probability), the level with the best F1 out of fold on the training engines cut like the
-  official test set (``selection``: ``OOF_SPLITS``-fold ``GroupKFold`` by engine,
-  ``SELECTION_CUTS`` cuts with seeds from ``SELECTION_SEED``, pooled): the validation engines
-  play no part in it. Each records its false-alarm rate on the healthy validation windows.
-* Validation metrics: F1, precision, recall, ROC-AUC over every full window of the validation
-  engines (the anomaly detectors' thresholds were set on their healthy windows, so their F1
-  is slightly optimistic); the same over the windows of the validation engines cut like the
-  official test set, ``CUT_F1_CUTS`` cuts pooled (``cut``: the figure the official test files
-  resemble); RUL RMSE and NASA score on the validation engines cut like the official test
-  set (``evaluate.pseudo_test``), ``N_CUTS`` times with seeds ``seed..seed + N_CUTS - 1`` and
-  pooled (20 engines alone swing the RMSE by several cycles; each cut's RMSE is recorded
-  too), and RMSE over all validation windows against the capped RUL.
+  regressor learns ``min(RUL, cap)`` on all of them and the end-of-life classifier "RUL <=
+  30"; each anomaly detector learns from the healthy ones, full windows with RUL above its
+  ``FIT_RUL`` (the Isolation Forest: 30; the two networks: 125, early life, before the wear
+  they should flag: fitted on windows up to RUL 31, they learnt to reconstruct and forecast
+  wear). The networks' settings (``SHIPPED_PARAMS``: what their score reads) and ``FIT_RUL``
+  were chosen with ``python -m pipelines.timeseries.selection --group anomaly``.
+* Flag levels, every model's: the level with the best F1 out of fold on the training
+  engines cut like the official test set (``selection``: ``OOF_SPLITS``-fold ``GroupKFold``
+  by engine, ``SELECTION_CUTS`` cuts with seeds from ``SELECTION_SEED``, pooled). The
+  default model is the one with the best out-of-fold F1 there. The validation engines play
+  no part in any choice; each model records its false-alarm rate on their healthy windows.
+* Validation metrics (reported, chosen by nothing): F1, precision, recall, ROC-AUC over
+  every full window of the validation engines; the same over the windows of the validation
+  engines cut like the official test set, ``CUT_F1_CUTS`` cuts pooled (``cut``: the figure
+  the official test files resemble); RUL RMSE and NASA score on the validation engines cut
+  like the official test set (``evaluate.pseudo_test``), ``N_CUTS`` times with seeds ``seed..seed
+  + N_CUTS - 1`` and pooled (20 engines alone swing the RMSE by several cycles; each cut's
+  RMSE is recorded too), and RMSE over all validation windows against the capped RUL. Every
+  score is the one the web app gives the row (a network that averages over its machine's
+  last windows reads the engine's earlier windows).
 """
 from __future__ import annotations
 
@@ -41,17 +43,15 @@ import numpy as np
 from pipelines.core.artifacts import atomic_directory, save_bundle, sha256, write_release
 from pipelines.core.detectors import get_detector_class
 from pipelines.core.evaluation import binary_metrics
-from pipelines.core.thresholds import (false_alarm_rate, score_quantiles,
-                                       threshold_at_false_alarm_rate)
-from pipelines.timeseries.detectors import history_kwargs
-from pipelines.timeseries.evaluate import (evaluation_windows, pooled_cuts, pseudo_test,
-                                           rul_metrics)
+from pipelines.core.thresholds import false_alarm_rate, score_quantiles
+from pipelines.timeseries.evaluate import evaluation_windows, pseudo_test, rul_metrics
 from pipelines.timeseries.fingerprint import (TRAINING_ROWS_FILE, TRAINING_ROWS_ROLE,
                                               write_fingerprint)
 from pipelines.timeseries.ingest import Series, find_data, read_cmapss, rul_per_row, subset
 from pipelines.timeseries.reference import REFERENCE_FILE, REFERENCE_ROLE, write_range_reference
 from pipelines.timeseries.schema import ANOMALY_RUL, RUL_CAP, WINDOW
-from pipelines.timeseries.selection import OOF_SPLITS, SELECTION_CUTS, select_level
+from pipelines.timeseries.selection import (OOF_SPLITS, SELECTION_CUTS, cut_windows,
+                                            row_scores, select_level)
 from pipelines.timeseries.split import split_machines
 from pipelines.timeseries.transform import (SCALER_FILE, Windows, fit_scaler, series_windows,
                                             standardise)
@@ -68,6 +68,32 @@ CUT_F1_CUTS = 20  # random cuts of the validation engines for the test-like F1 (
 ROLES = {RUL_MODEL: "rul_regressor", EOL_MODEL: "end_of_life_classifier",
          "isolation_forest": "anomaly_detector", "lstm_autoencoder": "anomaly_detector",
          "patchtst": "anomaly_detector"}
+# the healthy windows each anomaly detector learns from: full windows with RUL above this
+FIT_RUL = {"isolation_forest": ANOMALY_RUL, "lstm_autoencoder": RUL_CAP, "patchtst": RUL_CAP}
+# what the networks' scores read (chosen out of fold: ``selection --group anomaly``); the
+# detectors' own defaults are the releases before issue 20 (whole-window squared error)
+SHIPPED_PARAMS = {"lstm_autoencoder": {"score_on": "mean_error", "recent": 5},
+                  "patchtst": {"score_on": "mean_error", "history_windows": 60}}
+# what each model's score measures (the Models page shows it beside the flag level)
+MEASURES = {
+    RUL_MODEL: "the RUL deficit, 125 minus the predicted RUL: it flags when the predicted RUL "
+               "is at or below the level's RUL",
+    EOL_MODEL: "the probability that the engine has 30 cycles or fewer left, learnt from the "
+               "training engines run to failure",
+    "isolation_forest": "how easily a window's features are isolated from healthy training "
+                        "windows: unusual, not necessarily worn",
+    "lstm_autoencoder": "how far an autoencoder that learnt early-life windows (RUL above "
+                        "125) reconstructs the window's last 5 cycles from the readings: the "
+                        "distance from healthy behaviour. It grows from about 100 cycles "
+                        "before failure, steeply in the last 20; it does not see how fast an "
+                        "engine wears, which decides whether 30 cycles are left, so near that "
+                        "boundary it flags fast-wearing engines late and slow ones early",
+    "patchtst": "the forecast bias: how far a forecaster that learnt early-life windows (RUL "
+                "above 125) falls behind each sensor, averaged over the windows of the "
+                "machine's last 60 cycles (before its first cycle they count as 0, so a "
+                "short history scores low): a wear trend that healthy engines do not have. "
+                "Send detect a machine's last 89 cycles or more for the score a file gives",
+}
 
 
 def end_of_life_profile(scaler: dict, series: Series, last: int = 5) -> dict:
@@ -80,35 +106,41 @@ def end_of_life_profile(scaler: dict, series: Series, last: int = 5) -> dict:
             "dropped_values": np.round(np.median(series.values[:, dropped], axis=0), 4).tolist()}
 
 
-def _threshold(name: str, detector, healthy: np.ndarray, target_far: float,
-               selection: dict | None = None) -> dict:
-    if selection is not None:
-        value = selection["value"]
-        how = (f"chosen to maximise pooled out-of-fold F1 (label: true RUL <= {ANOMALY_RUL}) "
-               f"on the {selection['engines']} training engines cut like the official test "
-               f"set: {selection['splits']}-fold GroupKFold by engine, {selection['cuts']} "
-               f"cuts (seeds {selection['seeds']}) pooled, {selection['windows']} windows "
-               f"({selection['anomalous']} anomalous); out-of-fold F1 there "
-               f"{selection['oof_f1']:.3f}; target_false_alarm_rate is its measured rate on "
-               f"healthy validation windows")
-        if name == RUL_MODEL:
-            value = float(value)
-            rule = f"flag when predicted RUL <= {detector.cap - value:.2f} (score = " \
-                   f"{detector.cap:g} - RUL >= {value:.4g})"
-        else:
-            rule = f"flag when P(RUL <= {ANOMALY_RUL}) >= {value:.4g}"
-        source = how
-        far = false_alarm_rate(healthy, value)
+def _threshold(name: str, detector, healthy: np.ndarray, selection: dict, default: str,
+               selections: dict) -> dict:
+    """The flag level chosen out of fold (``selection``), what it means and how it was set;
+    ``healthy``: the model's scores on the healthy validation windows (its false-alarm rate
+    there is measured, not chosen); ``note``: what the score measures and whether the model
+    is the default (``default``, by out-of-fold F1, ``selections``)."""
+    value = float(selection["value"])
+    trained_on = "" if selection.get("fit_rul") is None else \
+        f"; the detectors were fitted on full windows with RUL > {selection['fit_rul']:g}"
+    source = (f"chosen to maximise pooled out-of-fold F1 (label: true RUL <= {ANOMALY_RUL}) "
+              f"on the {selection['engines']} training engines cut like the official test "
+              f"set: {selection['splits']}-fold GroupKFold by engine, {selection['cuts']} "
+              f"cuts (seeds {selection['seeds']}) pooled, {selection['windows']} windows "
+              f"({selection['anomalous']} anomalous){trained_on}; out-of-fold F1 there "
+              f"{selection['oof_f1']:.3f}; target_false_alarm_rate is its measured rate on "
+              f"healthy validation windows")
+    if name == RUL_MODEL:
+        rule = f"flag when predicted RUL <= {detector.cap - value:.2f} (score = " \
+               f"{detector.cap:g} - RUL >= {value:.4g})"
+    elif name == EOL_MODEL:
+        rule = f"flag when P(RUL <= {ANOMALY_RUL}) >= {value:.4g}"
     else:
-        value = threshold_at_false_alarm_rate(healthy, target_far)
         rule = "flag when score >= value"
-        source = f"flags {target_far:.1%} of healthy validation windows (RUL > {ANOMALY_RUL})"
-        far = target_far
+    if name == default:
+        verdict = (f"the default: the best out-of-fold F1 on cut training engines "
+                   f"({selection['oof_f1']:.3f})")
+    else:
+        verdict = (f"not the default: out-of-fold F1 {selection['oof_f1']:.3f} on cut "
+                   f"training engines, against {selections[default]['oof_f1']:.3f} for "
+                   f"{default}")
+    far = false_alarm_rate(healthy, value)
     return {"value": value, "rule": rule, "source": source,
-            "target_false_alarm_rate": max(far, 1e-6),
-            "measured_false_alarm_rate": false_alarm_rate(healthy, value),
-            "normal_score_quantiles": score_quantiles(healthy)} | \
-        ({"selection": selection} if selection is not None else {})
+            "target_false_alarm_rate": max(far, 1e-6), "measured_false_alarm_rate": far,
+            "normal_score_quantiles": score_quantiles(healthy), "selection": selection,
+            "note": f"score: {MEASURES.get(name, 'the model score')}; {verdict}"}
 
 
 @dataclass(frozen=True)
@@ -125,24 +157,36 @@ class Engines:
 
 @dataclass(frozen=True)
 class TrainingWindows:
-    """Every full window of the training engines with its RUL, and the healthy ones used."""
+    """Every full window of the training engines with its RUL."""
 
     windows: Windows
     rul: np.ndarray
-    healthy: np.ndarray
+
+    def healthy(self, fit_rul: float, seed: int, at_most: int | None = None) -> np.ndarray:
+        """The windows with RUL above ``fit_rul`` (an anomaly detector learns from them), at
+        most ``at_most`` of them drawn with ``seed``."""
+        healthy = self.windows.X[self.rul > fit_rul]
+        if at_most is not None and len(healthy) > at_most:
+            pick = np.random.default_rng(seed).choice(len(healthy), at_most, replace=False)
+            healthy = healthy[np.sort(pick)]
+        return healthy
 
 
 @dataclass(frozen=True)
 class ValidationWindows:
-    """What the validation figures are computed on: every full window of the validation
-    engines (``windows``, ``rul``, labels ``y``), the same engines cut ``CUT_F1_CUTS`` times
-    and pooled (``cut``, ``y_cut``) and cut ``N_CUTS`` times for RUL (``rul_cuts``: per cut,
-    its windows and each engine's last one, and the true RUL there)."""
+    """What the validation figures are computed on: every window of the validation engines
+    (``every``, scored as the web app scores each row), the full ones (``windows``, ``rul``,
+    labels ``y``), the rows and labels of the windows of the same engines cut
+    ``CUT_F1_CUTS`` times and pooled (``cut_rows``, ``y_cut``) and cut ``N_CUTS`` times for
+    RUL (``rul_cuts``: per cut, its windows and each engine's last one, and the true RUL
+    there)."""
 
+    series: Series
+    every: Windows
     windows: Windows
     rul: np.ndarray
     y: np.ndarray
-    cut: Windows
+    cut_rows: np.ndarray
     y_cut: np.ndarray
     rul_cuts: list[tuple[Windows, np.ndarray]]
     rul_cut_truth: list[np.ndarray]
@@ -164,67 +208,66 @@ def fit_training_scaler(train: Series) -> dict:
     return scaler | end_of_life_profile(scaler, train)
 
 
-def training_windows(scaler: dict, train: Series, seed: int, max_healthy: int | None
-                     ) -> TrainingWindows:
-    """Full training windows and their RUL; the healthy ones (RUL > ``ANOMALY_RUL``), at most
-    ``max_healthy`` of them drawn with ``seed``."""
+def training_windows(scaler: dict, train: Series) -> TrainingWindows:
+    """Full training windows and their RUL."""
     windows = series_windows(scaler, train, WINDOW, full_only=True)
-    rul = rul_per_row(train)[windows.rows]
-    healthy = windows.X[rul > ANOMALY_RUL]
-    if max_healthy is not None and len(healthy) > max_healthy:
-        pick = np.random.default_rng(seed).choice(len(healthy), max_healthy, replace=False)
-        healthy = healthy[np.sort(pick)]
-    return TrainingWindows(windows, rul, healthy)
+    return TrainingWindows(windows, rul_per_row(train)[windows.rows])
 
 
 def validation_windows(scaler: dict, val: Series, val_ids: list[str], seed: int
                        ) -> ValidationWindows:
-    """The validation engines' full windows, and the same engines cut like the official test
+    """The validation engines' windows, and the same engines cut like the official test
     set: ``N_CUTS`` cuts for RUL, ``CUT_F1_CUTS`` pooled for F1 (seeds from ``seed``)."""
-    windows = series_windows(scaler, val, WINDOW, full_only=True)
+    every = series_windows(scaler, val, WINDOW)
+    windows = every.take(~every.padded)
     rul = rul_per_row(val)[windows.rows]
     cuts = [pseudo_test(val, val_ids, seed=seed + k) for k in range(N_CUTS)]
     rul_cuts = [evaluation_windows(scaler, cut, WINDOW)[:2] for cut, _ in cuts]
-    f1_cuts, f1_last_rul = pooled_cuts(val, val_ids, list(range(seed, seed + CUT_F1_CUTS)))
-    cut, _, _ = evaluation_windows(scaler, f1_cuts, WINDOW)
-    y_cut = (rul_per_row(f1_cuts, f1_last_rul)[cut.rows] <= ANOMALY_RUL).astype(int)
-    return ValidationWindows(windows, rul, (rul <= ANOMALY_RUL).astype(int), cut, y_cut,
-                             rul_cuts, [last_rul for _, last_rul in cuts])
+    cut_rows, y_cut = cut_windows(scaler, val, val_ids, list(range(seed, seed + CUT_F1_CUTS)))
+    return ValidationWindows(val, every, windows, rul, (rul <= ANOMALY_RUL).astype(int),
+                             cut_rows, y_cut, rul_cuts, [last_rul for _, last_rul in cuts])
 
 
 def fit_detector(name: str, detector, training: TrainingWindows, scaler: dict,
-                 engines: Engines, progress: Callable[[str], None]) -> tuple[float, dict | None]:
-    """Fit one model; returns its fit time and, for a supervised one, its flag-level selection
-    (out of fold on the training engines, ``selection``)."""
+                 engines: Engines, seed: int, max_healthy: int | None,
+                 progress: Callable[[str], None]) -> tuple[float, dict]:
+    """Fit one model; returns its fit time and its flag-level selection (out of fold on the
+    training engines, ``selection``)."""
     t0 = time.perf_counter()
     names = scaler["sensors"]
+    fit_rul = FIT_RUL.get(name)
     if name not in SUPERVISED:
+        healthy = training.healthy(fit_rul, seed, max_healthy)
+        progress(f"{name}: fitting on {len(healthy)} windows with RUL > {fit_rul}")
         if hasattr(detector, "fit_progress"):
-            detector.fit(training.healthy, feature_names=names, progress=progress)
+            detector.fit(healthy, feature_names=names, progress=progress)
         else:
-            detector.fit(training.healthy, feature_names=names)
-        return round(time.perf_counter() - t0, 1), None
-    w = training.windows
-    detector.fit(w.X, training.rul, feature_names=names, history=w.history)
+            detector.fit(healthy, feature_names=names)
+    else:
+        w = training.windows
+        detector.fit(w.X, training.rul, feature_names=names, history=w.history)
     seconds = round(time.perf_counter() - t0, 1)
-    selection = select_level(name, detector, scaler, engines.train, engines.train_ids)
+    selection = select_level(name, detector, scaler, engines.train, engines.train_ids,
+                             fit_rul=None if name in SUPERVISED else fit_rul,
+                             max_fit=None if name in SUPERVISED else max_healthy)
     progress(f"{name}: flag level {selection['value']:.4g} (out-of-fold F1 "
              f"{selection['oof_f1']:.3f} on {SELECTION_CUTS} cuts of the training "
              f"engines); {time.perf_counter() - t0:.0f}s with the folds")
     return seconds, selection
 
 
-def _scores(detector, windows: Windows) -> np.ndarray:
-    return detector.score(windows.X, **history_kwargs(detector, windows.history))
+def validation_scores(detector, val: ValidationWindows) -> np.ndarray:
+    """Each validation row's score, as the web app scores a file of the validation engines."""
+    return row_scores(detector, val.every, val.series)
 
 
-def window_metrics(detector, val: ValidationWindows, scores: np.ndarray, threshold: float,
+def window_metrics(val: ValidationWindows, scores: np.ndarray, threshold: float,
                    seed: int) -> dict:
-    """F1, precision, recall, ROC-AUC (and PR-AUC) over every validation window, and the
-    same over the cut validation engines (``cut``)."""
-    m = binary_metrics(val.y, scores, threshold)
+    """F1, precision, recall, ROC-AUC (and PR-AUC) over every full validation window, and
+    the same over the cut validation engines (``cut``), from each row's score."""
+    m = binary_metrics(val.y, scores[val.windows.rows], threshold)
     metrics = {k: round(m[k], 4) for k in ("f1", "precision", "recall", "roc_auc", "pr_auc")}
-    m = binary_metrics(val.y_cut, _scores(detector, val.cut), threshold)
+    m = binary_metrics(val.y_cut, scores[val.cut_rows], threshold)
     metrics["cut"] = {k: round(m[k], 4) for k in ("f1", "precision", "recall", "roc_auc")} | {
         "windows": int(len(val.y_cut)), "anomalous": int(val.y_cut.sum()),
         "cuts": CUT_F1_CUTS, "seeds": f"{seed}..{seed + CUT_F1_CUTS - 1}"}
@@ -251,36 +294,46 @@ def rul_figures(detector, val: ValidationWindows, n_val: int) -> dict:
 
 
 def train_model(name: str, params: dict, *, scaler: dict, engines: Engines,
-                training: TrainingWindows, val: ValidationWindows, target_far: float,
-                seed: int, progress: Callable[[str], None]) -> tuple[object, dict, dict, float]:
-    """One model: fit, threshold, validation figures. Returns (detector, threshold, metrics,
+                training: TrainingWindows, seed: int, max_healthy: int | None,
+                progress: Callable[[str], None]) -> tuple[object, dict, float]:
+    """One model: fit and choose its flag level out of fold. Returns (detector, selection,
     fit seconds)."""
-    detector = get_detector_class(MODULE, name)(**params)
-    seconds, selection = fit_detector(name, detector, training, scaler, engines, progress)
-    scores = _scores(detector, val.windows)
-    threshold = _threshold(name, detector, scores[val.y == 0], target_far, selection)
-    metrics = window_metrics(detector, val, scores, threshold["value"], seed)
+    detector = get_detector_class(MODULE, name)(**(SHIPPED_PARAMS.get(name, {}) | params))
+    seconds, selection = fit_detector(name, detector, training, scaler, engines, seed,
+                                      max_healthy, progress)
+    return detector, selection, seconds
+
+
+def validate_model(name: str, detector, selection: dict, *, val: ValidationWindows,
+                   default: str, selections: dict, n_val: int, seed: int,
+                   progress: Callable[[str], None]) -> tuple[dict, dict]:
+    """One fitted model on the validation engines (chosen by nothing): its threshold record
+    and figures."""
+    scores = validation_scores(detector, val)
+    healthy = scores[val.windows.rows][val.y == 0]
+    threshold = _threshold(name, detector, healthy, selection, default, selections)
+    metrics = window_metrics(val, scores, threshold["value"], seed)
     if name == RUL_MODEL:
-        metrics |= rul_figures(detector, val, len(engines.val_ids))
+        metrics |= rul_figures(detector, val, n_val)
     if hasattr(detector, "parity_"):
         metrics["torch_onnx_max_abs_diff"] = detector.parity_(val.windows.X[:512])
     progress(f"{name}: val F1 {metrics['f1']:.3f} (precision {metrics['precision']:.3f}, "
              f"recall {metrics['recall']:.3f}, ROC-AUC {metrics['roc_auc']:.3f}) at "
-             f"{threshold['value']:.4g}; cut engines F1 {metrics['cut']['f1']:.3f}; "
-             f"fit {seconds}s")
-    return detector, threshold, metrics, seconds
+             f"{threshold['value']:.4g}; cut engines F1 {metrics['cut']['f1']:.3f}")
+    return threshold, metrics
 
 
-def protocol_text(engines: Engines, seed: int, target_far: float) -> str:
+def protocol_text(engines: Engines, seed: int) -> str:
     """The protocol in one sentence, as the manifests and ``evaluation.json`` record it."""
+    fits = ", ".join(f"{n} RUL > {r}" for n, r in FIT_RUL.items())
     return (f"engines split by unit ({len(engines.train_ids)} train, {len(engines.val_ids)} "
             f"validation, seed {seed}); scaler on training engines; window {WINDOW}; anomaly "
-            f"= RUL <= {ANOMALY_RUL}; anomaly detectors fit on healthy training windows; "
-            f"thresholds at {target_far:.0%} false alarms on healthy validation windows; "
-            f"supervised models' ({', '.join(SUPERVISED)}) flag levels chosen to maximise "
+            f"= RUL <= {ANOMALY_RUL}; supervised models fit on every full training window, "
+            f"anomaly detectors on healthy ones ({fits}); every flag level chosen to maximise "
             f"pooled out-of-fold F1 on the training engines cut like the official test set "
-            f"({OOF_SPLITS}-fold GroupKFold by engine, {SELECTION_CUTS} cuts); F1 on all "
-            f"validation windows and on validation engines cut like the official test set "
+            f"({OOF_SPLITS}-fold GroupKFold by engine, {SELECTION_CUTS} cuts), and the default "
+            f"model by that F1; validation engines used for no choice: F1 on all validation "
+            f"windows and on validation engines cut like the official test set "
             f"({CUT_F1_CUTS} cuts pooled, 'cut'); RUL on validation engines cut like the "
             f"official test set, {N_CUTS} random cuts pooled")
 
@@ -294,30 +347,37 @@ def data_reference(engines: Engines) -> dict:
 
 
 def train_timeseries(data: Path, artifacts_dir: Path | None, *, models=MODELS,
-                     params: dict | None = None, target_far: float = 0.02,
-                     val_fraction: float = 0.2, seed: int = 0, max_healthy: int | None = None,
+                     params: dict | None = None, val_fraction: float = 0.2, seed: int = 0,
+                     max_healthy: int | None = None,
                      progress: Callable[[str], None] = lambda s: None) -> dict:
     """Train the models on ``data`` (a C-MAPSS training file) and write the release.
 
-    ``params`` maps model name -> constructor parameters; ``max_healthy`` caps the healthy
-    windows the anomaly detectors learn from (a random sample; quick runs).
+    ``params`` maps model name -> constructor parameters (over ``SHIPPED_PARAMS``);
+    ``max_healthy`` caps the healthy windows each anomaly detector learns from (a random
+    sample; quick runs).
     """
     started = time.perf_counter()
     engines = split_engines(data, val_fraction, seed)
     scaler = fit_training_scaler(engines.train)
     progress(f"{len(engines.train_ids)} training and {len(engines.val_ids)} validation "
              f"engines; {len(scaler['sensors'])} sensors kept, dropped {scaler['dropped']}")
-    training = training_windows(scaler, engines.train, seed, max_healthy)
-    val = validation_windows(scaler, engines.val, engines.val_ids, seed)
-    progress(f"{len(training.windows.X)} training windows ({len(training.healthy)} healthy "
-             f"used), {len(val.windows.X)} validation windows ({int(val.y.sum())} anomalous)")
-    fitted, thresholds, metrics, timings = {}, {}, {}, {}
+    training = training_windows(scaler, engines.train)
+    progress(f"{len(training.windows.X)} full training windows")
+    fitted, selections, timings = {}, {}, {}
     for name in models:
-        fitted[name], thresholds[name], metrics[name], timings[name] = train_model(
+        fitted[name], selections[name], timings[name] = train_model(
             name, (params or {}).get(name, {}), scaler=scaler, engines=engines,
-            training=training, val=val, target_far=target_far, seed=seed, progress=progress)
-    best = max(fitted, key=lambda n: metrics[n]["f1"])
-    protocol = protocol_text(engines, seed, target_far)
+            training=training, seed=seed, max_healthy=max_healthy, progress=progress)
+    best = max(fitted, key=lambda n: selections[n]["oof_f1"])
+    progress(f"default model: {best} (best out-of-fold F1 on cut training engines)")
+    val = validation_windows(scaler, engines.val, engines.val_ids, seed)
+    progress(f"{len(val.windows.X)} full validation windows ({int(val.y.sum())} anomalous)")
+    thresholds, metrics = {}, {}
+    for name in models:
+        thresholds[name], metrics[name] = validate_model(
+            name, fitted[name], selections[name], val=val, default=best,
+            selections=selections, n_val=len(engines.val_ids), seed=seed, progress=progress)
+    protocol = protocol_text(engines, seed)
     evaluation = evaluation_document(protocol, engines, metrics, thresholds, best, timings,
                                      scaler, round(time.perf_counter() - started, 1))
     if artifacts_dir is None:
@@ -334,7 +394,12 @@ def evaluation_document(protocol: str, engines: Engines, metrics: dict, threshol
     return {"protocol": protocol, "val_machines": engines.val_ids, "models": metrics,
             "thresholds": {n: {k: t[k] for k in ("value", "rule", "measured_false_alarm_rate")}
                            for n, t in thresholds.items()},
-            "best_detector": best, "fit_seconds": timings, "window": WINDOW,
+            "out_of_fold_f1": {n: t["selection"]["oof_f1"] for n, t in thresholds.items()},
+            "best_detector": best,
+            "best_detector_chosen_by": "the best pooled out-of-fold F1 on the training engines "
+                                       "cut like the official test set (the validation "
+                                       "engines play no part)",
+            "fit_seconds": timings, "window": WINDOW,
             "rul_cap": RUL_CAP, "scaler": {k: scaler[k] for k in ("sensors", "dropped")},
             "total_seconds": total_seconds}
 

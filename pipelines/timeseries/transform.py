@@ -15,6 +15,9 @@
    whole history up to each cycle (from its first row in the file), the rate the machine has
    been wearing at; 30 cycles alone give a noisy rate. The XGBoost models take it beside the
    window (``history=``); given only a window, they use the window's own slope instead.
+6. :func:`machine_window_mean`: per machine, the mean of per-window values (a network's
+   per-sensor errors) over the windows ending in its last ``k`` cycles, cycles before its
+   first counting as 0 (the PatchTST forecaster's score is its forecast bias over a history).
 """
 from __future__ import annotations
 
@@ -174,6 +177,26 @@ def series_windows(scaler: dict, series: Series, window: int = WINDOW,
                        np.zeros((0, n_sensors), dtype=np.float32))
     every = concat_windows(parts)
     return every.take(~every.padded) if full_only else every
+
+
+def machine_window_mean(values: np.ndarray, machines: np.ndarray, k: int) -> np.ndarray:
+    """(windows, columns) float64: for windows listed machine by machine (each machine's
+    windows one after another, one per cycle in cycle order from its first, as
+    :func:`series_windows` lists them), the sum of ``values`` over the window and the ``k - 1``
+    windows before it of the same machine, divided by ``k``. Cycles before the machine's first
+    count as 0, so a short history is shrunk towards 0 instead of averaged over fewer windows.
+    Causal: a window's value depends on its machine's earlier windows only."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n == 0 or k <= 1:
+        return values / max(k, 1)
+    machines = np.asarray(machines)
+    new = np.ones(n, dtype=bool)
+    new[1:] = machines[1:] != machines[:-1]
+    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))  # each window's machine start
+    total = np.concatenate([np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)])
+    lo = np.maximum(start, np.arange(n) - k + 1)
+    return (total[np.arange(n) + 1] - total[lo]) / k
 
 
 def window_slopes(X: np.ndarray) -> np.ndarray:

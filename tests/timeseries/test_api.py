@@ -228,6 +228,32 @@ def test_detect_takes_every_cycle_sent_as_history_like_a_file_does(client, scale
     assert abs(deficits[0] - deficits[1]) > 1e-3
 
 
+def test_the_forecaster_reads_the_history_sent_to_detect_as_a_file_does(client, scaler):
+    """PatchTST's score averages its forecast bias over the windows ending in the machine's
+    last cycles: detect reads them from the cycles sent, padded at the start as a file's
+    first windows are, so a history scores at its last cycle as a file of it does, however
+    long it is; the last 30 cycles alone are one window of evidence and score lower."""
+    history = synthetic_history(scaler, 1, seed=9, min_cycles=120, max_cycles=120)
+    history["values"] = np.vectorize(lambda v: float(f"{v:g}"))(history["values"])  # as written
+    answers = {}
+    for n in (120, 70, 30):
+        part = {"machine": history["machine"][:n], "cycle": history["cycle"][:n],
+                "values": history["values"][:n], "sensors": history["sensors"]}
+        body = upload(client, history_csv(part).encode(), "one.csv", model="patchtst",
+                      values="1").get_json()
+        assert body["model"] == "patchtst", body
+        detect = client.post("/api/v1/timeseries/detect", json={
+            "machine_id": "M-1", "window": part["values"].tolist(),
+            "model": "patchtst"}).get_json()
+        assert detect["anomaly_score"] == pytest.approx(body["predictions"][-1]["score"],
+                                                        rel=1e-4, abs=2e-6)
+        answers[n] = detect["anomaly_score"]
+    end = client.post("/api/v1/timeseries/detect", json={
+        "machine_id": "M-1", "window": history["values"][-30:].tolist(),
+        "model": "patchtst"}).get_json()["anomaly_score"]
+    assert end < answers[120]  # a failing machine's bias, only 1/60 of it counted
+
+
 def bad_windows(scaler):
     w = windows_of(scaler, 1)[0]
     nan_inside = [row[:] for row in w]

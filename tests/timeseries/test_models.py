@@ -25,15 +25,80 @@ def test_isolation_forest_arrays_match_scikit_learn():
     assert worn > detector.score(X[rul > 100]).mean()
 
 
-@pytest.mark.parametrize("cls, params", [
+NETWORKS = [
     (LSTMAutoencoderDetector, {"hidden": 8, "epochs": 2}),
+    (LSTMAutoencoderDetector, {"hidden": 8, "epochs": 2, "score_on": "mean_error", "recent": 5}),
     (PatchTSTDetector, {"d_model": 8, "heads": 2, "layers": 1, "epochs": 2}),
-])
+    (PatchTSTDetector, {"d_model": 8, "heads": 2, "layers": 1, "epochs": 2,
+                        "score_on": "mean_error", "history_windows": 4}),
+]
+
+
+@pytest.mark.parametrize("cls, params", NETWORKS)
 def test_torch_and_onnx_agree(cls, params):
     X, _ = synthetic_windows(200, seed=2)
     detector = cls(**params).fit(X)
     np.testing.assert_allclose(detector.errors(X), detector.torch_errors(X), rtol=1e-4, atol=1e-5)
     assert detector.parity_(X) < 1e-4
+
+
+def _residuals(detector, X):
+    """(prediction - readings) per cycle, from the torch module: the autoencoder's whole
+    window, the forecaster's horizon."""
+    import torch
+
+    with torch.no_grad():
+        return detector.module_.inner.residual(torch.from_numpy(X)).numpy()
+
+
+@pytest.mark.parametrize("cls, params", NETWORKS)
+def test_what_the_networks_score(cls, params):
+    """squared_error: the mean squared error per sensor (the releases before issue 20: the
+    autoencoder's whole window, the forecaster's horizon); mean_error: the signed mean error
+    per sensor less its mean on the training windows, squared after the history average."""
+    X, _ = synthetic_windows(200, seed=2)
+    detector = cls(**params).fit(X[:150])
+    r = _residuals(detector, X[150:])
+    if cls is LSTMAutoencoderDetector:
+        r = r[:, -detector.recent:]  # (windows, cycles, sensors)
+        cycles = 1
+    else:
+        cycles = 2  # (windows, sensors, horizon)
+    if detector.score_on == "squared_error":
+        expected = (r ** 2).mean(axis=cycles)
+        np.testing.assert_allclose(detector.errors(X[150:]), expected, atol=1e-5)
+        assert detector.error_offset_ == [0.0] * X.shape[2]
+    else:
+        offset = r.mean(axis=cycles) - detector.errors(X[150:])
+        np.testing.assert_allclose(offset, np.tile(detector.error_offset_, (50, 1)), atol=1e-5)
+        # centred: the training windows' mean error is 0 per sensor
+        np.testing.assert_allclose(detector.errors(X[:150]).mean(axis=0), 0, atol=1e-5)
+    explanation = detector.explain(X[150:])
+    np.testing.assert_allclose(explanation.contributions.sum(axis=1), explanation.scores)
+    assert (explanation.scores >= 0).all()
+
+
+def test_the_forecaster_averages_its_bias_over_each_machines_last_windows():
+    X, _ = synthetic_windows(40, seed=7)
+    detector = PatchTSTDetector(d_model=8, heads=2, layers=1, epochs=1,
+                                score_on="mean_error", history_windows=3).fit(X)
+    assert detector.uses_machines
+    e = detector.errors(X[:7])
+    machines = np.array(["a"] * 4 + ["b"] * 3)
+    bias = np.array([e[0], e[0] + e[1], e[0] + e[1] + e[2], e[1] + e[2] + e[3],
+                     e[4], e[4] + e[5], e[4] + e[5] + e[6]]) / 3
+    expected = (bias ** 2).mean(axis=1)
+    np.testing.assert_allclose(detector.score(X[:7], machines=machines), expected, rtol=1e-6)
+    # without machine ids each window is a machine of its own: a third of its error counts
+    np.testing.assert_allclose(detector.score(X[:7]), ((e / 3) ** 2).mean(axis=1), rtol=1e-6)
+    later = X[:7].copy()
+    later[3] += 5.0  # a later window never moves an earlier one's score
+    np.testing.assert_allclose(detector.score(later, machines=machines)[:3], expected[:3],
+                               rtol=1e-6)
+    with pytest.raises(InvalidInputError, match="machine ids"):
+        detector.score(X[:7], machines=machines[:5])
+    with pytest.raises(ValueError, match="score_on"):
+        PatchTSTDetector(score_on="median", epochs=1).fit(X)
 
 
 def test_patchtst_refuses_a_window_too_short_for_its_patches():

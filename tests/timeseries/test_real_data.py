@@ -48,14 +48,39 @@ def test_the_release_records_its_protocol_and_meets_the_bars_on_validation_engin
     assert cut["xgboost_eol"]["f1"] > cut["xgboost_rul"]["f1"]
 
 
-def test_supervised_flag_levels_were_chosen_out_of_fold_on_training_engines():
+def test_every_flag_level_and_the_default_were_chosen_out_of_fold_on_training_engines():
+    """No choice reads the validation engines: each model's level is its best out-of-fold F1
+    on the 80 training engines cut like the official test set, and the default is the model
+    with the best such F1."""
     evaluation = json.loads((ARTIFACTS / "evaluation.json").read_text())
-    for name in ("xgboost_rul", "xgboost_eol"):
+    release = json.loads((ARTIFACTS / "manifest.json").read_text())
+    oof = {}
+    for name in release["models"]:
         threshold = json.loads((ARTIFACTS / name / "manifest.json").read_text())["threshold"]
         selection = threshold["selection"]
         assert selection["value"] == threshold["value"]
         assert selection["engines"] == 100 - len(evaluation["val_machines"])
         assert "out-of-fold F1" in threshold["source"]
+        assert ("the default" if name == release["default_model"] else "not the default") \
+            in threshold["note"]
+        oof[name] = selection["oof_f1"]
+    assert oof == evaluation["out_of_fold_f1"]
+    assert release["default_model"] == evaluation["best_detector"] == max(oof, key=oof.get)
+    for name, fit_rul in (("isolation_forest", 30), ("lstm_autoencoder", 125),
+                          ("patchtst", 125)):  # healthy windows each detector learnt
+        manifest = json.loads((ARTIFACTS / name / "manifest.json").read_text())
+        assert manifest["threshold"]["selection"]["fit_rul"] == fit_rul
+
+
+def test_the_networks_read_what_the_selection_chose():
+    """The autoencoder scores the mean error of the window's last 5 cycles; the forecaster
+    its bias averaged over the windows of the machine's last 60 cycles (issue 20)."""
+    params = {name: json.loads((ARTIFACTS / name / "manifest.json").read_text())["params"]
+              for name in ("lstm_autoencoder", "patchtst")}
+    assert params["lstm_autoencoder"] | {"score_on": "mean_error", "recent": 5,
+                                          "history_windows": 1} == params["lstm_autoencoder"]
+    assert params["patchtst"] | {"score_on": "mean_error",
+                                  "history_windows": 60} == params["patchtst"]
 
 
 def test_evaluate_command_on_a_pseudo_test_set(train_file, tmp_path):
@@ -63,14 +88,22 @@ def test_evaluate_command_on_a_pseudo_test_set(train_file, tmp_path):
     test, rul = write_pseudo_test(train_file, evaluation["val_machines"], tmp_path, seed=1)
     out = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "timeseries",
                           "--train", str(train_file), "--test", str(test), "--rul", str(rul),
-                          "--artifacts", str(locations.artifacts_dir({}))],
+                          "--artifacts", str(locations.artifacts_dir({})),
+                          "--record", str(tmp_path / "record.jsonl")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     document = json.loads(out.stdout)
+    lines = (tmp_path / "record.jsonl").read_text().splitlines()  # the run is recorded
+    assert len(lines) == 1 and json.loads(lines[0])["test"]["sha256"] == \
+        document["record"]["test_sha256"]
+    assert document["record"]["runs_on_this_test_file"] == 1
     assert set(document["models"]) == {"xgboost_rul", "xgboost_eol", "isolation_forest",
                                        "lstm_autoencoder", "patchtst"}
     for metrics in document["models"].values():
         assert {"f1", "precision", "recall", "roc_auc"} <= set(metrics)
+        assert {"f1", "precision", "recall", "roc_auc"} <= set(metrics["reference_label"])
+    windows = document["windows"]  # the reference's label (RUL < 30) drops the RUL-30 windows
+    assert 0 < windows["anomalous"] - windows["anomalous_reference_label"] <= 20
     assert {"rmse", "nasa_score"} <= set(document["rul"])
     assert document["rul"]["engines"] == 20
     assert max(m["f1"] for m in document["models"].values()) >= 0.85  # 0.928 at release

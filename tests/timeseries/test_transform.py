@@ -7,7 +7,8 @@ import numpy as np
 from pipelines.timeseries.ingest import Series
 from pipelines.timeseries.transform import (concat_windows, feature_names, fit_scaler,
                                             history_slopes, iter_series_windows,
-                                            machine_windows, series_windows, standardise,
+                                            machine_window_mean, machine_windows,
+                                            series_windows, standardise,
                                             window_features, window_slopes)
 
 
@@ -101,3 +102,16 @@ def test_windows_in_pieces_are_the_same_windows_never_all_at_once():
         joined = concat_windows(pieces)
         for field in ("X", "rows", "padded", "history"):
             np.testing.assert_array_equal(getattr(joined, field), getattr(whole, field))
+
+
+def test_machine_window_mean_is_causal_per_machine_and_counts_missing_cycles_as_zero():
+    values = np.arange(1.0, 8.0)[:, None] * np.array([[1.0, -1.0]])  # 1..7 and -1..-7
+    machines = np.array(["A", "A", "A", "A", "B", "B", "B"])
+    mean = machine_window_mean(values, machines, 3)
+    # A: 1/3, (1+2)/3, (1+2+3)/3, (2+3+4)/3; B starts afresh: 5/3, (5+6)/3, (5+6+7)/3
+    np.testing.assert_allclose(mean[:, 0], [1 / 3, 1, 2, 3, 5 / 3, 11 / 3, 6])
+    np.testing.assert_allclose(mean[:, 1], -mean[:, 0])
+    changed = values.copy()
+    changed[3:] += 100  # later windows never move an earlier one's mean
+    np.testing.assert_allclose(machine_window_mean(changed, machines, 3)[:3], mean[:3])
+    np.testing.assert_allclose(machine_window_mean(values, machines, 1), values)

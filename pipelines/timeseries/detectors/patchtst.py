@@ -5,8 +5,14 @@ Following PatchTST (Nie et al., 2023) in miniature: each sensor is a separate ch
 are cut into patches of ``patch`` cycles, each embedded linearly with a learned position,
 passed through ``layers`` transformer encoder layers (multi-head self-attention written out
 with plain operations, so the ONNX export is simple), flattened and mapped to the next
-``horizon`` cycles. The exported graph outputs each sensor's mean squared error between the
-forecast and the window's last ``horizon`` cycles. Trained on healthy windows only.
+``horizon`` cycles. Trained (mean squared forecast error) on healthy windows only. The
+exported graph outputs each sensor's error between the forecast and the window's last
+``horizon`` cycles: its mean squared error (``score_on="squared_error"``, the releases before
+issue 20) or its signed mean error (``"mean_error"``, the forecast's bias). A forecaster that
+learnt healthy engines lags behind a sensor that wears away from them, so its bias persists
+over the machine's history while the noise averages out: with ``history_windows`` k the score
+is the mean over sensors of the square of that bias averaged over the windows ending in the
+machine's last k cycles (see ``onnx_window``).
 """
 from __future__ import annotations
 
@@ -21,10 +27,13 @@ class PatchTSTDetector(OnnxWindowDetector):
     name: ClassVar[str] = "patchtst"
 
     def __init__(self, *, patch: int = 5, horizon: int = 5, d_model: int = 32, heads: int = 4,
-                 layers: int = 2, epochs: int = 6, batch_size: int = 256,
-                 learning_rate: float = 2e-3, n_jobs: int = 1, random_state: int = 0):
+                 layers: int = 2, score_on: str = "squared_error", history_windows: int = 1,
+                 epochs: int = 6, batch_size: int = 256, learning_rate: float = 2e-3,
+                 n_jobs: int = 1, random_state: int = 0):
         self.patch = patch
         self.horizon = horizon
+        self.score_on = score_on
+        self.history_windows = history_windows
         self.d_model = d_model
         self.heads = heads
         self.layers = layers
@@ -45,6 +54,7 @@ class PatchTSTDetector(OnnxWindowDetector):
         n_patches = context // self.patch
         start = context - n_patches * self.patch  # the oldest cycles left over are skipped
         d, heads, patch, horizon = self.d_model, self.heads, self.patch, self.horizon
+        error = self._error
         if d % heads:
             raise ValueError(f"{self.name}: d_model {d} is not a multiple of heads {heads}")
 
@@ -78,12 +88,18 @@ class PatchTSTDetector(OnnxWindowDetector):
 
             n_layers = self.layers
 
-            def forward(self, x):
+            def residual(self, x):
                 series = x.transpose(1, 2)  # (n, sensors, cycles)
                 past = series[:, :, start:context].reshape(-1, n_patches, patch)
                 z = self.blocks(self.embed(past) + self.position)
                 forecast = self.head(z.reshape(-1, n_patches * d)).reshape(-1, n_sensors,
                                                                            horizon)
-                return ((forecast - series[:, :, context:]) ** 2).mean(dim=2)
+                return forecast - series[:, :, context:]
+
+            def loss(self, x):
+                return (self.residual(x) ** 2).mean()
+
+            def forward(self, x):
+                return error(self.residual(x), dim=2)
 
         return PatchForecaster()
