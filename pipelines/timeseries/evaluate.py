@@ -16,13 +16,14 @@ cycle against the true RUL.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from pipelines.core.evaluation import binary_metrics
+from pipelines.core.evaluation_log import record_file
+from pipelines.core.evaluation_log import record_run as log_run
 from pipelines.timeseries.ingest import Series, read_cmapss, read_rul, rul_per_row
 from pipelines.timeseries.schema import ANOMALY_RUL, WINDOW
 from pipelines.timeseries.transform import Windows, series_windows
@@ -92,35 +93,16 @@ def _metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     return {k: metrics[k] for k in ("f1", "precision", "recall", "roc_auc")}
 
 
-RECORD_FILE = Path(__file__).resolve().parents[2] / "evaluations" / "timeseries.jsonl"
+RECORD_FILE = record_file("timeseries")
 
 
 def record_run(record: Path, document: dict, test: Path, rul: Path, release: dict) -> dict:
-    """Append one line to ``record`` (JSON lines): when the evaluate command ran, on which
-    files (name and sha256), with which release, and its headline figures. Returns what
-    ``document["record"]`` says: the file and how many runs it holds on this test file,
-    this one included (a test set is meant to be scored once, at the end)."""
-    from pipelines.core.artifacts import sha256
-
-    record = Path(record)
-    digest = sha256(Path(test))
-    line = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "test": {"file": Path(test).name, "sha256": digest},
-            "rul": {"file": Path(rul).name, "sha256": sha256(Path(rul))},
-            "release": {k: release.get(k) for k in ("created", "default_model")},
-            "f1": {n: m["f1"] for n, m in document["models"].items()},
-            "rul_rmse": document["rul"]["rmse"], "windows": document["windows"]["total"],
-            "engines": document["windows"]["engines"]}
-    earlier = 0
-    if record.exists():
-        for text in record.read_text().splitlines():
-            if text.strip() and json.loads(text).get("test", {}).get("sha256") == digest:
-                earlier += 1
-    record.parent.mkdir(parents=True, exist_ok=True)
-    with record.open("a") as f:
-        f.write(json.dumps(line) + "\n")
-    return {"file": str(record), "runs_on_this_test_file": earlier + 1,
-            "test_sha256": digest}
+    """Append the run to ``record`` (:func:`pipelines.core.evaluation_log.record_run`): the
+    test and RUL files, the release, each model's F1, the RUL RMSE and the windows scored."""
+    return log_run(record, {"test": test, "rul": rul}, release, {
+        "f1": {n: m["f1"] for n, m in document["models"].items()},
+        "rul_rmse": document["rul"]["rmse"], "windows": document["windows"]["total"],
+        "engines": document["windows"]["engines"]})
 
 
 def evaluate_files(train: Path | None, test: Path, rul: Path, artifacts_dir: Path,
