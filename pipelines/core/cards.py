@@ -6,13 +6,13 @@ them (``<metric>_ci`` beside the metric), the threshold with its false-alarm fig
 target it was chosen for, and the versions. It is read from the manifest layout every module
 writes (``training_data``, ``metrics``, ``threshold``, ``libraries``); a module's predictor adds
 what only it knows (:meth:`pipelines.core.predictor.Predictor.card`). Readable names of
-metrics and counts come from :data:`pipelines.core.evaluation.METRIC_LABELS`. No machine paths.
+metrics and counts come from :data:`pipelines.core.metric_names.METRIC_LABELS`. No machine paths.
 """
 from __future__ import annotations
 
 from numbers import Number
 
-from pipelines.core.evaluation import COUNT_LABELS, metric_label
+from pipelines.core.metric_names import COUNT_LABELS, metric_label
 
 # keys of a protocol block that are not metrics (texts, flags, details shown elsewhere)
 NOT_METRICS = {"label", "optimistic", "protocol", "description", "seconds", "fit_seconds",
