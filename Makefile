@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: serve install install-dev browser postgres redis test test-fast train evaluate bench clean
+.PHONY: serve serve-venv install install-dev browser postgres redis test test-fast train evaluate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ install: $(BIN)/python
 serve: install
 	$(BIN)/gunicorn -c python:webapp.gunicorn_conf --workers 1 --threads 4 --timeout 120 --max-requests 2000 --max-requests-jitter 200 \
 	  --bind 127.0.0.1:$(PORT) 'webapp:create_app()'
+
+# requirements.txt alone in .venv-serve (what Render installs), for the memory benchmark:
+# .venv-serve/bin/python -m benchmarks.server_memory (the dev extras add scikit-learn and
+# pyarrow to the server's imports, about 170 MiB that a deploy never holds).
+serve-venv:
+	$(PYTHON) -m venv .venv-serve
+	.venv-serve/bin/pip install --quiet -r requirements.txt
 
 # Tests: the dev extra (training libraries, pytest, Playwright) plus Debian's Chromium.
 install-dev: $(BIN)/python
