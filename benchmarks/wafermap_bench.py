@@ -91,11 +91,13 @@ def torch_comparison(artifacts: Path, data: Path, n: int, threads: int, repeats:
             "trained_max_abs_diff": evaluation.get("torch_onnx_max_abs_diff")}
 
 
-def _post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+def _post(url: str, body: bytes, content_type: str, auth: dict) -> tuple[int, bytes]:
+    """POST with ``auth`` (the Authorization header of the server's viewer: accounts are on)."""
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    request = urllib.request.Request(url, data=body,
+                                     headers={"Content-Type": content_type, **auth})
     try:
         with urllib.request.urlopen(request, timeout=600) as response:
             return response.status, response.read()
@@ -117,11 +119,11 @@ def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
         url = server.url + url_path
         one = [json.dumps({"maps": [maps[i].tolist()]}).encode() for i in range(n_single)]
         for body in one[:5]:  # warm-up
-            _post(url, body, "application/json")
+            _post(url, body, "application/json", server.auth)
         times = []
         for body in one:
             start = time.perf_counter()
-            status, _ = _post(url, body, "application/json")
+            status, _ = _post(url, body, "application/json", server.auth)
             times.append(time.perf_counter() - start)
             assert status == 200, status
         times.sort()
@@ -135,7 +137,7 @@ def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
                 for kind, body, ctype in (("json", json_batch, "application/json"),
                                           ("npz", npz_body, npz_type)):
                     start = time.perf_counter()
-                    status, answer = _post(url, body, ctype)
+                    status, answer = _post(url, body, ctype, server.auth)
                     batch_s[kind].append(time.perf_counter() - start)
                     assert status == 200, answer[:300]
         after = snapshot(server.master)

@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                                   "holding WM-811K's wafer_maps_orig.npz")
         parser.add_argument("--split", help="score only the maps of this split (train, val, "
                                             "test); default: every map in the file")
+        parser.add_argument("--record", type=Path, default=None,
+                            help="with --split test: the JSON lines file the run is appended "
+                                 "to (default: evaluations/wafermap.jsonl in the repository)")
+        parser.add_argument("--no-record", action="store_true",
+                            help="do not record a test run (scratch runs only)")
         return
     add_data_argument(parser, "a folder holding wm811k/wafer_maps_orig.npz (or the npz)")
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: the model's)")
@@ -35,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--annotations", type=Path,
                         help="a FabLens COCO export of labelled maps (the review queue's "
                              "Export) to add to the train split")
+    parser.add_argument("--network", type=Path,
+                        help="keep the network of this trained bundle (e.g. "
+                             "artifacts/wafermap/cnn) and fit only the map-feature trees and "
+                             "the blend")
     parser.add_argument("--no-release", action="store_true",
                         help="train and report, but do not write artifacts/wafermap")
 
@@ -44,8 +53,12 @@ def run(args: argparse.Namespace, verb: str, progress: Callable[[str], None]) ->
     if verb == "evaluate":
         from pipelines.wafermap.evaluate import evaluate_npz
 
+        from pipelines.core.evaluation_log import record_file
+
+        record = None if args.no_record or args.split != "test" else (
+            args.record or record_file("wafermap"))
         return evaluate_npz(args.data, Path(args.artifacts) / "wafermap", split=args.split,
-                            progress=progress)
+                            progress=progress, record=record)
     from pipelines.wafermap.train import train_wafermap
 
     params = dict(args.params)
@@ -55,7 +68,8 @@ def run(args: argparse.Namespace, verb: str, progress: Callable[[str], None]) ->
     params["n_jobs"] = args.threads
     evaluation = train_wafermap(args.data, None if args.no_release else args.artifacts,
                                 params=params, subset=args.subset,
-                                annotations=args.annotations, progress=progress)
+                                annotations=args.annotations,
+                                network=args.network, progress=progress)
     progress(json.dumps({k: evaluation[k] for k in ("best_epoch", "fit_seconds")}
                         | {"val_macro_f1": evaluation["val"]["macro_f1"]}))
     return evaluation

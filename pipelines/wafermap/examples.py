@@ -48,5 +48,6 @@ def detector_examples() -> dict[str, DetectorExample]:
     """One fast example for the CNN: tiny network, two short epochs (ONNX: float32 rounding)."""
     X, y = synthetic()
     return {"cnn": DetectorExample({"channels": (4, 8, 8, 8), "epochs": 2, "epoch_size": 64,
-                                    "batch_size": 32, "tta": 2, "occlusion_stride": 8},
+                                    "batch_size": 32, "tta": 1, "occlusion_stride": 8,
+                                    "blend_features": True, "trees": 5},
                                    X, y, atol=1e-5)}

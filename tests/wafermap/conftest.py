@@ -9,7 +9,7 @@ from pipelines.wafermap.ingest import write_npz
 from pipelines.wafermap.train import train_wafermap
 
 FAST = {"channels": [4, 8, 8, 8], "epochs": 2, "epoch_size": 64, "batch_size": 32,
-        "tta": 2, "occlusion_stride": 8, "n_jobs": 1}
+        "tta": 1, "occlusion_stride": 8, "trees": 10, "n_jobs": 1}
 SIZES = (26, 40, 64, 90)
 
 

@@ -47,6 +47,18 @@ def test_features_read_where_the_fails_are_whichever_way_a_map_is_turned():
     assert not grid_features(np.zeros((1, 8, 8), np.uint8)).any()  # no wafer: zeros
 
 
+def test_features_on_threads_are_the_features_one_chunk_at_a_time():
+    rng = np.random.default_rng(3)
+    patterns = ("Edge-Ring", "Center", "Scratch", "Loc", "none")
+    grids = np.stack([synthetic_map(patterns[k % 5], 64, rng) for k in range(600)])  # 3 chunks
+    serial = grid_features(grids)
+    assert np.array_equal(grid_features(grids, threads=2), serial)
+    assert np.array_equal(grid_features(grids[:1], threads=2), serial[:1])
+    full = np.where(grids[:1] > 0, 2, 0).astype(np.uint8)  # every on-wafer die fails
+    shares = grid_features(full)[0, 1:1 + 24]  # the rings and both zones' sectors
+    assert set(np.round(shares, 6)) <= {0.0, 1.0} and shares[:8].min() == 1.0
+
+
 def coco_of(maps, labels) -> dict:
     return {"images": [{"id": k + 1, "file_name": f"m{k}.png", "width": int(g.shape[1]),
                         "height": int(g.shape[0]), "fablens": {"die_codes": pack_grid(g)}}

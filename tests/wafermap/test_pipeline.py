@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from pipelines.core.artifacts import load_release, read_manifest
+from pipelines.core.artifacts import load_bundle, load_release, read_manifest, save_bundle
+from pipelines.core.onnx import onnx_session
 from pipelines.core.problems import SchemaError
-from pipelines.wafermap.detectors.cnn import CNNDetector
+from pipelines.wafermap.detectors.cnn import BLEND_WEIGHTS, CNNDetector, blend, single_view_onnx
 from pipelines.wafermap.examples import synthetic
 from pipelines.wafermap.predict import WafermapPredictor
 from pipelines.wafermap.schema import CLASSES
@@ -41,8 +42,71 @@ def test_release_manifest_is_complete_and_has_no_machine_paths(tiny_data, tiny_r
     assert manifest["metrics"]["val"] == evaluation["val"] and "protocol" in manifest["metrics"]
     assert 0.0 <= manifest["threshold"]["value"] <= 1.0
     assert manifest["calibration"]["temperature"] > 0
-    assert set(manifest["files"]) == {"model.onnx", "calibration.json"}
-    assert evaluation["torch_onnx_max_abs_diff"] < 1e-4
+    assert set(manifest["files"]) == {"model.onnx", "calibration.json", "trees.ubj"}
+    assert manifest["params"]["blend_features"] and manifest["params"]["tta"] == 1
+    assert evaluation["calibration"]["blend_network_weight"] in BLEND_WEIGHTS
+    assert "map-feature trees" in manifest["metrics"]["protocol"]
+
+
+def test_a_single_view_graph_scores_the_first_orientation_only():
+    import torch
+
+    X, y = synthetic(n=40, size=32, seed=5)
+    detector = CNNDetector(**{**FAST, "tta": 4}).fit(X, y)
+    one = single_view_onnx(detector.onnx_)
+    probabilities = onnx_session(one, 1).run(None, {"maps": X.astype(np.float32)})[0]
+    with torch.no_grad():
+        expected = torch.softmax(detector.module_.logits(torch.from_numpy(X).float())
+                                 / detector.temperature_, dim=1).numpy()
+    assert probabilities.shape == (40, len(CLASSES))
+    assert np.abs(probabilities - expected).max() < 1e-5
+    assert single_view_onnx(one) == one  # one orientation already: unchanged
+
+
+def test_the_blend_weight_is_the_best_on_validation_and_survives_a_bundle(tmp_path):
+    X, y = synthetic(n=120, size=32, seed=6)
+    detector = CNNDetector(**{**FAST, "blend_features": True}).fit(
+        X[:80], y[:80], validation=(X[80:], y[80:]))
+    by_weight = detector.blend_val_["by_weight"]
+    assert set(by_weight) == {str(w) for w in BLEND_WEIGHTS}
+    assert by_weight[str(detector.blend_weight_)] == max(by_weight.values())
+    p_net, p_trees = detector._network(X), detector._trees(X)
+    expected = blend(p_net, p_trees, detector.blend_weight_, detector.blend_temperature_)
+    np.testing.assert_allclose(detector.score(X), expected, atol=1e-6)
+    assert not np.allclose(detector.score(X), p_net, atol=1e-3)  # the trees count
+    save_bundle(detector, tmp_path / "cnn", module="wafermap", manifest_fields={"name": "cnn"})
+    loaded, _ = load_bundle(tmp_path / "cnn")
+    np.testing.assert_array_equal(loaded.score(X), detector.score(X))
+    with pytest.raises(ValueError, match="one orientation"):
+        CNNDetector(**{**FAST, "tta": 2, "blend_features": True}).fit(X, y)
+
+
+def test_the_blend_weight_goes_to_the_part_that_is_right():
+    from pipelines.wafermap.detectors.cnn import choose_blend_weight
+
+    y = np.arange(90) % 9
+    right, wrong = np.full((90, 9), 0.1 / 8), np.full((90, 9), 0.1 / 8)
+    right[np.arange(90), y] = 0.9
+    wrong[np.arange(90), (y + 1) % 9] = 0.9
+    weight, f1 = choose_blend_weight(right, wrong, y, 9)  # the network is right: w > 0.5
+    assert (weight, f1[0.4], f1[0.8]) == (0.6, 0.0, 1.0)
+    weight, f1 = choose_blend_weight(wrong, right, y, 9)  # the trees are
+    assert (weight, f1[0.6], f1[0.2]) == (0.4, 0.0, 1.0)
+
+
+def test_a_trained_network_is_blended_without_training_it_again(tmp_path):
+    from pipelines.wafermap.train import network_from
+
+    X, y = synthetic(n=120, size=32, seed=7)
+    four = CNNDetector(**{**FAST, "tta": 4}).fit(X[:80], y[:80])
+    save_bundle(four, tmp_path / "cnn", module="wafermap", manifest_fields={"name": "cnn"})
+    network = network_from(tmp_path / "cnn", {"trees": 10})
+    assert network.tta == 1 and network.trees_ is None
+    one_view = onnx_session(single_view_onnx(four.onnx_), 1).run(
+        None, {"maps": X.astype(np.float32)})[0]
+    np.testing.assert_allclose(network.score(X), one_view, atol=1e-6)
+    network.fit_blend(X[:80], y[:80], validation=(X[80:], y[80:]))
+    assert network.trees_ is not None and network.blend_weight_ in BLEND_WEIGHTS
 
 
 @pytest.mark.parametrize("name", ["flat.npz", "x64.npz"])
@@ -144,3 +208,33 @@ def test_test_time_symmetry_makes_scores_orientation_free():
     assert np.abs(single.score(turned) - single.score(X)).max() > 1e-4
     with pytest.raises(ValueError, match="tta must be"):
         CNNDetector(**{**FAST, "tta": 9}).fit(X, y)
+
+
+def test_a_test_split_run_is_recorded_and_counted(tmp_path, tiny_data, tiny_release):
+    """Scoring a visible test split is recorded (evaluations/wafermap.jsonl by default); other
+    splits are not: a test set is meant to be scored once, at the end."""
+    from pipelines.wafermap.ingest import write_npz
+
+    artifacts, _ = tiny_release
+    data = tmp_path / "maps.npz"
+    split = ["test" if i % 2 else "val" for i in range(len(tiny_data["maps"]))]
+    write_npz(data, tiny_data["maps"], tiny_data["labels"], layout="flat", split=split)
+    record = tmp_path / "runs" / "wafermap.jsonl"
+
+    def evaluate(part: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "wafermap", "--data",
+                              str(data), "--split", part, "--artifacts", str(artifacts),
+                              "--record", str(record)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout)
+
+    assert "record" not in evaluate("val") and not record.exists()
+    first, second = evaluate("test"), evaluate("test")
+    assert [first["record"]["runs_on_this_test_file"],
+            second["record"]["runs_on_this_test_file"]] == [1, 2]
+    lines = [json.loads(t) for t in record.read_text().splitlines()]
+    assert [(line["data"]["file"], line["part"], line["maps"]) for line in lines] == \
+        [("maps.npz", "test", len(split) // 2)] * 2
+    assert lines[0]["macro_f1"] == first["macro_f1"]
+    assert lines[0]["release"]["default_model"] == "cnn"

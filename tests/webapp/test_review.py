@@ -494,7 +494,7 @@ def test_retraining_with_the_labels_makes_a_candidate_with_its_figures(tmp_path)
     started = client.post("/api/v1/active-learning/retrain", json={
         "module": "wafermap", "options": {"epochs": 2, "epoch_size": 64, "threads": 1,
                                           "params": {"channels": [4, 8, 8, 8],
-                                                     "batch_size": 32, "tta": 2,
+                                                     "batch_size": 32, "tta": 1, "trees": 5,
                                                      "occlusion_stride": 8}}})
     assert started.status_code == 202, started.get_json()
     job_id = started.get_json()["id"]

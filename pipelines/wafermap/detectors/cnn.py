@@ -25,6 +25,19 @@ first of :data:`SYMMETRIES`: 1 as given, 4 the four rotations, 8 rotations and m
 and averages the calibrated probabilities; the temperature is fitted for that average. The
 epoch is chosen on single-orientation scores (cheaper during training).
 
+Map-feature trees (``blend_features``): beside the network, XGBoost trees on the 34
+rotation-proof map features of :mod:`pipelines.wafermap.features` (fail shares by ring and by
+sorted sector, the largest fail cluster's size, place and shape), fitted on the same train
+maps (class weights ``count ** -tree_balance``). The served probabilities are
+``softmax((w * log p_cnn + (1 - w) * log p_trees) / T)``: the weight ``w`` is the one of
+:data:`BLEND_WEIGHTS` with the best validation macro-F1 and ``T`` minimises the validation
+log-loss of the blend. The two see a map differently (learned local shapes against global
+statistics), so their errors differ: on WM-811K's val split the blend is markedly better than
+either alone, and the trees are invariant to turning, so the network needs no test-time
+symmetry (``tta`` 1) and the pair costs less than four orientations of the network alone.
+The trees run in XGBoost's own runtime (no torch). :func:`single_view_onnx` turns an exported
+graph of ``tta`` orientations into the one-orientation graph (to blend a trained network).
+
 ``explain`` is occlusion, run through onnxruntime (no torch, no gradients): for each patch of
 ``occlusion_patch`` x ``occlusion_patch`` cells (step ``occlusion_stride``) that holds a fail
 die, the fail dies are turned into passing dies and the drop in the predicted class's
@@ -51,6 +64,8 @@ logger = logging.getLogger(__name__)
 # largest activations allocated (about 65 MB at 256, 120 MB at 512), so this bounds serving
 # memory; throughput barely changes
 VIEWS_PER_CALL = 256
+# the blend weights of the network tried on validation data (the rest goes to the trees)
+BLEND_WEIGHTS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 # the eight symmetries of the square as (transpose, flip rows, flip columns): the four
 # rotations by 0, 180, 90 and 270 degrees, then the four mirror images
 SYMMETRIES: tuple[tuple[bool, bool, bool], ...] = (
@@ -100,6 +115,60 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(min(fine, key=nll))
 
 
+def single_view_onnx(onnx_bytes: bytes) -> bytes:
+    """The graph of an exported network scoring every map in one orientation (as given): the
+    ``tta`` views' concatenation is bypassed and the softmax of the one batch is the output.
+    A graph that already has one orientation comes back unchanged. Training only (onnx)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load_from_string(onnx_bytes)
+    graph = model.graph
+    views = [n for n in graph.node if n.op_type == "Concat" and "maps" in n.input]
+    if not views:
+        return onnx_bytes
+    (concat,) = views
+    softmax = [n for n in graph.node if n.op_type == "Softmax"]
+    if len(softmax) != 1:
+        raise ValueError("not a FabLens wafer-map CNN graph: expected one Softmax")
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name == concat.output[0]:
+                node.input[k] = "maps"
+    for node in graph.node:  # the views' mean is no longer the output
+        node.output[:] = ["views_mean" if o == "probabilities" else o for o in node.output]
+    softmax[0].output[0] = "probabilities"
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("probabilities", onnx.TensorProto.FLOAT,
+                                                      None))
+    extracted = onnx.utils.Extractor(model).extract_model(["maps"], ["probabilities"])
+    return extracted.SerializeToString()
+
+
+def blend(p_cnn: np.ndarray, p_trees: np.ndarray, weight: float, temperature: float = 1.0
+          ) -> np.ndarray:
+    """``softmax((weight * log p_cnn + (1 - weight) * log p_trees) / temperature)``."""
+    z = _blend_logits(p_cnn, p_trees, weight) / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def choose_blend_weight(p_cnn: np.ndarray, p_trees: np.ndarray, y: np.ndarray, n_classes: int
+                        ) -> tuple[float, dict[float, float]]:
+    """The network's weight of :data:`BLEND_WEIGHTS` whose blend has the best macro-F1 on
+    ``y`` (of equals, the one nearest 0.5), and every weight's macro-F1."""
+    f1 = {w: macro_f1(y, _blend_logits(p_cnn, p_trees, w).argmax(axis=1), n_classes)
+          for w in BLEND_WEIGHTS}
+    return max(BLEND_WEIGHTS, key=lambda w: (f1[w], -abs(w - 0.5))), f1
+
+
+def _blend_logits(p_cnn: np.ndarray, p_trees: np.ndarray, weight: float) -> np.ndarray:
+    tiny = 1e-7
+    return (weight * np.log(np.maximum(p_cnn, tiny))
+            + (1 - weight) * np.log(np.maximum(p_trees, tiny)))
+
+
 def _mean_softmax(logits: np.ndarray) -> np.ndarray:
     """Mean over views of softmax(logits), (views, maps, classes) -> (maps, classes)."""
     z = logits - logits.max(axis=2, keepdims=True)
@@ -115,14 +184,17 @@ class CNNDetector(BaseDetector):
     integer_input: ClassVar[bool] = True  # uint8 die codes are checked without a float copy
     MODEL_FILE: ClassVar[str] = "model.onnx"
     CALIBRATION_FILE: ClassVar[str] = "calibration.json"
+    TREES_FILE: ClassVar[str] = "trees.ubj"
 
     def __init__(self, *, classes: tuple[str, ...] = CLASSES,
                  channels: tuple[int, ...] = (16, 32, 64, 128), epochs: int = 40,
                  epoch_size: int = 20000, batch_size: int = 128, learning_rate: float = 3e-3,
                  weight_decay: float = 1e-4, dropout: float = 0.2, balance: float = 0.5,
                  validate_from: float = 0.5, patience: int = 10, tta: int = 4,
-                 occlusion_patch: int = 8, occlusion_stride: int = 4, n_jobs: int = 2,
-                 random_state: int = 0):
+                 occlusion_patch: int = 8, occlusion_stride: int = 4,
+                 blend_features: bool = False, trees: int = 400, tree_depth: int = 6,
+                 tree_learning_rate: float = 0.08, tree_balance: float = 0.5,
+                 n_jobs: int = 2, random_state: int = 0):
         self.classes = tuple(classes)
         self.channels = tuple(channels)
         self.epochs = epochs
@@ -137,6 +209,11 @@ class CNNDetector(BaseDetector):
         self.tta = tta
         self.occlusion_patch = occlusion_patch
         self.occlusion_stride = occlusion_stride
+        self.blend_features = blend_features
+        self.trees = trees
+        self.tree_depth = tree_depth
+        self.tree_learning_rate = tree_learning_rate
+        self.tree_balance = tree_balance
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -336,6 +413,56 @@ class CNNDetector(BaseDetector):
         self.onnx_ = torch_to_onnx(module, torch.zeros(2, *self.input_shape_), ["maps"],
                                    ["probabilities"])
         self.session_ = onnx_session(self.onnx_, self.n_jobs)
+        self.trees_ = None
+        if self.blend_features:
+            self.fit_blend(maps, labels, validation=val, progress=progress)
+        return self
+
+    def fit_blend(self, X: np.ndarray, y: np.ndarray, *,
+                  validation: tuple[np.ndarray, np.ndarray] | None = None,
+                  progress: Callable[[str], None] | None = None) -> "CNNDetector":
+        """Fit the map-feature trees on ``X``, ``y`` beside the fitted network and choose the
+        blend weight and temperature on ``validation`` (without it: 0.5 and 1). Used by ``fit``
+        with ``blend_features``, or on a trained network (one orientation: ``tta`` 1)."""
+        import xgboost
+
+        from pipelines.wafermap.features import grid_features
+
+        self.check_is_fitted()
+        if self.tta != 1:
+            raise ValueError("blend a network of one orientation (tta 1): the trees see every "
+                             "turn alike (single_view_onnx makes the graph)")
+        progress = progress or (lambda s: None)
+        maps, labels = self._check_maps(X, reset=False), self._labels(y)
+        counts = np.bincount(labels, minlength=len(self.classes)).astype(float)
+        started = time.perf_counter()
+        features = grid_features(maps, self.n_jobs)
+        weights = counts[labels] ** -self.tree_balance
+        train = xgboost.DMatrix(features, label=labels, weight=weights / weights.mean())
+        self.trees_ = xgboost.train(
+            {"objective": "multi:softprob", "num_class": len(self.classes),
+             "max_depth": self.tree_depth, "eta": self.tree_learning_rate, "subsample": 0.9,
+             "colsample_bytree": 0.8, "tree_method": "hist", "nthread": self.n_jobs,
+             "seed": self.random_state}, train, num_boost_round=self.trees)
+        progress(f"map-feature trees fitted on {len(maps)} maps "
+                 f"[{time.perf_counter() - started:.0f}s]")
+        self.blend_weight_, self.blend_temperature_ = 0.5, 1.0
+        if validation is not None:
+            val_maps, val_labels = self._check_maps(validation[0], reset=False), \
+                self._labels(validation[1])
+            p_cnn, p_trees = self._network(val_maps), self._trees(val_maps)
+            n = len(self.classes)
+            self.blend_weight_, f1 = choose_blend_weight(p_cnn, p_trees, val_labels, n)
+            logits = _blend_logits(p_cnn, p_trees, self.blend_weight_)
+            self.blend_temperature_ = fit_temperature(logits, val_labels)
+            self.uncalibrated_val_ = blend(p_cnn, p_trees, self.blend_weight_)
+            self.blend_val_ = {"network": round(macro_f1(val_labels, p_cnn.argmax(1), n), 4),
+                               "trees": round(macro_f1(val_labels, p_trees.argmax(1), n), 4),
+                               "by_weight": {str(w): round(f1[w], 4) for w in BLEND_WEIGHTS}}
+            progress(f"blend: val macro-F1 network {self.blend_val_['network']:.4f}, trees "
+                     f"{self.blend_val_['trees']:.4f}, blend {f1[self.blend_weight_]:.4f} at "
+                     f"weight {self.blend_weight_:g}; temperature "
+                     f"{self.blend_temperature_:.3f}")
         return self
 
     def torch_probabilities(self, X: np.ndarray) -> np.ndarray:
@@ -348,6 +475,19 @@ class CNNDetector(BaseDetector):
 
     # -- serving (onnxruntime) ----------------------------------------------------------
     def _run(self, maps: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities: the network's, or its blend with the trees'."""
+        p = self._network(maps)
+        if getattr(self, "trees_", None) is None:
+            return p
+        return blend(p, self._trees(maps), self.blend_weight_,
+                     self.blend_temperature_).astype(np.float32)
+
+    def _trees(self, maps: np.ndarray) -> np.ndarray:
+        from pipelines.wafermap.features import grid_features
+
+        return self.trees_.inplace_predict(grid_features(maps, self.n_jobs))
+
+    def _network(self, maps: np.ndarray) -> np.ndarray:
         chunk = max(1, VIEWS_PER_CALL // self.tta)
         out = [self.session_.run(None, {"maps": np.ascontiguousarray(
             maps[start:start + chunk], dtype=np.float32)})[0]
@@ -402,9 +542,17 @@ class CNNDetector(BaseDetector):
         (directory / self.CALIBRATION_FILE).write_text(json.dumps({
             "temperature": self.temperature_, "classes": list(self.classes),
             "best_epoch": getattr(self, "best_epoch_", None),
+            **({"blend": {"network_weight": self.blend_weight_,
+                          "temperature": self.blend_temperature_,
+                          "val_macro_f1": getattr(self, "blend_val_", None)}}
+               if getattr(self, "trees_", None) is not None else {}),
             "history": getattr(self, "history_", None)}, indent=1) + "\n")
-        return {self.MODEL_FILE: "onnx cnn (input planes, temperature and softmax inside)",
-                self.CALIBRATION_FILE: "temperature and training history"}
+        files = {self.MODEL_FILE: "onnx cnn (input planes, temperature and softmax inside)",
+                 self.CALIBRATION_FILE: "temperature, blend and training history"}
+        if getattr(self, "trees_", None) is not None:
+            self.trees_.save_model(str(directory / self.TREES_FILE))
+            files[self.TREES_FILE] = "XGBoost trees on the map features (XGBoost's UBJSON)"
+        return files
 
     @classmethod
     def load(cls, directory: Path, manifest: dict, **overrides) -> "CNNDetector":
@@ -417,4 +565,13 @@ class CNNDetector(BaseDetector):
         detector.history_ = calibration.get("history")
         detector.onnx_ = (directory / cls.MODEL_FILE).read_bytes()
         detector.session_ = onnx_session(detector.onnx_, detector.n_jobs)
+        detector.trees_ = None
+        if (directory / cls.TREES_FILE).is_file():
+            import xgboost
+
+            detector.trees_ = xgboost.Booster(model_file=str(directory / cls.TREES_FILE))
+            detector.trees_.set_param({"nthread": detector.n_jobs})
+            detector.blend_weight_ = float(calibration["blend"]["network_weight"])
+            detector.blend_temperature_ = float(calibration["blend"]["temperature"])
+            detector.blend_val_ = calibration["blend"].get("val_macro_f1")
         return detector
