@@ -423,15 +423,14 @@ class CNNDetector(BaseDetector):
                   progress: Callable[[str], None] | None = None) -> "CNNDetector":
         """Fit the map-feature trees on ``X``, ``y`` beside the fitted network and choose the
         blend weight and temperature on ``validation`` (without it: 0.5 and 1). Used by ``fit``
-        with ``blend_features``, or on a trained network (one orientation: ``tta`` 1)."""
+        with ``blend_features``, or on a trained network. The release's network scores one
+        orientation (``tta`` 1): the trees see every turn alike, so more orientations cost
+        time for little gain; any ``tta`` blends."""
         import xgboost
 
         from pipelines.wafermap.features import grid_features
 
         self.check_is_fitted()
-        if self.tta != 1:
-            raise ValueError("blend a network of one orientation (tta 1): the trees see every "
-                             "turn alike (single_view_onnx makes the graph)")
         progress = progress or (lambda s: None)
         maps, labels = self._check_maps(X, reset=False), self._labels(y)
         counts = np.bincount(labels, minlength=len(self.classes)).astype(float)
