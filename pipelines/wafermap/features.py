@@ -38,7 +38,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"outer_sector_{k + 1}" for k in range(SECTORS)),
     "components", "largest_share", "second_share", "largest_of_fails", "largest_radius",
     "largest_elongation", "largest_length", "largest_radial_spread", "largest_radial_mean")
-CHUNK = 256  # maps handled at once (small arrays stay in the cache: faster, and bounded)
+CHUNK = 64  # maps handled at once: each holds ~15 float64 arrays of CHUNK x 64 x 64 (about
+# 30 MB at 64), one chunk per thread; as fast as 256 and a quarter of the memory
 
 
 def _grid(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,7 @@ def test_features_read_where_the_fails_are_whichever_way_a_map_is_turned():
 def test_features_on_threads_are_the_features_one_chunk_at_a_time():
     rng = np.random.default_rng(3)
     patterns = ("Edge-Ring", "Center", "Scratch", "Loc", "none")
-    grids = np.stack([synthetic_map(patterns[k % 5], 64, rng) for k in range(600)])  # 3 chunks
+    grids = np.stack([synthetic_map(patterns[k % 5], 64, rng) for k in range(200)])  # 4 chunks
     serial = grid_features(grids)
     assert np.array_equal(grid_features(grids, threads=2), serial)
     assert np.array_equal(grid_features(grids[:1], threads=2), serial[:1])
