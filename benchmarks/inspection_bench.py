@@ -102,19 +102,6 @@ def torch_comparison(artifacts: Path, data: Path, n: int, threads: int, repeats:
     return out
 
 
-def _post(url: str, body: bytes, content_type: str, auth: dict) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=body,
-                                     headers={"Content-Type": content_type, **auth})
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def multipart_files(files: list[tuple[str, bytes]], fields: dict | None = None
                     ) -> tuple[bytes, str]:
     """A multipart body with every file in the field ``file`` and ``fields``."""
@@ -133,7 +120,7 @@ def multipart_files(files: list[tuple[str, bytes]], fields: dict | None = None
 
 def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
     """One photo and batches through HTTP on the server as render.yaml starts it; memory."""
-    from benchmarks.server_memory import PeakSampler, RenderServer, snapshot
+    from benchmarks.server_memory import PeakSampler, RenderServer, post, snapshot
 
     photos = photo_bytes(data, max(batch, n_single))
     with RenderServer() as server:
@@ -141,19 +128,19 @@ def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
         url = server.url + "/api/v1/inspection/predict"
         singles = [multipart_files([p]) for p in photos[:n_single]]
         for body, ctype in singles[:5]:
-            _post(url, body, ctype, server.auth)
+            post(url, body, ctype, server.auth)
         times = []
         with PeakSampler(server.master) as sampler:
             for body, ctype in singles:
                 start = time.perf_counter()
-                status, answer = _post(url, body, ctype, server.auth)
+                status, answer = post(url, body, ctype, server.auth)
                 times.append(time.perf_counter() - start)
                 assert status == 200, answer[:300]
             body, ctype = multipart_files(photos[:batch], {"heatmap": "true"})
             batch_s = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                status, answer = _post(url, body, ctype, server.auth)
+                status, answer = post(url, body, ctype, server.auth)
                 batch_s.append(time.perf_counter() - start)
                 assert status == 200, answer[:300]
         after = snapshot(server.master)

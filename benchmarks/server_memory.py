@@ -260,6 +260,19 @@ def multipart(payload: bytes, filename: str = "bench.csv") -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def post(url: str, body: bytes, content_type: str, headers: dict | None = None,
+         timeout: float = 600) -> tuple[int, bytes]:
+    """POST ``body``; ``(status, response bytes)``, an HTTP error's too. ``headers``: the
+    server's ``auth`` (accounts are on: a request without a token is a 401)."""
+    request = urllib.request.Request(url, data=body,
+                                     headers={"Content-Type": content_type, **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 def post_csv(url: str, payload: bytes, timeout: float = 600,
              path: str = "/api/v1/sensor/predict?format=csv",
              headers: dict | None = None) -> tuple[int, int]:

@@ -76,21 +76,8 @@ def in_process(args) -> dict:
             "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
-def _post(url: str, body: bytes) -> tuple[int, bytes]:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=body,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def api(args) -> dict:
-    from benchmarks.server_memory import PeakSampler, RenderServer, snapshot
+    from benchmarks.server_memory import PeakSampler, RenderServer, post, snapshot
 
     raw, _, _ = validation_windows(args.data, args.artifacts)
     models = json.loads((args.artifacts / "timeseries" / "manifest.json").read_text())["models"]
@@ -104,11 +91,11 @@ def api(args) -> dict:
                 body = json.dumps({"model": name, "windows": [
                     {"machine_id": f"e{i}", "window": raw[i % len(raw)].tolist()}
                     for i in range(args.api_batch)]}).encode()
-                _post(batch_url, body)  # warm-up
+                post(batch_url, body, "application/json", server.auth)  # warm-up
                 times = []
                 for _ in range(args.repeats):
                     start = time.perf_counter()
-                    status, answer = _post(batch_url, body)
+                    status, answer = post(batch_url, body, "application/json", server.auth)
                     times.append(time.perf_counter() - start)
                     assert status == 200, answer[:300]
                 per_model[name] = {"batch_windows_per_s": round(args.api_batch /
@@ -118,7 +105,7 @@ def api(args) -> dict:
             times = []
             for body in singles:
                 start = time.perf_counter()
-                status, _ = _post(one_url, body)
+                status, _ = post(one_url, body, "application/json", server.auth)
                 times.append(time.perf_counter() - start)
                 assert status == 200
         times.sort()

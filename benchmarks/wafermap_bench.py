@@ -91,25 +91,11 @@ def torch_comparison(artifacts: Path, data: Path, n: int, threads: int, repeats:
             "trained_max_abs_diff": evaluation.get("torch_onnx_max_abs_diff")}
 
 
-def _post(url: str, body: bytes, content_type: str, auth: dict) -> tuple[int, bytes]:
-    """POST with ``auth`` (the Authorization header of the server's viewer: accounts are on)."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=body,
-                                     headers={"Content-Type": content_type, **auth})
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
     """One map and batches through HTTP on the server as render.yaml starts it, and its memory."""
     import io
 
-    from benchmarks.server_memory import PeakSampler, RenderServer, multipart, snapshot
+    from benchmarks.server_memory import PeakSampler, RenderServer, multipart, post, snapshot
     from pipelines.wafermap.ingest import write_npz
 
     maps = load_maps(data, max(batch, n_single))
@@ -119,11 +105,11 @@ def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
         url = server.url + url_path
         one = [json.dumps({"maps": [maps[i].tolist()]}).encode() for i in range(n_single)]
         for body in one[:5]:  # warm-up
-            _post(url, body, "application/json", server.auth)
+            post(url, body, "application/json", server.auth)
         times = []
         for body in one:
             start = time.perf_counter()
-            status, _ = _post(url, body, "application/json", server.auth)
+            status, _ = post(url, body, "application/json", server.auth)
             times.append(time.perf_counter() - start)
             assert status == 200, status
         times.sort()
@@ -137,7 +123,7 @@ def api_benchmark(data: Path, n_single: int, batch: int, repeats: int) -> dict:
                 for kind, body, ctype in (("json", json_batch, "application/json"),
                                           ("npz", npz_body, npz_type)):
                     start = time.perf_counter()
-                    status, answer = _post(url, body, ctype, server.auth)
+                    status, answer = post(url, body, ctype, server.auth)
                     batch_s[kind].append(time.perf_counter() - start)
                     assert status == 200, answer[:300]
         after = snapshot(server.master)
