@@ -2,7 +2,7 @@
 // details and the live model's explanation (GET .../items/<id>?explain=1), a label by keyboard
 // (1..n pick, Enter confirms, arrows move), and for photos the defect outlined with boxes or a
 // brush. The server decides states, order and progress; this page only shows them.
-import { $, announce, clearError, esc, int, readConfig, showError } from "./lib/util.js";
+import { $, announce, clearError, esc, getJSON, int, readConfig, showError } from "./lib/util.js";
 import { withCsrf } from "./lib/csrf.js";
 import { drawGrid, unpackGrid } from "./lib/gridcanvas.js";
 
@@ -12,20 +12,6 @@ let ids = [];
 let index = -1;
 let item = null;
 let busy = false;
-
-async function getJSON(url, options = {}) {
-  const response = await fetch(url, {
-    credentials: "same-origin", ...options,
-    headers: { "X-Requested-With": "fetch", Accept: "application/json", ...(options.headers || {}) },
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body.message || `the server answered ${response.status}`);
-    error.problems = body.problems || [];
-    throw error;
-  }
-  return body;
-}
 
 function setProgress(data) {
   $("an-progress").textContent = data.progress;

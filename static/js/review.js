@@ -1,25 +1,11 @@
 // The review queue's overview: progress, the next items and the conflicts (from the queue API,
 // in the server's order), import of a COCO file, a retraining job, and the chart of the measured
 // savings (the recorded simulation, handed over in the page config).
-import { $, announce, esc, int, readConfig, showError } from "./lib/util.js";
+import { $, announce, esc, getJSON, int, readConfig, showError } from "./lib/util.js";
 import { withCsrf } from "./lib/csrf.js";
 import { drawGrid, unpackGrid } from "./lib/gridcanvas.js";
 
 const cfg = readConfig();
-
-async function getJSON(url, options = {}) {
-  const response = await fetch(url, {
-    credentials: "same-origin", ...options,
-    headers: { "X-Requested-With": "fetch", Accept: "application/json", ...(options.headers || {}) },
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body.message || `the server answered ${response.status}`);
-    error.problems = body.problems || [];
-    throw error;
-  }
-  return body;
-}
 
 function thumbnail(item) {
   if (item.map) return `<canvas class="rq-thumb" width="56" height="56" data-item="${item.id}" role="img" aria-label="map ${esc(item.name)}"></canvas>`;

@@ -67,3 +67,19 @@ export const ICON_OK = '<svg viewBox="0 0 16 16" width="14" height="14" aria-hid
   + '<circle cx="8" cy="8" r="6.5" fill="none" stroke="currentColor" stroke-width="1.6"/>'
   + '<path d="m5 8.2 2 2 4-4.2" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" '
   + 'stroke-linejoin="round"/></svg>';
+
+// A JSON request from a page: same-origin cookies, marked as fetch (the server answers JSON, not
+// a page); a non-2xx answer throws an Error with the server's message and its located problems.
+export async function getJSON(url, options = {}) {
+  const response = await fetch(url, {
+    credentials: "same-origin", ...options,
+    headers: { "X-Requested-With": "fetch", Accept: "application/json", ...(options.headers || {}) },
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(body.message || `the server answered ${response.status}`);
+    error.problems = body.problems || [];
+    throw error;
+  }
+  return body;
+}
