@@ -735,8 +735,8 @@ def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):  # no /proc (not Linux), or it ended meanwhile
-        return True if not os.path.isdir("/proc/self") else os.path.exists(f"/proc/{pid}")
+    except (OSError, IndexError):  # no /proc (not Linux): the signal's answer; or it ended
+        return not os.path.isdir("/proc/self") or os.path.exists(f"/proc/{pid}")
     return state not in (b"Z", b"X")
 
 

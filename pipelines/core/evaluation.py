@@ -21,7 +21,6 @@ from sklearn.model_selection import (GroupKFold, RepeatedStratifiedKFold, Strati
                                      TimeSeriesSplit)
 
 from pipelines.core.confusion import multiclass_report
-from pipelines.core.metric_names import COUNT_LABELS, METRIC_LABELS, metric_label  # noqa: F401
 from pipelines.core.thresholds import false_alarm_rate, threshold_at_false_alarm_rate
 
 logger = logging.getLogger(__name__)

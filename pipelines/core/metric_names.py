@@ -1,6 +1,6 @@
 """Readable names of the metrics and counts a release records, for every page that shows one.
 
-No scikit-learn here (unlike :mod:`pipelines.core.evaluation`, which re-exports these): the
+No scikit-learn here (unlike :mod:`pipelines.core.evaluation`, the training metrics): the
 web app imports this to name metrics, and serving installs only requirements.txt.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pipelines.core.evaluation import METRIC_LABELS
+from pipelines.core.metric_names import METRIC_LABELS
 from pipelines.core.locations import artifacts_dir
 
 ARTIFACTS = artifacts_dir({})
