@@ -80,45 +80,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.module == "wafermap":
         return maps_job(folder, args)
     size = write_sensor_csv(folder / "big.csv", args.rows, args.filled, sample_model())
-    with JobServer(folder) as server:
-        loaded = snapshot(server.master)
-        with PeakSampler(server.master) as sampler:
-            start = time.perf_counter()
-            job = server.post_json("/api/v1/jobs", {"kind": "score", "module": "sensor",
-                                                    "input": "big.csv"})
-            while job["state"] in ("queued", "running"):
-                time.sleep(1.0)
-                job = server.get_json(f"/api/v1/jobs/{job['id']}?log=5")
-            seconds = time.perf_counter() - start
-        after = snapshot(server.master)
-        results = server.tmp and sorted(Path(server.tmp).glob("jobs/results/*.csv.gz"))
-    peak = sampler.peak["total_pss_mib"]
+    run = scoring_job(folder, "sensor", "big.csv")
     result = {"rows": args.rows, "filled_sensors": args.filled, "csv_mb": round(size / 1e6, 1),
-              "state": job["state"], "error": job["error"], "seconds": round(seconds, 1),
-              "rows_per_second": round(args.rows / seconds), "models_loaded": loaded,
-              "peak_total_pss_mib": peak, "after": after,
-              "results_gz_mb": round(results[0].stat().st_size / 1e6, 1) if results else None,
-              "budget_mib": BUDGET_MIB, "within_budget": peak <= BUDGET_MIB}
-    lines = ["| file | job | time | rows/s | server PSS: models loaded / peak while scoring / after |",
-             "| --- | --- | --- | --- | --- |",
-             f"| {args.rows:,} rows, {size / 1e6:.0f} MB ({args.filled} sensors filled) | "
-             f"{job['state']} | {seconds:.0f} s | {args.rows / seconds:,.0f} | "
-             f"{loaded['total_pss_mib']:.0f} / {peak:.0f} / {after['total_pss_mib']:.0f} MiB |",
-             "", f"Peak {peak:.0f} MiB PSS: {'within' if peak <= BUDGET_MIB else 'OVER'} the "
-                 f"{BUDGET_MIB} MiB budget."]
-    emit("job_memory", result, lines, args.markdown)
+              **run, "rows_per_second": round(args.rows / run["seconds"])}
+    emit("job_memory", result, table(
+        "rows/s", f"{args.rows:,} rows, {size / 1e6:.0f} MB ({args.filled} sensors filled)",
+        args.rows, run), args.markdown)
     return 0
 
 
 def maps_job(folder: Path, args) -> int:
     """The wafer-map variant: an npz of ``args.maps`` maps scored as a job."""
     size, dies = write_maps_npz(folder / "maps.npz", args.maps)
+    run = scoring_job(folder, "wafermap", "maps.npz")
+    result = {"maps": args.maps, "dies": dies, "npz_mb": round(size / 1e6, 1), **run,
+              "maps_per_second": round(args.maps / run["seconds"])}
+    emit("job_memory_wafermap", result, table(
+        "maps/s", f"{args.maps:,} WM-811K maps, npz of {size / 1e6:.0f} MB "
+        f"({dies / 1e6:.0f} M dies)", args.maps, run), args.markdown)
+    return 0
+
+
+def scoring_job(folder: Path, module: str, name: str) -> dict:
+    """Score ``folder/name`` as a ``module`` job on the server as render.yaml starts it, with
+    the input folder set to ``folder``: state, time and the server's memory around it."""
     with JobServer(folder) as server:
         loaded = snapshot(server.master)
         with PeakSampler(server.master) as sampler:
             start = time.perf_counter()
-            job = server.post_json("/api/v1/jobs", {"kind": "score", "module": "wafermap",
-                                                    "input": "maps.npz"})
+            job = server.post_json("/api/v1/jobs", {"kind": "score", "module": module,
+                                                    "input": name})
             while job["state"] in ("queued", "running"):
                 time.sleep(1.0)
                 job = server.get_json(f"/api/v1/jobs/{job['id']}?log=5")
@@ -126,21 +117,22 @@ def maps_job(folder: Path, args) -> int:
         after = snapshot(server.master)
         results = server.tmp and sorted(Path(server.tmp).glob("jobs/results/*.csv.gz"))
     peak = sampler.peak["total_pss_mib"]
-    result = {"maps": args.maps, "dies": dies, "npz_mb": round(size / 1e6, 1),
-              "state": job["state"], "error": job["error"], "seconds": round(seconds, 1),
-              "maps_per_second": round(args.maps / seconds), "models_loaded": loaded,
-              "peak_total_pss_mib": peak, "after": after,
-              "results_gz_mb": round(results[0].stat().st_size / 1e6, 1) if results else None,
-              "budget_mib": BUDGET_MIB, "within_budget": peak <= BUDGET_MIB}
-    lines = ["| file | job | time | maps/s | server PSS: models loaded / peak while scoring / "
-             "after |", "| --- | --- | --- | --- | --- |",
-             f"| {args.maps:,} WM-811K maps, npz of {size / 1e6:.0f} MB ({dies / 1e6:.0f} M "
-             f"dies) | {job['state']} | {seconds:.0f} s | {args.maps / seconds:,.0f} | "
-             f"{loaded['total_pss_mib']:.0f} / {peak:.0f} / {after['total_pss_mib']:.0f} MiB |",
-             "", f"Peak {peak:.0f} MiB PSS: {'within' if peak <= BUDGET_MIB else 'OVER'} the "
-                 f"{BUDGET_MIB} MiB budget."]
-    emit("job_memory_wafermap", result, lines, args.markdown)
-    return 0
+    return {"state": job["state"], "error": job["error"], "seconds": round(seconds, 1),
+            "models_loaded": loaded, "peak_total_pss_mib": peak, "after": after,
+            "results_gz_mb": round(results[0].stat().st_size / 1e6, 1) if results else None,
+            "budget_mib": BUDGET_MIB, "within_budget": peak <= BUDGET_MIB}
+
+
+def table(rate: str, file: str, items: int, run: dict) -> list[str]:
+    """The BENCHMARKS.md table of one job run (``rate``: the items-per-second heading)."""
+    peak = run["peak_total_pss_mib"]
+    return [f"| file | job | time | {rate} | server PSS: models loaded / peak while scoring / "
+            "after |", "| --- | --- | --- | --- | --- |",
+            f"| {file} | {run['state']} | {run['seconds']:.0f} s | "
+            f"{items / run['seconds']:,.0f} | {run['models_loaded']['total_pss_mib']:.0f} / "
+            f"{peak:.0f} / {run['after']['total_pss_mib']:.0f} MiB |",
+            "", f"Peak {peak:.0f} MiB PSS: {'within' if peak <= BUDGET_MIB else 'OVER'} the "
+                f"{BUDGET_MIB} MiB budget."]
 
 
 if __name__ == "__main__":
