@@ -476,7 +476,7 @@ class CNNDetector(BaseDetector):
     def _run(self, maps: np.ndarray) -> np.ndarray:
         """Calibrated probabilities: the network's, or its blend with the trees'."""
         p = self._network(maps)
-        if getattr(self, "trees_", None) is None:
+        if self.trees_ is None:
             return p
         return blend(p, self._trees(maps), self.blend_weight_,
                      self.blend_temperature_).astype(np.float32)
@@ -544,11 +544,11 @@ class CNNDetector(BaseDetector):
             **({"blend": {"network_weight": self.blend_weight_,
                           "temperature": self.blend_temperature_,
                           "val_macro_f1": getattr(self, "blend_val_", None)}}
-               if getattr(self, "trees_", None) is not None else {}),
+               if self.trees_ is not None else {}),
             "history": getattr(self, "history_", None)}, indent=1) + "\n")
         files = {self.MODEL_FILE: "onnx cnn (input planes, temperature and softmax inside)",
                  self.CALIBRATION_FILE: "temperature, blend and training history"}
-        if getattr(self, "trees_", None) is not None:
+        if self.trees_ is not None:
             self.trees_.save_model(str(directory / self.TREES_FILE))
             files[self.TREES_FILE] = "XGBoost trees on the map features (XGBoost's UBJSON)"
         return files
