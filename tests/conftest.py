@@ -115,6 +115,24 @@ def settled_readiness(client, seconds: float = 180):
         time.sleep(0.2)
 
 
+def stand_in_master(monkeypatch, database_url: str, tmp_path: Path):
+    """gunicorn's master as far as its hooks (webapp.gunicorn_conf) see it: the environment
+    they read (this database, open mode, a metrics folder), and a ``log`` whose calls land in
+    ``logs`` as ``(level, args)``."""
+    from types import SimpleNamespace
+
+    from webapp import gunicorn_conf
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("FABLENS_AUTH", "open")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
+    monkeypatch.setattr(gunicorn_conf, "_database", [])
+    logs: list = []
+    log = SimpleNamespace(**{level: (lambda *a, level=level: logs.append((level, a)))
+                             for level in ("info", "warning", "exception")})
+    return SimpleNamespace(log=log, logs=logs)
+
+
 def make_batch_frame(n_rows: int = 5, seed: int = 0, labels: bool = False) -> pd.DataFrame:
     """A tiny batch-layout frame: Wafer id, Sensor-1..590 (and Good/Bad)."""
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_batch_frame, sqlite_url, to_csv_bytes
+from tests.conftest import make_batch_frame, sqlite_url, stand_in_master, to_csv_bytes
 from webapp import create_app, jobs
 from webapp.db import upgrade
 from webapp.jobs.work import option_args, parse_progress
@@ -250,14 +250,8 @@ def test_a_worker_that_exits_has_its_running_jobs_failed_by_its_master(tmp_path,
     config = jobs_config(tmp_path)
     app = create_app(config)
     client = app.test_client()
-    monkeypatch.setenv("DATABASE_URL", config["DATABASE_URL"])
-    monkeypatch.setenv("FABLENS_AUTH", "open")
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    monkeypatch.setattr(gunicorn_conf, "_database", [])
-    logs = []
-    log = SimpleNamespace(**{level: (lambda *a, level=level: logs.append((level, a)))
-                             for level in ("info", "warning", "exception")})
-    server = SimpleNamespace(log=log)
+    server = stand_in_master(monkeypatch, config["DATABASE_URL"], tmp_path)
+    logs = server.logs
     gunicorn_conf.on_starting(server)
     engine = app.extensions["fablens_db"]
     mine, other, requeued = (submit(client, options={"epochs": 1}) for _ in range(3))

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import insert, select, update
 
-from tests.conftest import make_batch_frame, to_csv_bytes
+from tests.conftest import make_batch_frame, stand_in_master, to_csv_bytes
 from tests.sensor.test_api import upload
 from webapp import create_app, db, gunicorn_conf
 from webapp.config import ConfigError, from_environment
@@ -184,14 +184,7 @@ def test_migration_0009_tells_refused_runs_from_failed_ones(database_url):
 @pytest.fixture
 def server(db_app, monkeypatch, tmp_path):
     """gunicorn's master as far as its hooks see it: the test database, open mode."""
-    monkeypatch.setenv("DATABASE_URL", db_app.config["DATABASE_URL"])
-    monkeypatch.setenv("FABLENS_AUTH", "open")
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
-    monkeypatch.setattr(gunicorn_conf, "_database", [])
-    logs = []
-    log = SimpleNamespace(**{level: (lambda *a, level=level: logs.append((level, a)))
-                             for level in ("info", "warning", "exception")})
-    return SimpleNamespace(log=log, logs=logs)
+    return stand_in_master(monkeypatch, db_app.config["DATABASE_URL"], tmp_path)
 
 
 def test_a_dead_workers_run_is_marked_failed_when_the_server_starts_again(db_app, server):
