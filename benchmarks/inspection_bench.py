@@ -78,7 +78,7 @@ def torch_comparison(artifacts: Path, data: Path, n: int, threads: int, repeats:
             stored = np.load(folder / detector.PARAMS_FILE)
             features = build_features(detector.input_shape_[0], detector.work_size,
                                       detector.sigmas, detector.oriented)
-            module = detector._scorer(features, stored["mean"], stored["whiten"]).eval()
+            module = detector._scorer(features, dict(stored)).eval()
             same = "the released model rebuilt from radial.npz"
         else:
             module = detector._build().eval()

@@ -5,10 +5,10 @@ category, or a plain folder of a user's good parts) are split at random (fixed s
 fit part and a validation part (``val_fraction``). Each detector fits on the fit part only.
 The validation part, as it is and turned by ``val_rotations`` random angles about the centre,
 gives the normal scores; the threshold is the one at which ``target_far`` of them are flagged.
-Synthetic defects (``synthetic``) on the validation images, aligned and rotated, measure each
-model without touching any test image; the default model is the one with the higher mean of
-those four figures (image and pixel AUROC, aligned and rotated). Test figures come from
-``python -m pipelines.evaluate inspection --data <category>``.
+Synthetic defects (``synthetic``: every kind on every validation image), aligned and
+rotated, measure each model without touching any test image; the default model is the one
+with the higher mean of those four figures (image and pixel AUROC, aligned and rotated).
+Test figures come from ``python -m pipelines.evaluate inspection --data <category>``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from pipelines.inspection.ingest import (data_reference, find_category, good_fol
 from pipelines.inspection.metrics import evaluate_maps
 from pipelines.inspection.reference import REFERENCE_FILE, REFERENCE_ROLE, write_photo_reference
 from pipelines.inspection.schema import CHANNELS, IMAGE_SIZE
-from pipelines.inspection.synthetic import make_defects
+from pipelines.inspection.synthetic import KINDS, make_defects
 from pipelines.inspection.transform import random_angles, rotate_batch
 
 MODULE = "inspection"
@@ -78,9 +78,10 @@ def _page_metrics(synthetic: dict) -> dict:
 
 PROTOCOL = ("fit on a random part of the good training images; threshold at the target "
             "false-alarm rate of the held-out good training images (as they are and "
-            "rotated); synthetic defects (cut-paste, spots, chipped rim) on those held-out "
-            "images measure the models; default = higher mean synthetic AUROC. No test "
-            "image is used.")
+            "rotated); synthetic defects of seven kinds (cut-paste, spots, chipped rim, and "
+            "the subtle faint blobs, thin cracks, small edge chips and moved patches of the "
+            "part itself), each on every held-out image, measure the models; default = "
+            "higher mean synthetic AUROC. No test image is used.")
 
 
 @dataclass(frozen=True)
@@ -121,12 +122,13 @@ def read_good_images(data: Path, val_fraction: float, seed: int,
 
 
 def synthetic_set(val: np.ndarray) -> SyntheticSet:
-    """The validation images followed by synthetic defects on them (``SYNTHETIC_SEED``)."""
-    defects, masks, kinds = make_defects(val, seed=SYNTHETIC_SEED)
+    """The validation images followed by every kind of synthetic defect on each of them
+    (``SYNTHETIC_SEED``)."""
+    defects, masks, kinds = make_defects(val, seed=SYNTHETIC_SEED, per_image=len(KINDS))
     return SyntheticSet(np.concatenate([val, defects]),
                         np.r_[np.zeros(len(val), int), np.ones(len(defects), int)],
-                        np.concatenate([np.zeros_like(masks), masks]), kinds, len(val),
-                        len(defects))
+                        np.concatenate([np.zeros((len(val), *masks.shape[1:]), bool), masks]),
+                        kinds, len(val), len(defects))
 
 
 def fit_detector(name: str, params: dict, fit: np.ndarray, progress: Callable[[str], None]

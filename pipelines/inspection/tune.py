@@ -19,9 +19,8 @@ import numpy as np
 from pipelines.core import locations
 from pipelines.inspection.ingest import good_folder, read_folder
 from pipelines.inspection.metrics import evaluate_maps
-from pipelines.inspection.synthetic import make_defects
-from pipelines.inspection.train import (MODELS, SYNTHETIC_SEED, _explainer, find_category,
-                                        split_good)
+from pipelines.inspection.train import (MODELS, _explainer, find_category, split_good,
+                                        synthetic_set)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,16 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     images, _ = read_folder(good_folder(find_category(args.data)))
     fit_idx, val_idx = split_good(len(images), 0.2, 0)
     fit, val = images[fit_idx], images[val_idx]
-    defects, masks, _ = make_defects(val, seed=SYNTHETIC_SEED)
-    X = np.concatenate([val, defects])
-    y = np.r_[np.zeros(len(val), int), np.ones(len(defects), int)]
-    M = np.concatenate([np.zeros_like(masks), masks])
+    synthetic = synthetic_set(val)
     for setting in args.settings or [{}]:
         started = time.perf_counter()
         detector = MODELS[args.model](**{"n_jobs": args.threads, **setting})
         detector.fit(fit.astype(np.float32))
         seconds = time.perf_counter() - started
-        result = evaluate_maps(_explainer(detector), X, y, M, None)
+        result = evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
+                               synthetic.masks, None)
         print(json.dumps({"model": args.model, "setting": setting, "fit_seconds":
                           round(seconds, 1)} | {k: (round(v, 4) if isinstance(v, float) else
                                                     {a: round(b, 4) for a, b in v.items()})

@@ -100,6 +100,20 @@ def test_radial_scores_do_not_change_under_a_quarter_turn(oriented):
     np.testing.assert_allclose(b.maps, np.rot90(a.maps, k=1, axes=(1, 2)), atol=1e-3)
 
 
+@pytest.mark.parametrize("size, chunk", [(32, 8), (128, 64), (7, 5)])
+def test_the_ring_layout_puts_every_pixel_back_in_place(size, chunk):
+    from pipelines.inspection.detectors.radial import ring_layout, slot_of_pixel
+
+    ring, slots, chunk_ring, n_rings = ring_layout(size, chunk)
+    assert len(slots) == len(chunk_ring) * chunk and set(slots) == set(range(size * size))
+    # every chunk holds pixels of one ring only, the ring its parameters are taken from
+    np.testing.assert_array_equal(ring[slots].reshape(-1, chunk),
+                                  np.repeat(chunk_ring[:, None], chunk, axis=1))
+    assert n_rings == ring.max() + 1
+    values = np.random.default_rng(0).normal(size=size * size)
+    np.testing.assert_array_equal(values[slots][slot_of_pixel(slots)], values)
+
+
 def test_radial_finds_a_blob_where_it_is():
     from pipelines.inspection.synthetic import spot
 

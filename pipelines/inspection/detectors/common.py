@@ -16,9 +16,9 @@ from pipelines.core import budget
 from pipelines.core.detectors import BaseDetector, InvalidInputError, PixelExplanation
 from pipelines.core.onnx import onnx_session, torch_to_onnx
 
-# images per onnxruntime call: onnxruntime keeps its largest call's activations in its arena
-# (16 images a call peaked at 454 MiB server PSS in benchmarks.inspection_bench --api, 4 at
-# 310 MiB), so this bounds serving memory
+# images per onnxruntime call (a detector may take fewer): onnxruntime keeps its largest
+# call's activations in its arena (16 images a call peaked at 454 MiB server PSS in
+# benchmarks.inspection_bench --api, 4 at 310 MiB), so this bounds serving memory
 IMAGES_PER_CALL = 4
 
 
@@ -75,6 +75,7 @@ class ImageDetector(BaseDetector):
     input_ndim = 4  # (images, height, width, channels)
     score_range = (0.0, math.inf)
     MODEL_FILE = "model.onnx"
+    images_per_call = IMAGES_PER_CALL
 
     def _check_images(self, X, *, reset: bool,
                       feature_names: Sequence[str] | None = None) -> np.ndarray:
@@ -91,9 +92,10 @@ class ImageDetector(BaseDetector):
 
     def _run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, maps = [], []
-        for start in range(0, len(images), IMAGES_PER_CALL):
+        step = self.images_per_call
+        for start in range(0, len(images), step):
             budget.check()
-            s, m = self.session_.run(None, {"images": images[start:start + IMAGES_PER_CALL]})
+            s, m = self.session_.run(None, {"images": images[start:start + step]})
             scores.append(s)
             maps.append(m)
         return np.concatenate(scores).astype(float), np.concatenate(maps)

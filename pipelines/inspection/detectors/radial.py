@@ -1,4 +1,4 @@
-"""Radial Gaussians over fixed local features: rotation-invariant per-location statistics.
+"""Radial Gaussian mixtures over fixed local features: rotation-invariant per-location statistics.
 
 Features (fixed convolutions, nothing learnt): the image is scaled to 0..1, averaged down to
 ``work_size`` x ``work_size``, turned into an opponent colour space (luminance, red-green,
@@ -6,30 +6,33 @@ yellow-blue) and described at every pixel by: the three colours blurred at each 
 ``sigmas``; the local standard deviation of luminance at each scale; the luminance gradient
 magnitude blurred at each scale; and (``oriented``) the magnitudes of the gradient's radial
 and tangential parts (along and across the line to the image centre), blurred at each scale:
-rings and spokes of a round part look different, yet a turn about the centre changes neither. Every kernel is an isotropic Gaussian, so the
-features of a turned image are (up to resampling) the turned features.
+rings and spokes of a round part look different, yet a turn about the centre changes neither.
+Every kernel is an isotropic Gaussian, so the features of a turned image are (up to
+resampling) the turned features.
 
-Model: pixels are grouped by their distance from the image centre in bins one working pixel
-wide. Each bin gets one Gaussian (mean and full covariance) pooled over every angle, every
-training image and, with ``rotations``, copies of each training image turned by random angles;
-each pixel counts towards its two nearest bins (linear weights), and the bins ``window`` either
-side are pooled in too (the part is never perfectly centred). The covariance is shrunk
-towards its diagonal (``shrinkage``) and gets a small ridge. Since the parameters depend on the
-radius only, a rotation about the centre does not change them: the model is as local as a
-per-pixel model and rotation-invariant by construction.
+Model: pixels are grouped by their distance from the image centre, rounded to the nearest
+working pixel (one ring per bin). Each ring gets a mixture of ``components`` Gaussians (full
+covariances, ``reg_covar`` added to their diagonals) over the features scaled to unit spread,
+fitted by EM (scikit-learn, training only) on up to ``samples_per_bin`` pixels drawn from the
+ring and the ``window`` rings either side, over every angle of every training image and, with
+``rotations``, copies of each turned by random angles. A mixture, not one Gaussian: at one
+radius a good part looks several ways (the rim's reflection, its dark grain), and one broad
+Gaussian hides a faint spot that each of those modes alone would not. Since the parameters
+depend on the radius only, a rotation about the centre does not change them: the model is as
+local as a per-pixel model and rotation-invariant by construction.
 
-Score map: the Mahalanobis distance of each pixel's features to its radius's Gaussian
-(divided by the square root of the feature count), blurred (``map_smooth``, default
-``smooth``) and enlarged to the input size; image score: the mean of the ``top_k`` highest
-distances blurred by ``smooth``, at working resolution.
-Preprocessing, features, parameters and the map head are one torch module exported to ONNX.
+Score map: each pixel's smallest Mahalanobis distance to its ring's components (divided by the
+square root of the feature count), blurred (``map_smooth``, default ``smooth``) and enlarged to
+the input size; image score: the mean of the ``top_k`` highest distances blurred by
+``smooth``, at working resolution. Preprocessing, features, parameters and the map head are one
+torch module exported to ONNX.
 """
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
@@ -39,16 +42,34 @@ from pipelines.core.detectors import InvalidInputError
 from pipelines.inspection.detectors.common import ImageDetector, map_head, torch_blur
 from pipelines.inspection.transform import random_angles, rotate_batch
 
-logger = logging.getLogger(__name__)
 
 
-def radius_bins(size: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per pixel of a ``size`` x ``size`` grid: lower bin, weight of the upper bin; bin count."""
+def ring_layout(size: int, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """How the scorer groups the pixels of a ``size`` x ``size`` grid by ring.
+
+    Each pixel's ring is its distance from the centre, rounded. Every ring's pixels are cut
+    into chunks of ``chunk`` (the last one padded by repeating its first pixel), so the whole
+    grid is scored as one batched product over chunks. Returns ``(ring of each pixel (P,),
+    pixel of each chunk slot (G * chunk,), ring of each chunk (G,), ring count)``.
+    """
     c = (size - 1) / 2
     y, x = np.mgrid[0:size, 0:size]
-    r = np.sqrt((x - c) ** 2 + (y - c) ** 2).reshape(-1)
-    lower = np.floor(r).astype(np.int64)
-    return lower, (r - lower).astype(np.float32), int(lower.max()) + 2
+    ring = np.rint(np.sqrt((x - c) ** 2 + (y - c) ** 2)).astype(np.int64).reshape(-1)
+    slots, chunk_ring = [], []
+    for r in range(int(ring.max()) + 1):
+        pixels = np.flatnonzero(ring == r)
+        for start in range(0, len(pixels), chunk):
+            part = np.full(chunk, pixels[start])
+            part[:len(pixels[start:start + chunk])] = pixels[start:start + chunk]
+            slots.append(part)
+            chunk_ring.append(r)
+    return ring, np.concatenate(slots), np.array(chunk_ring), int(ring.max()) + 1
+
+
+def slot_of_pixel(slots: np.ndarray) -> np.ndarray:
+    """For each pixel, the first chunk slot that holds it (undoes :func:`ring_layout`'s order;
+    every pixel has a slot)."""
+    return np.unique(slots, return_index=True)[1]
 
 
 def build_features(input_size: int, work_size: int, sigmas: Sequence[float],
@@ -119,22 +140,27 @@ def feature_names(sigmas: Sequence[float], oriented: bool = False) -> list[str]:
 
 
 class RadialGaussianDetector(ImageDetector):
-    """Per-radius Gaussians of fixed local features; score = Mahalanobis distance map."""
+    """Per-ring Gaussian mixtures of fixed local features; score = Mahalanobis distance map."""
 
     name: ClassVar[str] = "radial"
     PARAMS_FILE: ClassVar[str] = "radial.npz"
     INFO_FILE: ClassVar[str] = "radial.json"
+    CHUNK: ClassVar[int] = 64  # pixels of one ring scored together (see ring_layout)
+    # one photo per onnxruntime call: the per-component distances of a photo are 26 MB, and
+    # larger calls were slower, not faster (55 photos/s one at a time, 27 four at a time)
+    images_per_call = 1
 
     def __init__(self, *, work_size: int = 128, sigmas: tuple[float, ...] = (1.0, 2.0, 4.0),
-                 window: int = 0, shrinkage: float = 0.0, ridge: float = 1e-3,
-                 rotations: int = 1, smooth: float = 1.0, map_smooth: float | None = 4.0,
-                 top_k: int = 10, oriented: bool = True, batch_size: int = 8, n_jobs: int = 2,
-                 random_state: int = 0):
+                 components: int = 16, window: int = 1, samples_per_bin: int = 10000,
+                 reg_covar: float = 1e-4, rotations: int = 1, smooth: float = 1.0,
+                 map_smooth: float | None = 4.0, top_k: int = 10, oriented: bool = True,
+                 batch_size: int = 8, n_jobs: int = 2, random_state: int = 0):
         self.work_size = work_size
         self.sigmas = tuple(sigmas)
+        self.components = components
         self.window = window
-        self.shrinkage = shrinkage
-        self.ridge = ridge
+        self.samples_per_bin = samples_per_bin
+        self.reg_covar = reg_covar
         self.rotations = rotations
         self.smooth = smooth
         self.map_smooth = map_smooth
@@ -150,52 +176,99 @@ class RadialGaussianDetector(ImageDetector):
             raise InvalidInputError(f"{self.name}: images must be square with a side that is a "
                                     f"multiple of work_size {self.work_size}, got {h} x {w}")
 
-    def _scorer(self, features, mean: np.ndarray, whiten: np.ndarray):
-        """The full module: features -> per-pixel Mahalanobis distance -> (scores, maps)."""
+    def _scorer(self, features, params: dict):
+        """The full module: features -> each pixel's distance to its ring -> (scores, maps).
+
+        ``params``: ``scale`` (C,), and per ring ``mean`` (B, K, C) and ``whiten`` (B, K, C, C)
+        with ``|whiten[b, k] (x - mean[b, k])|^2`` the squared Mahalanobis distance."""
         import torch
         from torch import nn
 
         size = self.input_shape_[0]
-        work, top_k = self.work_size, self.top_k
+        work, top_k, chunk = self.work_size, self.top_k, self.CHUNK
         smooth, map_smooth = self.smooth, self.map_smooth
-        lower, upper_weight, _ = radius_bins(work)
-        n_features = mean.shape[1]
+        _, slots, chunk_ring, _ = ring_layout(work, chunk)
+        n_chunks = len(chunk_ring)
+        mean = params["mean"].astype(np.float32)
+        whiten = params["whiten"].astype(np.float32)
+        n_features = mean.shape[-1]
+        # z = W x - W mean = [W, -W mean] [x; 1]: one product, no separate subtraction (that
+        # pass over z cost as much as the product itself)
+        affine = np.concatenate([whiten, -np.einsum("bkcd,bkd->bkc", whiten, mean)[..., None]],
+                                axis=-1)  # (B, K, C, C + 1)
+        n_rings, n_components = mean.shape[:2]
+        affine = affine.reshape(n_rings, n_components * n_features, n_features + 1)
 
         class RadialScorer(nn.Module):
-            """Per-bin parameters are stored; each pixel's are interpolated between its two
-            radius bins inside the graph (onnxruntime folds that into constants at load), so
-            the file holds bins, not pixels."""
+            """Pixels are gathered into chunks of one ring each, scored against that ring's
+            components in one batched product, and put back in place."""
 
             def __init__(self):
                 super().__init__()
                 self.features = features
-                self.register_buffer("bin_mean", torch.from_numpy(mean.astype(np.float32)))
-                self.register_buffer("bin_whiten", torch.from_numpy(whiten.astype(np.float32)))
-                self.register_buffer("lower", torch.from_numpy(lower))
-                self.register_buffer("upper", torch.from_numpy(lower + 1))
-                self.register_buffer("weight", torch.from_numpy(upper_weight))
+                self.register_buffer("scale", torch.from_numpy(
+                    params["scale"].astype(np.float32)).view(1, -1, 1))
+                # per ring in the file; the per-chunk copies are made by onnxruntime at load
+                self.register_buffer("affine", torch.from_numpy(affine))
+                self.register_buffer("chunk_ring", torch.from_numpy(chunk_ring))
+                self.register_buffer("slots", torch.from_numpy(slots))
+                self.register_buffer("back", torch.from_numpy(slot_of_pixel(slots)))
 
             def forward(self, images):
-                f = self.features(images)
-                n = f.shape[0]
-                w = self.weight[:, None]
-                pixel_mean = self.bin_mean[self.lower] * (1 - w) + self.bin_mean[self.upper] * w
-                w = w[:, :, None]
-                pixel_whiten = (self.bin_whiten[self.lower] * (1 - w)
-                                + self.bin_whiten[self.upper] * w)  # (P, C, C)
-                diff = f.flatten(2).permute(2, 1, 0) - pixel_mean[:, :, None]  # (P, C, N)
-                z = torch.matmul(pixel_whiten, diff)
-                d = torch.sqrt((z * z).sum(1) / n_features)  # (P, N)
-                d = d.permute(1, 0).reshape(n, 1, work, work)
+                n = images.shape[0]
+                x = (self.features(images).flatten(2) / self.scale)[:, :, self.slots]
+                x = x.reshape(n, n_features, n_chunks, chunk).permute(2, 1, 0, 3)
+                x = x.reshape(n_chunks, n_features, n * chunk)  # (G, C, N*L)
+                x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+                # one product per chunk, all components at once: (G, K*C, C+1) @ (G, C+1, N*L)
+                z = torch.matmul(self.affine[self.chunk_ring], x)
+                z = z.reshape(n_chunks, n_components, n_features, n * chunk)
+                # one reduction pass (ONNX ReduceL2), no squared copy of z
+                d = torch.linalg.vector_norm(z, dim=2).min(1).values / math.sqrt(n_features)
+                d = d.reshape(n_chunks, n, chunk).permute(1, 0, 2).reshape(n, -1)
+                d = d[:, self.back].reshape(n, 1, work, work)
                 return map_head(d, (size, size), smooth, top_k, map_smooth)
 
         return RadialScorer()
 
+    def _ring_samples(self, images: np.ndarray, features, progress: Callable[[str], None]
+                      ) -> list[np.ndarray]:
+        """Up to ``samples_per_bin`` feature vectors of each ring's pixels, drawn evenly from
+        the images and their turned copies (fixed seed): a list of (n, C) float32 arrays."""
+        import torch
+
+        ring, _, _, n_rings = ring_layout(self.work_size, self.CHUNK)
+        members = [np.flatnonzero(ring == r) for r in range(n_rings)]
+        rng = np.random.default_rng(self.random_state)
+        copies = 1 + self.rotations
+        total = len(images) * copies
+        samples: list[list[np.ndarray]] = [[] for _ in range(n_rings)]
+        started, done = time.perf_counter(), 0
+        for k in range(copies):
+            for start in range(0, len(images), self.batch_size):
+                batch = images[start:start + self.batch_size]
+                if k:
+                    angles = random_angles(len(batch), int(rng.integers(2 ** 31)))
+                    batch = rotate_batch(batch, angles).astype(np.float32)
+                with torch.no_grad():
+                    f = features(torch.from_numpy(batch)).flatten(2).numpy()  # (N, C, P)
+                for r, pixels in enumerate(members):
+                    pool = len(batch) * len(pixels)
+                    take = min(pool, math.ceil(self.samples_per_bin * len(batch) / total))
+                    pick = rng.choice(pool, take, replace=False)
+                    samples[r].append(f[pick // len(pixels), :, pixels[pick % len(pixels)]])
+                done += len(batch)
+            progress(f"radial: features of {done}/{total} images "
+                     f"[{time.perf_counter() - started:.0f}s]")
+        return [np.concatenate(s) for s in samples]
+
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, *,
             feature_names: Sequence[str] | None = None,
             progress: Callable[[str], None] | None = None) -> "RadialGaussianDetector":
-        """Fit the per-radius Gaussians on good images ``X`` (``y`` is ignored)."""
+        """Fit the per-ring Gaussian mixtures on good images ``X`` (``y`` is ignored)."""
         import torch
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.mixture import GaussianMixture
 
         images = self._check_images(X, reset=True, feature_names=feature_names)
         self._check_geometry(self.input_shape_)
@@ -204,80 +277,52 @@ class RadialGaussianDetector(ImageDetector):
         started = time.perf_counter()
         features = build_features(self.input_shape_[0], self.work_size, self.sigmas,
                                   self.oriented).eval()
-        lower, upper_weight, n_bins = radius_bins(self.work_size)
-        n_pixels = lower.size
-        # soft assignment of each pixel to its two nearest radius bins: (P, B)
-        assign = np.zeros((n_pixels, n_bins), dtype=np.float64)
-        assign[np.arange(n_pixels), lower] = 1 - upper_weight
-        assign[np.arange(n_pixels), lower + 1] = upper_weight
-        assign_t = torch.from_numpy(assign)
+        samples = self._ring_samples(images, features, progress)
+        scale = np.concatenate(samples).std(0) + 1e-6
         rng = np.random.default_rng(self.random_state)
-        copies = [images] + [None] * self.rotations
-        count = torch.zeros(n_bins, dtype=torch.float64)
-        first = second = None
-        total = len(images) * len(copies)
-        done = 0
-        for k in range(len(copies)):
-            for start in range(0, len(images), self.batch_size):
-                batch = images[start:start + self.batch_size]
-                if k:
-                    angles = random_angles(len(batch), int(rng.integers(2 ** 31)))
-                    batch = rotate_batch(batch, angles).astype(np.float32)
-                with torch.no_grad():
-                    f = features(torch.from_numpy(batch)).double().flatten(2)  # (N, C, P)
-                c = f.shape[1]
-                s1 = f.sum(0) @ assign_t  # (C, B)
-                outer = (f[:, :, None, :] * f[:, None, :, :]).sum(0).reshape(c * c, -1)
-                s2 = (outer @ assign_t).reshape(c, c, n_bins)
-                first = s1 if first is None else first + s1
-                second = s2 if second is None else second + s2
-                count += len(batch) * assign_t.sum(0)
-                done += len(batch)
-            progress(f"radial: features of {done}/{total} images "
-                     f"[{time.perf_counter() - started:.0f}s]")
-        mean, whiten = self._gaussians(first.numpy(), second.numpy(), count.numpy())
-        self.bin_mean_, self.bin_whiten_ = mean, whiten
-        self.bin_count_ = count.numpy()
+        n_rings, (k, c) = len(samples), (self.components, len(scale))
+        mean, whiten = np.empty((n_rings, k, c)), np.empty((n_rings, k, c, c))
+        weights = np.empty((n_rings, k))
+        for r in range(n_rings):
+            pooled = np.concatenate(samples[max(0, r - self.window):r + self.window + 1]) / scale
+            if len(pooled) > self.samples_per_bin:
+                pooled = pooled[rng.choice(len(pooled), self.samples_per_bin, replace=False)]
+            with warnings.catch_warnings():
+                # rings in the corners hold many identical pixels (the background, and the
+                # fill of turned copies): fewer distinct clusters than components is expected
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                mixture = GaussianMixture(min(k, len(pooled)), covariance_type="full",
+                                          reg_covar=self.reg_covar,
+                                          random_state=self.random_state).fit(pooled)
+            found = len(mixture.weights_)  # fewer pixels than components: repeat the last
+            order = np.minimum(np.arange(k), found - 1)
+            mean[r] = mixture.means_[order]
+            whiten[r] = np.swapaxes(mixture.precisions_cholesky_, 1, 2)[order]
+            weights[r] = mixture.weights_[order]
+            if r % 10 == 0 or r == n_rings - 1:
+                progress(f"radial: mixtures of {r + 1}/{n_rings} rings "
+                         f"[{time.perf_counter() - started:.0f}s]")
+        self.params_ = {"scale": scale, "mean": mean, "whiten": whiten, "weights": weights,
+                        "count": np.array([len(s) for s in samples])}
         self.fit_seconds_ = time.perf_counter() - started
-        self._finish(self._scorer(features, mean, whiten), fold_constants=False)
+        self._finish(self._scorer(features, self.params_), fold_constants=False)
         return self
-
-    def _gaussians(self, first: np.ndarray, second: np.ndarray, count: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """Per bin: mean (B, C) and whitening matrix (B, C, C) with ``|W d|^2 = d' S^-1 d``."""
-        n_bins = len(count)
-        c = first.shape[0]
-        kernel = np.ones(2 * self.window + 1)
-        pool = lambda a: np.apply_along_axis(  # noqa: E731 - sum over the window of bins
-            lambda v: np.convolve(v, kernel, mode="same"), -1, a)
-        n = pool(count)
-        mean = (pool(first) / n).T  # (B, C)
-        second = pool(second.reshape(c * c, n_bins)).reshape(c, c, n_bins) / n
-        overall = np.diag(second.sum(-1) / n_bins - np.outer(mean.mean(0), mean.mean(0)))
-        ridge = self.ridge * max(float(np.mean(overall)), 1e-8)
-        whiten = np.empty((n_bins, c, c))
-        for b in range(n_bins):
-            cov = second[:, :, b] - np.outer(mean[b], mean[b])
-            cov = (1 - self.shrinkage) * cov + self.shrinkage * np.diag(np.diag(cov))
-            cov += ridge * np.eye(c)
-            chol = np.linalg.cholesky(cov)
-            whiten[b] = np.linalg.inv(chol)  # |L^-1 d|^2 = d' S^-1 d
-        return mean, whiten
 
     # -- bundles ------------------------------------------------------------------------
     def save(self, directory: Path) -> dict:
-        """Write the ONNX graph and the per-radius parameters; ``{file: role}``."""
+        """Write the ONNX graph and the per-ring parameters; ``{file: role}``."""
         self.check_is_fitted()
         directory = Path(directory)
         (directory / self.MODEL_FILE).write_bytes(self.onnx_)
-        np.savez_compressed(directory / self.PARAMS_FILE, mean=self.bin_mean_,
-                            whiten=self.bin_whiten_, count=self.bin_count_)
+        np.savez_compressed(directory / self.PARAMS_FILE, **self.params_)
         (directory / self.INFO_FILE).write_text(json.dumps({
-            "features": feature_names(self.sigmas, self.oriented), "bins": int(len(self.bin_count_)),
+            "features": feature_names(self.sigmas, self.oriented),
+            "rings": int(len(self.params_["count"])), "components": self.components,
             "fit_seconds": round(getattr(self, "fit_seconds_", math.nan), 2)}, indent=1) + "\n")
-        return {self.MODEL_FILE: "onnx: resize, features, per-pixel Gaussians, map head",
-                self.PARAMS_FILE: "per-radius-bin means and whitening matrices (for the record)",
-                self.INFO_FILE: "feature names and bin count"}
+        return {self.MODEL_FILE: "onnx: resize, features, per-ring Gaussian mixtures, map head",
+                self.PARAMS_FILE: "per-ring feature scale, mixture means, whitening matrices "
+                                  "and weights (for the record and the torch rebuild)",
+                self.INFO_FILE: "feature names, ring and component counts"}
 
     @classmethod
     def load(cls, directory: Path, manifest: dict, **overrides) -> "RadialGaussianDetector":
