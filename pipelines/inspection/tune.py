@@ -4,7 +4,8 @@
 fits the model once per JSON setting on the fit part of train/good (the same split as
 training), and prints one JSON line per setting: image and pixel AUROC on the validation
 images plus synthetic defects, as they are and rotated. No test image is read: this is how the
-shipped settings were chosen.
+shipped settings were chosen. ``--bundle DIR`` (repeatable) scores a model bundle already
+fitted (an earlier release's ``radial/``, say) on the same photos instead of fitting one.
 """
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from pipelines.core import locations
+from pipelines.core.artifacts import load_bundle
 from pipelines.inspection.ingest import good_folder, read_folder
 from pipelines.inspection.metrics import evaluate_maps
 from pipelines.inspection.train import (MODELS, _explainer, find_category, split_good,
@@ -30,23 +33,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(locations.data_dir(os.environ)))
     parser.add_argument("--model", default="radial", choices=sorted(MODELS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bundle", action="append", default=[],
+                        help="a fitted model bundle to score instead of fitting (repeatable)")
     args = parser.parse_args(argv)
     images, _ = read_folder(good_folder(find_category(args.data)))
     fit_idx, val_idx = split_good(len(images), 0.2, 0)
     fit, val = images[fit_idx], images[val_idx]
     synthetic = synthetic_set(val)
-    for setting in args.settings or [{}]:
+    for folder in args.bundle:
+        detector, manifest = load_bundle(Path(folder), n_jobs=args.threads)
+        report({"bundle": folder, "version": manifest.get("version")},
+               evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
+                             synthetic.masks, None))
+    for setting in [] if args.bundle else args.settings or [{}]:
         started = time.perf_counter()
         detector = MODELS[args.model](**{"n_jobs": args.threads, **setting})
         detector.fit(fit.astype(np.float32))
         seconds = time.perf_counter() - started
         result = evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
                                synthetic.masks, None)
-        print(json.dumps({"model": args.model, "setting": setting, "fit_seconds":
-                          round(seconds, 1)} | {k: (round(v, 4) if isinstance(v, float) else
-                                                    {a: round(b, 4) for a, b in v.items()})
-                                                for k, v in result.items()}), flush=True)
+        report({"model": args.model, "setting": setting, "fit_seconds": round(seconds, 1)},
+               result)
     return 0
+
+
+def report(head: dict, result: dict) -> None:
+    """One JSON line: ``head`` and the rounded figures."""
+    print(json.dumps(head | {k: (round(v, 4) if isinstance(v, float) else
+                                 {a: round(b, 4) for a, b in v.items()})
+                             for k, v in result.items()}), flush=True)
 
 
 if __name__ == "__main__":

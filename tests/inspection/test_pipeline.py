@@ -201,3 +201,15 @@ def test_evaluate_needs_only_the_test_part(tiny_release, tiny_category, tmp_path
     assert set(document["models"]["radial"]) == {"image_auroc", "pixel_auroc", "f1"}
     with pytest.raises(FileNotFoundError, match="no test/ folder"):
         evaluate_category(tmp_path / "nothing", artifacts / "inspection")
+
+
+def test_tune_scores_a_fitted_bundle_as_training_recorded_it(tiny_category, tiny_release, capsys):
+    from pipelines.inspection import tune
+
+    artifacts, evaluation = tiny_release
+    assert tune.main(["--data", str(tiny_category), "--threads", "1",
+                      "--bundle", str(artifacts / "inspection" / "radial")]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    recorded = evaluation["models"]["radial"]["synthetic_validation"]
+    assert line["image_auroc"] == round(recorded["image_auroc"], 4)
+    assert line["rotated"]["pixel_auroc"] == round(recorded["rotated"]["pixel_auroc"], 4)
