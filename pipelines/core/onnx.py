@@ -33,7 +33,8 @@ def torch_to_onnx(module, example, inputs: Sequence[str], outputs: Sequence[str]
         return path.read_bytes()
 
 
-def onnx_session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:
+def onnx_session(onnx_bytes: bytes, n_threads: int, arena: bool = False
+                 ) -> ort.InferenceSession:
     """An onnxruntime CPU session using at most ``n_threads`` threads per run.
 
     Idle pool threads sleep instead of spinning: on a small server, request threads, XGBoost
@@ -43,10 +44,13 @@ def onnx_session(onnx_bytes: bytes, n_threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = n_threads
     options.inter_op_num_threads = 1
-    # no memory arena: an arena keeps each session's largest run's buffers for good, and
-    # with a dozen sessions in one 512 MB server those add up (PatchTST on a 23,546-row
-    # history left 373 MiB behind with it, 313 without); it costs about 7% on photo batches
-    options.enable_cpu_mem_arena = False
+    # no memory arena by default: an arena keeps each session's largest run's buffers for
+    # good, and with a dozen sessions in one 512 MB server those add up (PatchTST on a
+    # 23,546-row history left 373 MiB behind with it, 313 without); it costs about 7% on
+    # photo batches. ``arena`` is for a model with large but bounded buffers per call, where
+    # the server's malloc settings (webapp.gunicorn_conf.tune_malloc: every large block
+    # mmap'ed and returned) would fault them in again on every call
+    options.enable_cpu_mem_arena = arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])

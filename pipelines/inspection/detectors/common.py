@@ -76,6 +76,7 @@ class ImageDetector(BaseDetector):
     score_range = (0.0, math.inf)
     MODEL_FILE = "model.onnx"
     images_per_call = IMAGES_PER_CALL
+    memory_arena = False  # see pipelines.core.onnx.onnx_session
 
     def _check_images(self, X, *, reset: bool,
                       feature_names: Sequence[str] | None = None) -> np.ndarray:
@@ -125,8 +126,8 @@ class ImageDetector(BaseDetector):
 
         self.onnx_ = torch_to_onnx(module, torch.full((2, *self.input_shape_), 128.0),
                                    ["images"], ["scores", "maps"], fold_constants)
-        self.session_ = onnx_session(self.onnx_, self.n_jobs)
+        self.session_ = onnx_session(self.onnx_, self.n_jobs, self.memory_arena)
 
     def _load_onnx(self, directory: Path) -> None:
         self.onnx_ = (Path(directory) / self.MODEL_FILE).read_bytes()
-        self.session_ = onnx_session(self.onnx_, self.n_jobs)
+        self.session_ = onnx_session(self.onnx_, self.n_jobs, self.memory_arena)
