@@ -2,7 +2,7 @@
 
 ingest (MVTec AD folders, plain folders of good images, uploaded image bytes), transform
 (rotation about the centre with the background filled in), synthetic (defects for tuning),
-detectors/radial (per-radius Gaussians of fixed local features, rotation-invariant) and
+detectors/radial (per-ring Gaussian mixtures of fixed local features, rotation-invariant) and
 detectors/autoencoder (the reconstruction-error baseline), both torch to fit and ONNX to
 serve; train, evaluate, tune, predict (``InspectionPredictor``), examples (contract tests).
 """
