@@ -94,7 +94,10 @@ def test_inspection_shows_the_test_figures_beside_the_synthetic_ones(page, model
     assert header.index("Synthetic defects, aligned") < header.index("Synthetic defects, rotated") \
         < header.index("Test photos (bottle/test), aligned") \
         < header.index("Test photos (bottle/test), rotated")
-    assert "42 photos, 10 good, 32 defective" in header and "42 with a synthetic defect" in header
+    evaluation = json.loads((ARTIFACTS / "inspection" / "evaluation.json").read_text())
+    drawn = evaluation["models"][model]["synthetic_validation"]
+    assert "42 photos, 10 good, 32 defective" in header
+    assert f"{drawn['good']} good, {drawn['defects']} with a synthetic defect" in header
     synthetic = manifest("inspection", model)["metrics"]
     row = text[text.index("Image AUROC"):text.index("Pixel AUROC")]
     figures = [synthetic["synthetic defects, aligned"]["image_auroc"],
