@@ -28,7 +28,8 @@ def detector_examples() -> dict[str, DetectorExample]:
     names = list(CHANNELS)
     return {
         "radial": DetectorExample({"work_size": 16, "sigmas": (1.0, 2.0), "rotations": 1,
-                                   "top_k": 3, "smooth": 1.0}, X, feature_names=names,
+                                   "top_k": 3, "smooth": 1.0, "components": 3,
+                                   "samples_per_bin": 1000}, X, feature_names=names,
                                   atol=1e-4),
         "autoencoder": DetectorExample({"work_size": 16, "channels": (4, 8), "latent": 8,
                                         "epochs": 2, "batch_size": 8, "rotations": 1,

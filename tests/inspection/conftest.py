@@ -16,7 +16,8 @@ from pipelines.inspection.synthetic import spot
 from pipelines.inspection.train import train_inspection
 
 SIZE = 256
-FAST = {"radial": {"work_size": 32, "sigmas": [1.0, 2.0], "rotations": 1, "top_k": 3},
+FAST = {"radial": {"work_size": 32, "sigmas": [1.0, 2.0], "rotations": 1, "top_k": 3,
+                   "components": 4, "samples_per_bin": 2000},
         "autoencoder": {"work_size": 32, "channels": [4, 8], "latent": 8, "epochs": 2,
                         "batch_size": 8, "rotations": 1, "top_k": 3}}
 

@@ -92,7 +92,8 @@ def test_heatmap_puts_the_threshold_at_the_same_colour():
 def test_radial_scores_do_not_change_under_a_quarter_turn(oriented):
     X = synthetic_parts(16, 64, seed=1)
     detector = RadialGaussianDetector(work_size=32, sigmas=(1.0, 2.0), rotations=0, top_k=3,
-                                      oriented=oriented, n_jobs=1).fit(X[:12])
+                                      components=4, samples_per_bin=2000, oriented=oriented,
+                                      n_jobs=1).fit(X[:12])
     test = X[12:]
     turned = np.rot90(test, k=1, axes=(1, 2)).copy()  # exact: a permutation of the pixels
     a, b = detector.explain(test), detector.explain(turned)
@@ -118,8 +119,8 @@ def test_radial_finds_a_blob_where_it_is():
     from pipelines.inspection.synthetic import spot
 
     X = synthetic_parts(20, 64, seed=2)
-    detector = RadialGaussianDetector(work_size=32, sigmas=(1.0, 2.0), top_k=3,
-                                      n_jobs=1).fit(X[:16])
+    detector = RadialGaussianDetector(work_size=32, sigmas=(1.0, 2.0), top_k=3, components=4,
+                                      samples_per_bin=2000, n_jobs=1).fit(X[:16])
     defective, mask = spot(X[16].astype(np.uint8), np.random.default_rng(4))
     explanation = detector.explain(np.stack([X[17], defective]).astype(np.float32))
     assert explanation.scores[1] > explanation.scores[0]
