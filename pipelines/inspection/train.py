@@ -38,6 +38,7 @@ MODULE = "inspection"
 MODELS = {"radial": RadialGaussianDetector, "autoencoder": AutoencoderDetector}
 EVALUATION_FILE = "evaluation.json"
 SYNTHETIC_SEED = 1
+VAL_FRACTION, SPLIT_SEED = 0.2, 0  # the default split of the good images (tune.py uses it too)
 
 
 def split_good(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +132,13 @@ def synthetic_set(val: np.ndarray) -> SyntheticSet:
                         kinds, len(val), len(defects))
 
 
+def synthetic_figures(detector, synthetic: SyntheticSet, threshold: float | None) -> dict:
+    """Image and pixel AUROC (and F1 at ``threshold``) on the synthetic set, as it is and
+    rotated (:func:`pipelines.inspection.metrics.evaluate_maps`)."""
+    return evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
+                         synthetic.masks, threshold)
+
+
 def fit_detector(name: str, params: dict, fit: np.ndarray, progress: Callable[[str], None]
                  ) -> tuple[object, float, float]:
     """One detector fitted on the fit part: (detector, wall seconds, CPU seconds)."""
@@ -167,8 +175,7 @@ def train_model(name: str, params: dict, good: GoodImages, synthetic: SyntheticS
     detector, fit_seconds, fit_cpu = fit_detector(name, params, good.fit, progress)
     normal = normal_scores(detector, good.val, val_rotations, seed)
     threshold = threshold_section(normal, target_far, len(good.val), val_rotations)
-    s = evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
-                      synthetic.masks, threshold["value"])
+    s = synthetic_figures(detector, synthetic, threshold["value"])
     result = {
         "threshold": threshold,
         "synthetic_validation": s | {"kinds": sorted(set(synthetic.kinds)),
@@ -194,8 +201,8 @@ def merit(result: dict) -> float:
 
 def train_inspection(data: Path, artifacts_dir: Path | None, *, models: tuple[str, ...] =
                      tuple(MODELS), params: dict[str, dict] | None = None,
-                     val_fraction: float = 0.2, val_rotations: int = 3, target_far: float = 0.05,
-                     n_jobs: int = 2, seed: int = 0,
+                     val_fraction: float = VAL_FRACTION, val_rotations: int = 3,
+                     target_far: float = 0.05, n_jobs: int = 2, seed: int = SPLIT_SEED,
                      progress: Callable[[str], None] = lambda s: None) -> dict:
     """Fit, threshold and compare the detectors; with ``artifacts_dir`` write the release.
 

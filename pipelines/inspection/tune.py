@@ -20,10 +20,8 @@ import numpy as np
 
 from pipelines.core import locations
 from pipelines.core.artifacts import load_bundle
-from pipelines.inspection.ingest import good_folder, read_folder
-from pipelines.inspection.metrics import evaluate_maps
-from pipelines.inspection.train import (MODELS, _explainer, find_category, split_good,
-                                        synthetic_set)
+from pipelines.inspection.train import (MODELS, SPLIT_SEED, VAL_FRACTION, read_good_images,
+                                        synthetic_figures, synthetic_set)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,24 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", action="append", default=[],
                         help="a fitted model bundle to score instead of fitting (repeatable)")
     args = parser.parse_args(argv)
-    images, _ = read_folder(good_folder(find_category(args.data)))
-    fit_idx, val_idx = split_good(len(images), 0.2, 0)
-    fit, val = images[fit_idx], images[val_idx]
-    synthetic = synthetic_set(val)
+    good = read_good_images(Path(args.data), VAL_FRACTION, SPLIT_SEED, lambda s: None)
+    synthetic = synthetic_set(good.val)
     for folder in args.bundle:
         detector, manifest = load_bundle(Path(folder), n_jobs=args.threads)
         report({"bundle": folder, "version": manifest.get("version")},
-               evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
-                             synthetic.masks, None))
+               synthetic_figures(detector, synthetic, None))
     for setting in [] if args.bundle else args.settings or [{}]:
         started = time.perf_counter()
         detector = MODELS[args.model](**{"n_jobs": args.threads, **setting})
-        detector.fit(fit.astype(np.float32))
+        detector.fit(good.fit.astype(np.float32))
         seconds = time.perf_counter() - started
-        result = evaluate_maps(_explainer(detector), synthetic.images, synthetic.labels,
-                               synthetic.masks, None)
         report({"model": args.model, "setting": setting, "fit_seconds": round(seconds, 1)},
-               result)
+               synthetic_figures(detector, synthetic, None))
     return 0
 
 
