@@ -85,25 +85,29 @@ def _blob(image: np.ndarray, rng: np.random.Generator, reach: float, radii: tupl
     return u ** 2 + v ** 2, (cy, cx)
 
 
+def _paint(image: np.ndarray, d: np.ndarray, opacity: float, colour: np.ndarray) -> np.ndarray:
+    """``colour`` laid over ``image`` at ``opacity`` inside a :func:`_blob`, fading out between
+    its edge (``d`` = 1) and half as far again (``d`` = 1.5)."""
+    alpha = np.clip(1.5 - d, 0, 1)[..., None] * opacity
+    return np.clip(image * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+
+
 def spot(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A soft elliptical blob of a random colour somewhere on the part."""
     d, _ = _blob(image, rng, 0.75, (80, 12))
-    alpha = np.clip(1.5 - d, 0, 1)[..., None] * rng.uniform(0.5, 1.0)
-    colour = rng.uniform(0, 255, size=3)
-    out = np.clip(image * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
-    return out, d <= 1.0
+    opacity = rng.uniform(0.5, 1.0)
+    return _paint(image, d, opacity, rng.uniform(0, 255, size=3)), d <= 1.0
 
 
 def faint(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A small half-transparent blob 40-100 grey levels lighter or darker than the part there."""
     size = image.shape[0]
     d, (cy, cx) = _blob(image, rng, 0.85, (100, 30))
-    alpha = np.clip(1.5 - d, 0, 1)[..., None] * rng.uniform(0.3, 0.7)
+    opacity = rng.uniform(0.3, 0.7)
     under = image[int(np.clip(cy, 0, size - 1)), int(np.clip(cx, 0, size - 1))].astype(float)
     colour = np.clip(under + rng.choice([-1, 1]) * rng.uniform(40, 100)
                      + rng.normal(0, 20, 3), 0, 255)
-    out = np.clip(image * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
-    return out, d <= 1.0
+    return _paint(image, d, opacity, colour), d <= 1.0
 
 
 def crack(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
