@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import click
 from flask import (Blueprint, Flask, abort, current_app, flash, redirect, render_template,
@@ -60,15 +60,6 @@ class User(UserMixin):
         self.id, self.name, self.role = row["id"], row["name"], row["role"]
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back naive; they were stored in UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def _engine(engine: Engine | None) -> Engine:
@@ -105,7 +96,7 @@ def create_user(name: str, role: str, password: str, engine: Engine | None = Non
     try:
         with _engine(engine).begin() as conn:
             result = conn.execute(insert(db.users).values(
-                name=name, role=role, active=True, created=_now(),
+                name=name, role=role, active=True, created=db.utcnow(),
                 password_hash=generate_password_hash(password)))
             return int(result.inserted_primary_key[0])
     except IntegrityError:
@@ -121,14 +112,14 @@ def get_user(name: str, engine: Engine | None = None) -> dict | None:
 def list_users(engine: Engine | None = None) -> list[dict]:
     """Every user (never the password hash) with how many live tokens they hold, by name."""
     t, u = db.tokens.c, db.users.c
-    now = _now()
+    now = db.utcnow()
     with _engine(engine).connect() as conn:
         users = [dict(r) for r in conn.execute(select(u.id, u.name, u.role, u.active, u.created)
                                                .order_by(u.name)).mappings()]
         tokens = conn.execute(select(t.user_id, t.expires).where(t.revoked.is_(None))).all()
     live: dict[int, int] = {}
     for user_id, expires in tokens:
-        if expires is None or _aware(expires) > now:
+        if expires is None or db.aware(expires) > now:
             live[user_id] = live.get(user_id, 0) + 1
     for user in users:
         user["tokens"] = live.get(user["id"], 0)
@@ -178,7 +169,7 @@ def authenticate(name: str, password: str, engine: Engine | None = None) -> dict
 def record_login(name: str, user_id: int | None, success: bool,
                  remote_addr: str | None) -> None:
     with db.engine().begin() as conn:
-        conn.execute(insert(db.logins).values(created=_now(), name=(name or "")[:64],
+        conn.execute(insert(db.logins).values(created=db.utcnow(), name=(name or "")[:64],
                                               user_id=user_id, success=success,
                                               remote_addr=(remote_addr or "")[:64] or None))
 
@@ -219,10 +210,10 @@ def create_token(name: str, role: str | None = None, expires_days: float | None 
     if expires_days is not None and expires_days <= 0:
         raise AccountError("--expires is a number of days above 0")
     token = secrets.token_urlsafe(32)
-    expires = _now() + timedelta(days=expires_days) if expires_days is not None else None
+    expires = db.utcnow() + timedelta(days=expires_days) if expires_days is not None else None
     with _engine(engine).begin() as conn:
         result = conn.execute(insert(db.tokens).values(
-            user_id=user["id"], token_sha256=hash_token(token), role=role, created=_now(),
+            user_id=user["id"], token_sha256=hash_token(token), role=role, created=db.utcnow(),
             expires=expires))
         return int(result.inserted_primary_key[0]), token
 
@@ -230,7 +221,7 @@ def create_token(name: str, role: str | None = None, expires_days: float | None 
 def list_tokens(engine: Engine | None = None) -> list[dict]:
     """Every token (never the token itself) with its owner's name and its state."""
     t, u = db.tokens.c, db.users.c
-    now = _now()
+    now = db.utcnow()
     with _engine(engine).connect() as conn:
         rows = [dict(r) for r in conn.execute(
             select(t.id, t.role, t.created, t.expires, t.revoked, t.last_used,
@@ -238,7 +229,7 @@ def list_tokens(engine: Engine | None = None) -> list[dict]:
             .join(db.users, u.id == t.user_id).order_by(t.id.desc())).mappings()]
     for row in rows:
         row["state"] = ("revoked" if row["revoked"] is not None else
-                        "expired" if row["expires"] is not None and _aware(row["expires"]) <= now
+                        "expired" if row["expires"] is not None and db.aware(row["expires"]) <= now
                         else "live")
     return rows
 
@@ -250,7 +241,7 @@ def revoke_token(token_id: int, engine: Engine | None = None) -> bool:
         if conn.execute(select(t.id).where(t.id == token_id)).first() is None:
             return False
         conn.execute(update(db.tokens).where(t.id == token_id, t.revoked.is_(None))
-                     .values(revoked=_now()))
+                     .values(revoked=db.utcnow()))
         return True
 
 
@@ -267,9 +258,9 @@ def principal_for_token(token: str) -> Principal | None:
                            .where(t.token_sha256 == hash_token(token))).mappings().first()
         if row is None or row["revoked"] is not None or not row["active"]:
             return None
-        if row["expires"] is not None and _aware(row["expires"]) <= _now():
+        if row["expires"] is not None and db.aware(row["expires"]) <= db.utcnow():
             return None
-        conn.execute(update(db.tokens).where(t.id == row["id"]).values(last_used=_now()))
+        conn.execute(update(db.tokens).where(t.id == row["id"]).values(last_used=db.utcnow()))
     role = min(row["role"], row["owner_role"], key=RANK.__getitem__)
     return Principal(row["name"], role, "token", user_id=row["user_id"], token_id=row["id"])
 

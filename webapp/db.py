@@ -291,8 +291,17 @@ def engine() -> Engine:
     return current_app.extensions["fablens_db"]
 
 
-def _now() -> datetime:
+def utcnow() -> datetime:
+    """Now, in UTC: the time every table stores."""
     return datetime.now(timezone.utc)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC time: SQLite hands datetimes back naive (they were
+    written in UTC), PostgreSQL aware."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 def actor() -> str:
@@ -309,7 +318,7 @@ def record_registry_event(module: str, kind: str, version: str | None, *,
     """Record one registry change of ``module`` (``REGISTRY_KINDS``) with who, when and why."""
     if kind not in REGISTRY_KINDS:
         raise ValueError(f"unknown registry change '{kind}'")
-    row = {"module": module, "kind": kind, "version": version, "created": _now(),
+    row = {"module": module, "kind": kind, "version": version, "created": utcnow(),
            "user": actor(), "reason": (reason or "")[:500] or None,
            "base_version": base_version, "model": model, "value": value, "previous": previous}
     with engine().begin() as conn:
@@ -367,7 +376,7 @@ def record_shadow(run_id: int, module: str, version: str, *, status: str = "ok",
     """Store a shadow candidate's scores of run ``run_id`` (or why it could not score it)."""
     with engine().begin() as conn:
         return int(conn.execute(insert(shadow_scores).values(
-            run_id=run_id, created=_now(), module=module, version=version, status=status,
+            run_id=run_id, created=utcnow(), module=module, version=version, status=status,
             error=(error or "")[:500] or None, model=model, threshold=threshold,
             n_items=n_items, n_flagged=n_flagged, n_agree=n_agree,
             labelled=None if labelled is None else json.dumps(labelled),
@@ -458,7 +467,7 @@ def _closing_values(model: str, model_version: str | None, source: str | None, r
 
 def _start(conn, module: str, source: str | None, user: str | None) -> int:
     return int(conn.execute(insert(runs).values(
-        created=_now(), module=module, model="", source=(source or "")[:256], rows=0,
+        created=utcnow(), module=module, model="", source=(source or "")[:256], rows=0,
         flagged=0, status="running", user=actor() if user is None else user,
         worker=worker_marker())).inserted_primary_key[0])
 
@@ -546,7 +555,7 @@ def record_download(run_id: int, threshold: float, flagged: int, rows: int,
                     flagged_only: bool) -> None:
     """Record that a run's results were downloaded, decided at ``threshold``, and by whom."""
     with engine().begin() as conn:
-        conn.execute(insert(run_downloads).values(run_id=run_id, created=_now(),
+        conn.execute(insert(run_downloads).values(run_id=run_id, created=utcnow(),
                                                   threshold=threshold, flagged=flagged,
                                                   rows=rows, flagged_only=flagged_only,
                                                   user=actor()))
@@ -768,7 +777,7 @@ def close_abandoned_runs(eng: Engine, stale_after: timedelta, *, now: datetime |
     than ``stale_after`` ago (no request lasts that long: a worker elsewhere that still serves
     it has long been timed out). A run of a live worker elsewhere is never touched.
     """
-    cutoff = (now or _now()) - stale_after
+    cutoff = (now or utcnow()) - stale_after
     here = socket.gethostname() + ":"
     with eng.begin() as conn:
         found = conn.execute(select(runs.c.id, runs.c.worker, runs.c.created < cutoff)
@@ -821,7 +830,7 @@ def prune(eng: Engine, settings: Mapping, *, now: datetime | None = None) -> dic
     stay. Each transaction removes at most ``PRUNE_BATCH`` runs and events, so the database
     is never held long; it goes on until nothing is left to remove, so the work is what came
     in since the last pass. Returns what was removed: ``{"runs", "events"}``."""
-    now = now or _now()
+    now = now or utcnow()
     run_cutoff = now - timedelta(days=settings["RETAIN_RUNS_DAYS"])
     event_cutoff = now - timedelta(days=settings["RETAIN_EVENTS_DAYS"])
     removed = {"runs": 0, "events": 0}

@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import make_batch_frame, sqlite_url, stand_in_master, to_csv_bytes
 from webapp import create_app, jobs
-from webapp.db import upgrade
+from webapp.db import upgrade, utcnow
 from webapp.jobs.work import option_args, parse_progress
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,7 +233,7 @@ def test_a_job_whose_heartbeat_stopped_is_failed_by_whoever_reads_it(app):
     assert store.claim(engine, job_id)
     with engine.begin() as conn:  # a worker on another machine that went silent long ago
         conn.execute(store.jobs.update().where(store.jobs.c.id == job_id).values(
-            worker="elsewhere:1", heartbeat=store.now().replace(year=2020)))
+            worker="elsewhere:1", heartbeat=utcnow().replace(year=2020)))
     job = client.get(f"/api/v1/jobs/{job_id}").get_json()
     assert job["state"] == "failed" and "elsewhere:1" in job["error"]
 

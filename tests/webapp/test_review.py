@@ -19,7 +19,7 @@ from pipelines.wafermap.examples import synthetic_map
 from tests.conftest import sqlite_url
 from tests.wafermap.conftest import synthetic_maps
 from webapp import accounts, create_app, jobs
-from webapp.db import upgrade
+from webapp.db import upgrade, utcnow
 
 MVTEC = "mvtec/bottle/test"
 
@@ -463,7 +463,7 @@ def test_retention_prunes_unlabelled_items_and_keeps_labelled_ones(tmp_path):
     assert data["counts"]["total"] == 4 and data["counts"]["annotated"] == 1
     with app.app_context():  # older than REVIEW_KEEP_DAYS: the unlabelled go, the label stays
         removed = store.prune("wafermap", keep_days=1, keep_items=100,
-                              when=store.now() + timedelta(days=2))
+                              when=utcnow() + timedelta(days=2))
     assert removed == 3
     data = queue(client, state="all")
     assert [i["id"] for i in data["items"]] == [kept]
@@ -551,7 +551,7 @@ def test_items_labels_export_and_import_on_each_database(database_url, tmp_path)
         from webapp import db
 
         raced = {"module": "wafermap", "sha256": "f" * 64, "rows": 1, "cols": 1,
-                 "data": b"\x01", "uncertainty": 0.5, "created": store.now()}
+                 "data": b"\x01", "uncertainty": 0.5, "created": utcnow()}
         with db.engine().begin() as conn:  # two workers storing one content: one row, no error
             store._insert_new(conn, [raced])
             store._insert_new(conn, [raced])
@@ -560,6 +560,6 @@ def test_items_labels_export_and_import_on_each_database(database_url, tmp_path)
         assert store.prune("wafermap", keep_days=30, keep_items=1) == 2
         assert store.find_item("wafermap", "f" * 64) is not None
         assert store.prune("wafermap", keep_days=1, keep_items=100,
-                           when=store.now() + timedelta(days=3)) == 1
+                           when=utcnow() + timedelta(days=3)) == 1
     assert queue(client, state="all")["counts"] == {
         "pending": 0, "annotated": 1, "conflict": 0, "settled": 1, "total": 2, "reviewed": 2}

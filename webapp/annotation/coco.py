@@ -30,6 +30,7 @@ from pipelines.core.coco import box_polygon, check_document, mask_bbox, rle_deco
 from pipelines.core.problems import Problem, SchemaError
 from webapp.annotation import store
 from webapp.annotation.kinds import KINDS, MAX_BOXES, Kind
+from webapp.db import aware, utcnow
 
 COCO_VERSION = "1.0"
 
@@ -175,7 +176,7 @@ def export_document(module: str, *, images: bool = False) -> dict:
                 "area": int(cells.sum()), "iscrowd": 1, "segmentation": rle_encode(cells),
                 "attributes": {"scope": "region", "shape": "mask"}})
     return {"info": {"description": f"FabLens review labels: {module}", "version": COCO_VERSION,
-                     "contributor": "FabLens", "date_created": _iso(store.now()),
+                     "contributor": "FabLens", "date_created": _iso(utcnow()),
                      "module": module, "with_images": bool(images or module == "wafermap"),
                      "left_out": {"conflicts": left_out}},
             "licenses": [], "images": out_images, "categories": categories,
@@ -212,7 +213,7 @@ def _when(text, path: str) -> datetime:
     except ValueError:
         raise SchemaError([Problem(f"'{str(text)[:40]}' is not an ISO date and time",
                                    path=path)]) from None
-    return store._aware(when)
+    return aware(when)
 
 
 def _planned_labels(kind: Kind, item: dict, image_annotations: list[tuple[int, dict]],

@@ -17,7 +17,7 @@ imported it (``recorded_by``).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterable, Iterator
 
 from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
@@ -75,15 +75,6 @@ annotations = Table(
 )
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _aware(when: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; they were written in UTC."""
-    if when is not None and when.tzinfo is None:
-        return when.replace(tzinfo=timezone.utc)
-    return when
 
 
 # -- the state of an item -------------------------------------------------------------------------
@@ -115,7 +106,7 @@ def _histories(conn, ids: Iterable[int]) -> dict[int, list[dict]]:
         for row in conn.execute(select(annotations).where(annotations.c.item_id.in_(part))
                                 .order_by(annotations.c.id)).mappings():
             row = dict(row)
-            row["created"] = _aware(row["created"])
+            row["created"] = db.aware(row["created"])
             out[row["item_id"]].append(row)
     return out
 
@@ -166,7 +157,7 @@ def add_items(module: str, run_id: int | None, items: Iterable[dict], *, keep_da
     function of nothing (a photo's packed pixels): it is called only for an item not stored
     yet. Then prune the module's unlabelled items beyond the retention. One transaction (one
     commit: the cost a prediction pays is mostly this). Returns how many items were new."""
-    when = now()
+    when = db.utcnow()
     seen: set[str] = set()
     added = 0
     with db.engine().begin() as conn:
@@ -198,7 +189,7 @@ def prune(module: str, *, keep_days: int, keep_items: int, when: datetime | None
 
 def _prune(conn, module: str, *, keep_days: int, keep_items: int,
            when: datetime | None = None) -> int:
-    cutoff = (when or now()) - timedelta(days=keep_days)
+    cutoff = (when or db.utcnow()) - timedelta(days=keep_days)
     unlabelled = and_(review_items.c.module == module,
                       review_items.c.id.not_in(select(annotations.c.item_id)))
     # the newest unlabelled item beyond the newest keep_items (ids grow with time)
@@ -213,7 +204,7 @@ def add_annotation(item_id: int, label: str, *, user: str, regions: dict | None 
                    mask: bytes | None = None, settles: bool = False, source: str = "page",
                    recorded_by: str | None = None, created: datetime | None = None) -> dict:
     """Record one label of item ``item_id``; the row as stored."""
-    row = {"item_id": item_id, "created": created or now(), "user": user[:128],
+    row = {"item_id": item_id, "created": created or db.utcnow(), "user": user[:128],
            "label": label, "regions": json.dumps(regions) if regions else None, "mask": mask,
            "settles": bool(settles), "source": source, "recorded_by": (recorded_by or user)[:128]}
     with db.engine().begin() as conn:
@@ -231,7 +222,7 @@ def get_item(item_id: int) -> dict | None:
             return None
         item = dict(row)
         item["history"] = _histories(conn, [item_id])[item_id]
-    item["created"] = _aware(item["created"])
+    item["created"] = db.aware(item["created"])
     item["state"] = item_state(item["history"])
     return item
 
@@ -250,7 +241,7 @@ def insert_item(module: str, item: dict) -> int:
         return found
     with db.engine().begin() as conn:
         return int(conn.execute(insert(review_items).values(
-            {"created": now(), "module": module, **item})).inserted_primary_key[0])
+            {"created": db.utcnow(), "module": module, **item})).inserted_primary_key[0])
 
 
 def module_items(module: str, *, keep_days: int | None = None,
@@ -262,11 +253,11 @@ def module_items(module: str, *, keep_days: int | None = None,
             review_items.c.module == module).order_by(review_items.c.id.desc())
         rows = [dict(r) for r in conn.execute(query).mappings()]
         histories = _histories(conn, annotated_ids(conn, module))
-    cutoff = now() - timedelta(days=keep_days) if keep_days else None
+    cutoff = db.utcnow() - timedelta(days=keep_days) if keep_days else None
     out = []
     for row in rows:
         row["history"] = histories.get(row["id"], [])
-        if cutoff is not None and not row["history"] and _aware(row["created"]) < cutoff:
+        if cutoff is not None and not row["history"] and db.aware(row["created"]) < cutoff:
             continue
         out.append(row)
     return out
@@ -283,7 +274,7 @@ def items_by_id(ids: list[int], with_data: bool = False) -> dict[int, dict]:
             part = ids[start:start + CHUNK]
             for row in conn.execute(select(*wanted).where(review_items.c.id.in_(part))
                                     ).mappings():
-                out[row["id"]] = dict(row) | {"created": _aware(row["created"])}
+                out[row["id"]] = dict(row) | {"created": db.aware(row["created"])}
         for item_id, history in _histories(conn, list(out)).items():
             out[item_id]["history"] = history
     return out
@@ -338,7 +329,7 @@ def labelled_items(module: str) -> list[dict]:
             for row in conn.execute(select(review_items).where(
                     and_(review_items.c.id.in_(ids[start:start + CHUNK])))
                     .order_by(review_items.c.id)).mappings():
-                item = dict(row) | {"created": _aware(row["created"])}
+                item = dict(row) | {"created": db.aware(row["created"])}
                 item["history"] = histories[item["id"]]
                 item["state"] = item_state(item["history"])
                 out.append(item)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Mapping
 
 from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
                         String, Table, Text, false, insert, select, update)
 from sqlalchemy.engine import Engine
 
-from webapp.db import metadata, pid_alive
+from webapp.db import aware, metadata, pid_alive, utcnow
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -69,20 +69,9 @@ uploads = Table(
 )
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def worker_marker(pid: int | None = None) -> str:
     """This process (or process ``pid`` on this host), as ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"[:128]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes; they were written in UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def _row(row) -> dict:
@@ -90,7 +79,7 @@ def _row(row) -> dict:
     for key in ("params", "result"):
         out[key] = json.loads(out[key]) if out.get(key) else None
     for key in ("created", "started", "finished", "heartbeat"):
-        out[key] = _aware(out.get(key))
+        out[key] = aware(out.get(key))
     return out
 
 
@@ -98,7 +87,7 @@ def _row(row) -> dict:
 def create(engine: Engine, kind: str, module: str, user: str, data: str, params: dict) -> int:
     with engine.begin() as conn:
         return int(conn.execute(insert(jobs).values(
-            created=now(), kind=kind, module=module, state="queued", user=user,
+            created=utcnow(), kind=kind, module=module, state="queued", user=user,
             data=data[:256], params=json.dumps(params), log="")).inserted_primary_key[0])
 
 
@@ -133,7 +122,7 @@ def by_run(engine: Engine, run_ids: list[int]) -> dict[int, int]:
 def claim(engine: Engine, job_id: int) -> bool:
     """Mark a queued job running on this worker; False when it is not queued (cancelled
     while it waited, or taken already)."""
-    stamp = now()
+    stamp = utcnow()
     with engine.begin() as conn:
         return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued")
                             .values(state="running", started=stamp, heartbeat=stamp,
@@ -145,7 +134,7 @@ def beat(engine: Engine, job_id: int, *, done: int | None = None, total: int | N
          unit: str | None = None, stage: str | None = None, log: str | None = None) -> bool:
     """Renew a running job's heartbeat, with its progress and new log lines; whether a
     cancel was asked for (the job stops at its next step)."""
-    values: dict = {"heartbeat": now()}
+    values: dict = {"heartbeat": utcnow()}
     if done is not None:
         values["progress_done"] = done
     if total is not None:
@@ -177,7 +166,7 @@ def finish(engine: Engine, job_id: int, state: str, *, error: str | None = None,
     """Close a running job (``done``, ``failed`` or ``cancelled``); whether it was running."""
     if state not in FINISHED:
         raise ValueError(f"a job ends done, failed or cancelled, not {state}")
-    values = {"state": state, "finished": now(), "error": (error or "")[:500] or None,
+    values = {"state": state, "finished": utcnow(), "error": (error or "")[:500] or None,
               "result": None if result is None else json.dumps(result), "run_id": run_id}
     with engine.begin() as conn:
         if log:
@@ -192,7 +181,7 @@ def cancel(engine: Engine, job_id: int) -> str | None:
     (``cancelled``, or ``running`` with the cancel asked), or None when it had finished."""
     with engine.begin() as conn:
         if conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "queued")
-                        .values(state="cancelled", finished=now(), cancel_requested=True,
+                        .values(state="cancelled", finished=utcnow(), cancel_requested=True,
                                 error="cancelled before it started")).rowcount:
             return "cancelled"
         if conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.state == "running")
@@ -211,7 +200,7 @@ def requeue(engine: Engine, job_id: int, why: str) -> bool:
             return False
         if row.attempts >= MAX_ATTEMPTS or row.cancel_requested:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(
-                state="cancelled" if row.cancel_requested else "failed", finished=now(),
+                state="cancelled" if row.cancel_requested else "failed", finished=utcnow(),
                 error=None if row.cancel_requested else
                 f"{why}; it was started {row.attempts} times and is not tried again"[:500]))
             return False
@@ -232,19 +221,19 @@ def _process_gone(marker: str | None) -> bool:
 def close_abandoned(engine: Engine, stale_seconds: float) -> list[int]:
     """Close as failed every running job whose worker is gone: its process on this host no
     longer exists, or its heartbeat is older than ``stale_seconds`` (any host). Their ids."""
-    limit = now() - timedelta(seconds=stale_seconds)
+    limit = utcnow() - timedelta(seconds=stale_seconds)
     with engine.connect() as conn:
         running = conn.execute(select(jobs.c.id, jobs.c.worker, jobs.c.heartbeat)
                                .where(jobs.c.state == "running")).all()
     closed = []
     for job_id, worker, heartbeat in running:
-        heartbeat = _aware(heartbeat)
+        heartbeat = aware(heartbeat)
         if _process_gone(worker) or heartbeat is None or heartbeat < limit:
             with engine.begin() as conn:
                 if conn.execute(update(jobs).where(jobs.c.id == job_id,
                                                    jobs.c.state == "running",
                                                    jobs.c.worker == worker)
-                                .values(state="failed", finished=now(),
+                                .values(state="failed", finished=utcnow(),
                                         error=f"{WORKER_DIED} ({worker})"[:500])).rowcount:
                     closed.append(job_id)
     return closed
@@ -261,7 +250,7 @@ def close_worker_jobs(engine: Engine, marker: str) -> list[int]:
         if ids:
             conn.execute(update(jobs).where(jobs.c.id.in_(ids), jobs.c.state == "running",
                                             jobs.c.worker == marker)
-                         .values(state="failed", finished=now(),
+                         .values(state="failed", finished=utcnow(),
                                  error=f"{WORKER_DIED} ({marker})"[:500]))
     return ids
 
@@ -276,7 +265,7 @@ def queued_ids(engine: Engine) -> list[int]:
 def create_upload(engine: Engine, user: str, name: str, size: int) -> int:
     with engine.begin() as conn:
         return int(conn.execute(insert(uploads).values(
-            created=now(), user=user, name=name[:256], size=size, received=0))
+            created=utcnow(), user=user, name=name[:256], size=size, received=0))
             .inserted_primary_key[0])
 
 
